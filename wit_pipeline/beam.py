@@ -1,0 +1,82 @@
+"""Beam wiring shared by every stage: pipeline options, running, counters.
+
+Stages build their graph with ``make_pipeline(beam_args)``, count every drop
+with ``counter(stage, reason)``, and finish with ``run(pipeline)``, which waits
+for the job and returns its counters as ``{"stage/name": value}`` for the
+stage's stats.json. The graph is the same whatever runner the options name.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Sequence
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+
+from .errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def pipeline_options(beam_args: Sequence[str] | None = None) -> PipelineOptions:
+    """Options from trailing command-line flags; DirectRunner when no runner is named.
+
+    Unknown flags are a user mistake: Beam would only log a warning and run
+    with defaults, so we refuse them here instead.
+    """
+    beam_args = list(beam_args or [])
+    options = PipelineOptions(beam_args)
+    known = set(options.get_all_options(retain_unknown_options=False))
+    for arg in beam_args:
+        if arg.startswith("--"):
+            name = arg[2:].split("=", 1)[0].replace("-", "_")
+            if name not in known:
+                raise UserError(f"unknown Beam pipeline option {arg.split('=', 1)[0]!r}")
+    standard = options.view_as(StandardOptions)
+    if not standard.runner:
+        standard.runner = "DirectRunner"
+    direct = options.view_as(DirectOptions)
+    if standard.runner in ("DirectRunner", "direct") and direct.direct_num_workers in (None, 0):
+        direct.direct_num_workers = 1
+    return options
+
+
+def make_pipeline(beam_args: Sequence[str] | None = None) -> beam.Pipeline:
+    return beam.Pipeline(options=pipeline_options(beam_args))
+
+
+def counter(stage: str, name: str):
+    """A Beam counter; every drop reason and every in/out count is one of these."""
+    return Metrics.counter(stage, name)
+
+
+def run(pipeline: beam.Pipeline, stage: str | None = None) -> dict[str, int]:
+    """Run ``pipeline`` to completion and return its counters (``namespace/name`` keys).
+
+    With ``stage``, only that namespace's counters are returned, keyed by name.
+    """
+    result = pipeline.run()
+    state = result.wait_until_finish()
+    if state not in (None, "DONE") and str(state) != "DONE":
+        raise RuntimeError(f"pipeline ended in state {state}")
+    counters: dict[str, int] = {}
+    try:
+        query = result.metrics().query(MetricsFilter())
+    except NotImplementedError:  # some runners do not report metrics
+        return counters
+    for item in query["counters"]:
+        value = item.committed if item.committed is not None else item.attempted
+        key = f"{item.key.metric.namespace}/{item.key.metric.name}"
+        counters[key] = counters.get(key, 0) + int(value or 0)
+    if stage is not None:
+        prefix = f"{stage}/"
+        return {k[len(prefix):]: v for k, v in sorted(counters.items()) if k.startswith(prefix)}
+    return dict(sorted(counters.items()))
+
+
+def default_workers() -> int:
+    return max(1, os.cpu_count() or 1)

@@ -1,0 +1,80 @@
+"""The ``wit`` command: one subcommand per stage, each a thin wrapper over a library function.
+
+Stages register themselves: every module in ``STAGE_MODULES`` has a
+``register(subparsers)`` that adds its subcommand and sets ``func`` (called
+with the parsed ``argparse.Namespace``, returning an exit status). Commands
+that run Beam jobs set ``beam=True``: flags they do not know pass through to
+Beam's ``PipelineOptions`` as ``args.beam_args``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+from . import __version__
+from .errors import UserError
+from .progress import setup_logging
+
+# Subcommand modules, in the order `wit --help` lists them.
+STAGE_MODULES = [
+    "wit_pipeline.demo",
+    "wit_pipeline.sampleweb.cli",
+]
+
+log = logging.getLogger("wit")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line (plus usage) and exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="wit",
+        description="Build CLIP-style web image-text datasets (queries -> candidates -> select -> "
+        "download -> overlap) with Apache Beam, and train CLIP models on them.",
+        epilog="Run 'wit COMMAND --help' for a command's options. Beam pipeline options "
+        "(--runner, --direct_num_workers, --job_endpoint, ...) may follow any Beam stage's own.",
+    )
+    parser.add_argument("--version", action="version", version=f"wit-pipeline {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for module_name in STAGE_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if extra and not getattr(args, "beam", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.beam_args = extra
+    setup_logging(args.verbose)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"wit {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
+        print(f"wit {args.command}: error: {exc.strerror or exc}: {exc.filename}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"wit {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def run() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,53 @@
+"""``wit sampleweb serve|write``: run the sample web by hand, or write its files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from . import serve_sample_web
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    with serve_sample_web(args.seed, faults=not args.no_faults, latency_s=args.latency, port=args.port,
+                          n_images=args.images) as web:
+        if args.write:
+            web.write_files(args.write)
+        print(f"sample web (seed {args.seed}) at {web.base_url}/ ; Ctrl-C stops it", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            return 0
+
+
+def _cmd_write(args: argparse.Namespace) -> int:
+    with serve_sample_web(args.seed, faults=not args.no_faults, n_images=args.images) as web:
+        files = web.write_files(args.out)
+    print(json.dumps(files.__dict__, indent=2))
+    print("note: URLs in these files point at a server that has now stopped; "
+          "'wit sampleweb serve --write DIR' keeps one running", flush=True)
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("sampleweb", help="serve the built-in sample web on loopback, or write its files",
+                                   description="The deterministic sample web that 'wit demo' and the tests use.")
+    commands = parser.add_subparsers(dest="sampleweb_command", metavar="ACTION", required=True)
+
+    def common(p):
+        p.add_argument("--seed", type=int, default=0, help="content seed (default 0)")
+        p.add_argument("--images", type=int, default=240, help="number of images (default 240)")
+        p.add_argument("--no-faults", action="store_true", help="switch the fault pages off")
+
+    serve = commands.add_parser("serve", help="serve on 127.0.0.1 until Ctrl-C")
+    common(serve)
+    serve.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    serve.add_argument("--latency", type=float, default=0.0, help="added seconds per response")
+    serve.add_argument("--write", metavar="DIR", help="also write its files (WAT, WARC, eval set, ...) to DIR")
+    serve.set_defaults(func=_cmd_serve)
+    write = commands.add_parser("write", help="write the sample web's files to a directory")
+    common(write)
+    write.add_argument("out", metavar="DIR")
+    write.set_defaults(func=_cmd_write)

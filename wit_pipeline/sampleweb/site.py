@@ -1,0 +1,224 @@
+"""The sample web's content model: which pages and images exist and what their alt texts say.
+
+Everything is a pure function of the seed, so a demo, a test and a benchmark
+run on the same seed see the same web. The HTTP server renders pages and images
+from this model on request; the Common Crawl writer describes the same pages.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from .draw import COLOURS, SHAPES
+
+ENGLISH_TEMPLATES = (
+    "a {c} {s} on a {b} background",
+    "{c} {s} on {b}",
+    "photo of a {c} {s}",
+    "a large {c} {s} drawn on {b} paper",
+    "the {s} is {c} and the background is {b}",
+    "{c} {s} icon against a {b} backdrop",
+)
+# Non-English alt texts, so the language filter has something to remove.
+FOREIGN_CAPTIONS = (
+    "un cercle rouge sur un fond bleu clair",
+    "ein großes gelbes Dreieck auf grünem Hintergrund",
+    "una estrella azul sobre un fondo blanco",
+    "un quadrato viola su sfondo nero",
+    "uma cruz laranja sobre fundo amarelo",
+)
+# Alt texts a caption filter must drop: file names, boilerplate, too short.
+BOILERPLATE_CAPTIONS = ("IMG_1234.JPG", "image", "logo", "DSC00042.jpg", "", "photo")
+
+
+@dataclass(frozen=True)
+class WebImage:
+    id: int
+    shape: str
+    colour: str
+    background: str
+    width: int
+    height: int
+    fmt: str                      # "jpg" or "png"
+    caption: str                  # the alt text used on its pages
+    language: str                 # "en", "xx" (foreign) or "boilerplate"
+    eval_copy_of: str | None = None   # eval image id (``shape/NNNNN.jpg``) this is a transformed copy of
+
+    @property
+    def path(self) -> str:
+        return f"/img/{self.id:05d}.{self.fmt}"
+
+
+@dataclass(frozen=True)
+class ImgTag:
+    src: str                      # as written in the HTML (relative, absolute or protocol-relative)
+    alt: str | None
+    image_id: int | None          # None for fault or data: images
+    srcset: str | None = None
+
+
+@dataclass(frozen=True)
+class WebPage:
+    path: str
+    title: str
+    base_href: str | None
+    imgs: tuple[ImgTag, ...]
+    links: tuple[str, ...]
+
+
+@dataclass
+class Site:
+    seed: int
+    images: list[WebImage]
+    pages: list[WebPage]
+    eval_images: list["EvalImage"] = field(default_factory=list)
+
+    def image_by_id(self, image_id: int) -> WebImage:
+        return self.images[image_id]
+
+
+@dataclass(frozen=True)
+class EvalImage:
+    eval_id: str                  # ``shape/NNNNN.jpg``, the path under the eval root
+    shape: str
+    colour: str
+    background: str
+    size: tuple[int, int]
+    draw_seed: int
+    planted_as: int | None        # web image id of its transformed copy, if planted
+
+
+def english_caption(rng: random.Random, colour: str, shape: str, background: str) -> str:
+    return rng.choice(ENGLISH_TEMPLATES).format(c=colour, s=shape, b=background)
+
+
+def _pick_colours(rng: random.Random) -> tuple[str, str]:
+    colour = rng.choice(list(COLOURS))
+    background = rng.choice([c for c in COLOURS if c != colour])
+    return colour, background
+
+
+def _size(rng: random.Random) -> tuple[int, int]:
+    roll = rng.random()
+    if roll < 0.06:  # too small for the default --min-image-size
+        return rng.randint(60, 150), rng.randint(60, 150)
+    if roll < 0.10:  # too elongated for the default --max-aspect-ratio
+        return rng.randint(800, 960), rng.randint(180, 220)
+    return rng.randint(224, 640), rng.randint(224, 520)
+
+
+def build_site(seed: int = 0, n_images: int = 240, images_per_page: int = 8, n_eval_per_class: int = 8,
+               n_planted: int = 9) -> Site:
+    """The whole sample web as data. ``n_planted`` eval images also appear on the web, transformed."""
+    rng = random.Random(seed)
+    eval_images: list[EvalImage] = []
+    for shape in SHAPES:
+        for k in range(n_eval_per_class):
+            colour, background = _pick_colours(rng)
+            eval_images.append(EvalImage(
+                eval_id=f"{shape}/{len(eval_images):05d}.jpg", shape=shape, colour=colour,
+                background=background, size=(rng.randint(240, 400), rng.randint(240, 400)),
+                draw_seed=rng.randrange(2**31), planted_as=None))
+    planted_eval = rng.sample(range(len(eval_images)), min(n_planted, len(eval_images)))
+    planted_ids = rng.sample(range(n_images), len(planted_eval))
+    plant_for_image = dict(zip(planted_ids, planted_eval))
+
+    images: list[WebImage] = []
+    for image_id in range(n_images):
+        eval_index = plant_for_image.get(image_id)
+        if eval_index is not None:
+            source = eval_images[eval_index]
+            eval_images[eval_index] = EvalImage(**{**source.__dict__, "planted_as": image_id})
+            colour, shape, background = source.colour, source.shape, source.background
+            width, height = source.size
+        else:
+            colour, background = _pick_colours(rng)
+            shape = rng.choice(SHAPES)
+            width, height = _size(rng)
+        roll = rng.random()
+        if eval_index is not None or roll < 0.84:
+            caption, language = english_caption(rng, colour, shape, background), "en"
+        elif roll < 0.93:
+            caption, language = rng.choice(FOREIGN_CAPTIONS), "xx"
+        else:
+            caption, language = rng.choice(BOILERPLATE_CAPTIONS), "boilerplate"
+        images.append(WebImage(
+            id=image_id, shape=shape, colour=colour, background=background, width=width, height=height,
+            fmt="png" if rng.random() < 0.25 else "jpg", caption=caption, language=language,
+            eval_copy_of=eval_images[eval_index].eval_id if eval_index is not None else None))
+
+    pages = _build_pages(rng, images, images_per_page)
+    return Site(seed=seed, images=images, pages=pages, eval_images=eval_images)
+
+
+def _img_src(rng: random.Random, image: WebImage, page_index: int, base_href: str | None) -> tuple[str, str | None]:
+    """How a page refers to an image: every URL form a real extractor must resolve."""
+    style = (image.id + page_index) % 5
+    if base_href is not None:  # <base href="/media/">: relative paths resolve under it
+        return f"img/{image.id:05d}.{image.fmt}", None
+    if style == 0:
+        return image.path, None                                   # site-relative
+    if style == 1:
+        return f"../img/{image.id:05d}.{image.fmt}", None         # document-relative from /page/
+    if style == 2:
+        return "{origin}" + image.path, None                       # absolute
+    if style == 3:
+        return "//{authority}" + image.path, None                  # protocol-relative
+    small = f"{image.path}?w=160"
+    return small, f"{small} 160w, {image.path} {image.width}w"     # srcset: the largest is the original
+
+
+def _build_pages(rng: random.Random, images: list[WebImage], per_page: int) -> list[WebPage]:
+    order = list(range(len(images)))
+    rng.shuffle(order)
+    chunks = [order[i:i + per_page] for i in range(0, len(order), per_page)]
+    pages: list[WebPage] = []
+    for index, chunk in enumerate(chunks):
+        gallery = index % 4 == 3
+        path = f"/gallery/{index:03d}.html" if gallery else f"/page/{index:03d}.html"
+        base_href = "/media/" if gallery else None
+        tags = []
+        for image_id in chunk:
+            src, srcset = _img_src(rng, images[image_id], index, base_href)
+            tags.append(ImgTag(src=src, alt=images[image_id].caption, image_id=image_id, srcset=srcset))
+        # The site logo on every page (boilerplate alt), a tracking pixel with no alt, and a data: URI.
+        tags.append(ImgTag(src="/static/logo.png", alt="logo", image_id=None))
+        tags.append(ImgTag(src="/static/pixel.gif", alt=None, image_id=None))
+        if index % 3 == 0:
+            tags.append(ImgTag(src="data:image/png;base64,iVBORw0KGgo=", alt="a red circle inline", image_id=None))
+        if index > 0 and index % 5 == 0:
+            # The same image with the same alt text on a second page: exact (url, text) duplicates.
+            previous = chunks[index - 1][0]
+            src, srcset = images[previous].path, None
+            tags.append(ImgTag(src=src, alt=images[previous].caption, image_id=previous, srcset=srcset))
+        links = tuple(p for p in (f"/page/{(index + 1) % len(chunks):03d}.html", "/") if p != path)
+        pages.append(WebPage(path=path, title=f"Sample gallery {index}", base_href=base_href,
+                             imgs=tuple(tags), links=links))
+    return pages
+
+
+def resolve_placeholders(src: str, origin: str) -> str:
+    """Fill in the ``{origin}``/``{authority}`` of absolute and protocol-relative URLs for a served site."""
+    return src.replace("{origin}", origin).replace("{authority}", origin.split("://", 1)[1])
+
+
+def page_html(page: WebPage, origin: str) -> str:
+    """The HTML of ``page`` as served from ``origin`` (``http://127.0.0.1:PORT``)."""
+    import html
+
+    head = [f"<title>{html.escape(page.title)}</title>", '<meta charset="utf-8">']
+    if page.base_href:
+        head.append(f'<base href="{page.base_href}">')
+    body = [f"<h1>{html.escape(page.title)}</h1>"]
+    for tag in page.imgs:
+        attrs = [f'src="{html.escape(resolve_placeholders(tag.src, origin))}"']
+        if tag.srcset:
+            attrs.append(f'srcset="{html.escape(tag.srcset)}"')
+        if tag.alt is not None:
+            attrs.append(f'alt="{html.escape(tag.alt)}"')
+        body.append(f"<figure><img {' '.join(attrs)}></figure>")
+    for link in page.links:
+        body.append(f'<p><a href="{link}">next</a></p>')
+    return ("<!DOCTYPE html>\n<html><head>" + "".join(head) + "</head>\n<body>\n"
+            + "\n".join(body) + "\n</body></html>\n")

@@ -1,0 +1,61 @@
+"""Text normalisation: the one home for it.
+
+The query builder (``queries/``) and caption matching (``wit_pipeline.select``)
+both go through these functions, so a query and a caption that say the same
+thing meet on equal terms.
+
+The rule, in order:
+
+1. Unicode NFKC (full-width letters, ligatures and compatibility forms fold to
+   their plain equivalents), control characters become spaces.
+2. Lower-case with ``str.lower`` unless ``keep_case`` (MetaCLIP matches case-
+   sensitively; we default to lower case and offer ``--keep-case``).
+3. Words are maximal runs of Unicode letters, digits and combining marks
+   (``\\w`` without ``_``); an apostrophe or hyphen *between* two such runs
+   joins them (``don't``, ``x-ray``, ``l'eau``). Everything else separates
+   words and is dropped.
+4. A text's canonical form is its words joined by single spaces; queries are
+   stored in canonical form, and word matching looks for ``" " + query + " "``
+   inside ``" " + canonical(caption) + " "`` (MetaCLIP's rule).
+
+Sentences (for bigram counting, which must not cross them) end at ``. ! ?``
+followed by white space, or at a newline.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_WORD = re.compile(r"[^\W_]+(?:['\u2019\-][^\W_]+)*")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+_CONTROL = re.compile(r"[\u0000-\u001f\u007f-\u009f]")
+_SPACES = re.compile(r"\s+")
+
+
+def normalize_text(text: str, keep_case: bool = False) -> str:
+    """NFKC, control characters to spaces, white space folded, lower-cased unless ``keep_case``."""
+    text = unicodedata.normalize("NFKC", text)
+    text = _CONTROL.sub(" ", text)
+    text = _SPACES.sub(" ", text).strip()
+    return text if keep_case else text.lower()
+
+
+def words(text: str, keep_case: bool = False) -> list[str]:
+    """The words of ``text`` under the documented rule (normalised first)."""
+    return [w.replace("\u2019", "'") for w in _WORD.findall(normalize_text(text, keep_case))]
+
+
+def sentences(text: str) -> list[str]:
+    """Split raw text into sentences; bigrams are never counted across the boundaries."""
+    return [s for s in _SENTENCE_END.split(text) if s.strip()]
+
+
+def canonical(text: str, keep_case: bool = False) -> str:
+    """Words joined by single spaces: the form queries are stored and matched in."""
+    return " ".join(words(text, keep_case))
+
+
+def padded(text: str, keep_case: bool = False) -> str:
+    """``" " + canonical(text) + " "``: a query ``q`` matches as a whole word iff ``f" {q} "`` is in it."""
+    return f" {canonical(text, keep_case)} "
