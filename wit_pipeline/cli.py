@@ -43,8 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"wit-pipeline {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for module_name in STAGE_MODULES:
-        importlib.import_module(module_name).register(subparsers)
+    # Importing Beam logs a warning about optional GCP clients on the root logger; it says
+    # nothing about the user's command, so keep it off the terminal.
+    logging.disable(logging.WARNING)
+    try:
+        for module_name in STAGE_MODULES:
+            importlib.import_module(module_name).register(subparsers)
+    finally:
+        logging.disable(logging.NOTSET)
     return parser
 
 

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .beam import pipeline_options
 from .errors import UserError
 from .sampleweb import SampleFiles, SampleWebServer, serve_sample_web
 
@@ -61,6 +62,7 @@ class DemoResult:
 def run_demo(out: str = "wit-demo", seed: int = 0, beam_args: list[str] | None = None) -> DemoResult:
     """Run every demo step on a freshly served sample web; returns the summary rows."""
     started = time.monotonic()
+    pipeline_options(beam_args)  # refuse bad Beam flags before any work is done
     os.makedirs(out, exist_ok=True)
     with serve_sample_web(seed=seed) as web:
         files = web.write_files(os.path.join(out, "sampleweb"))

@@ -1,0 +1,27 @@
+"""Shared fixtures: one sample web per test session, served on loopback, and its files on disk."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("WIT_PROGRESS", "0")
+
+from wit_pipeline.sampleweb import serve_sample_web  # noqa: E402
+
+# Faults that would slow every test down are kept small here; their declared behaviour is the same.
+TEST_SLOW_S = 1.5
+TEST_OVERSIZED_BYTES = 3 << 20
+
+
+@pytest.fixture(scope="session")
+def sample_web():
+    with serve_sample_web(seed=0, slow_s=TEST_SLOW_S, oversized_bytes=TEST_OVERSIZED_BYTES) as web:
+        yield web
+
+
+@pytest.fixture(scope="session")
+def sample_files(sample_web, tmp_path_factory):
+    return sample_web.write_files(str(tmp_path_factory.mktemp("sampleweb")))

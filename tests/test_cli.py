@@ -1,0 +1,88 @@
+"""The `wit` command: help, one-line errors with a non-zero exit, Beam options passed through."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from wit_pipeline.beam import pipeline_options
+from wit_pipeline.cli import STAGE_MODULES, main
+from wit_pipeline.errors import UserError
+
+
+def _wit(*args: str, cwd: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"}
+    return subprocess.run([sys.executable, "-m", "wit_pipeline", *args], capture_output=True, text=True,
+                          timeout=120, env=env, cwd=cwd)
+
+
+def test_help_lists_every_stage():
+    result = _wit("--help")
+    assert result.returncode == 0
+    for command in ("demo", "sampleweb"):
+        assert f"    {command}" in result.stdout
+    assert len(STAGE_MODULES) >= 2
+
+
+def test_every_command_has_help(capsys):
+    import argparse
+
+    from wit_pipeline.cli import build_parser
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name in subparsers.choices:
+        with pytest.raises(SystemExit) as exit_:
+            main([name, "--help"])
+        assert exit_.value.code == 0, name
+        assert "usage: wit" in capsys.readouterr().out
+
+
+def test_no_command_prints_help_and_fails(capsys):
+    assert main([]) == 2
+    assert "usage: wit" in capsys.readouterr().out
+
+
+def test_unknown_command_is_a_one_line_error():
+    result = _wit("no-such-stage")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "invalid choice" in result.stderr
+
+
+def test_unknown_flag_on_a_non_beam_command_is_refused():
+    result = _wit("sampleweb", "write", "/tmp/x", "--bogus")
+    assert result.returncode == 2 and "unrecognized arguments: --bogus" in result.stderr
+
+
+def test_unusable_output_path_is_a_one_line_error(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = _wit("demo", "--out", str(blocker))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "not a directory" in result.stderr
+
+
+def test_unknown_beam_option_is_refused_not_ignored():
+    with pytest.raises(UserError, match="--no_such_beam_flag"):
+        pipeline_options(["--no_such_beam_flag=1"])
+    result = _wit("demo", "--out", "/tmp/wit-never-written", "--no_such_beam_flag=1")
+    assert result.returncode == 2 and "unknown Beam pipeline option" in result.stderr
+    assert not os.path.exists("/tmp/wit-never-written/sampleweb")
+
+
+def test_beam_options_default_to_direct_runner_and_pass_through():
+    options = pipeline_options([]).get_all_options()
+    assert options["runner"] == "DirectRunner"
+    options = pipeline_options(["--runner", "PortableRunner", "--job_endpoint", "localhost:1"]).get_all_options()
+    assert options["runner"] == "PortableRunner" and options["job_endpoint"] == "localhost:1"
+
+
+def test_version():
+    result = _wit("--version")
+    assert result.returncode == 0 and result.stdout.startswith("wit-pipeline ")
