@@ -1,0 +1,112 @@
+"""The query list on disk, and the loader later stages use.
+
+A queries DIR holds:
+
+* ``queries.parquet``: one row per query, sorted by ``query`` (unique), with
+  ``sources`` (list of ``unigram``/``bigram``/``title``/``wordnet``) and the
+  statistics it was admitted on: ``count`` (Wikipedia count of the word or
+  bigram), ``pmi`` (bigrams), ``views`` (titles), ``synsets`` (WordNet);
+* ``queries.txt``: the queries, one per line, same order;
+* ``stats.json``: entries per source, overlaps, input counts, thresholds.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from wit_pipeline import fileio
+from wit_pipeline.errors import UserError
+from wit_pipeline.text import canonical
+
+PARQUET_NAME = "queries.parquet"
+TEXT_NAME = "queries.txt"
+STATS_NAME = "stats.json"
+
+SCHEMA = pa.schema([
+    ("query", pa.string()),
+    ("sources", pa.list_(pa.string())),
+    ("count", pa.int64()),
+    ("pmi", pa.float64()),
+    ("views", pa.int64()),
+    ("synsets", pa.int64()),
+])
+
+
+def write_query_files(rows: list[dict], out: str) -> int:
+    """Write queries.parquet and queries.txt (sorted, atomic); returns the number of rows."""
+    rows = sorted(rows, key=lambda row: row["query"])
+    table = pa.Table.from_pylist(rows, schema=SCHEMA)
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    fileio.makedirs(out)
+    fileio.write_bytes_atomic(fileio.join(out, PARQUET_NAME), buffer.getvalue())
+    fileio.write_text_atomic(fileio.join(out, TEXT_NAME), "".join(row["query"] + "\n" for row in rows))
+    return len(rows)
+
+
+def read_query_table(out: str) -> pa.Table:
+    path = fileio.join(out, PARQUET_NAME)
+    if not fileio.exists(path):
+        raise UserError(f"{out!r} is not a queries directory (no {PARQUET_NAME})")
+    return pq.read_table(io.BytesIO(fileio.read_bytes(path)))
+
+
+def load_queries(path: str, keep_case: bool = False) -> list[str]:
+    """The queries of a queries DIR, a ``queries.parquet`` or a plain text file (one query a line).
+
+    Queries from a DIR or parquet are already in canonical form and are used as
+    they are. Lines of a text file are normalised with ``canonical(line,
+    keep_case)`` (the rule captions are matched with), blank lines dropped and
+    duplicates removed keeping the first. Raises UserError when nothing is left.
+    """
+    is_dir = os.path.isdir(path) if not fileio.is_remote(path) else fileio.exists(fileio.join(path, PARQUET_NAME))
+    if is_dir:
+        queries = read_query_table(path).column("query").to_pylist()
+    elif path.endswith(".parquet"):
+        queries = pq.read_table(io.BytesIO(fileio.read_bytes(path)), columns=["query"]).column("query").to_pylist()
+    else:
+        if not fileio.exists(path):
+            raise UserError(f"query list {path!r} does not exist")
+        try:
+            text = fileio.read_text(path)
+        except UnicodeDecodeError as exc:
+            raise UserError(f"query list {path!r} is not UTF-8 text (byte {exc.start})") from None
+        queries = []
+        seen = set()
+        for line in text.splitlines():
+            query = canonical(line, keep_case)
+            if query and query not in seen:
+                seen.add(query)
+                queries.append(query)
+    if not queries:
+        raise UserError(f"query list {path!r} is empty")
+    return queries
+
+
+def format_stats(stats: dict) -> str:
+    """The summary ``wit queries stats`` prints: entries per source, overlaps, inputs."""
+    lines = [f"{'source':<10} {'entries':>10} {'only this':>10}"]
+    for source, count in stats["by_source"].items():
+        lines.append(f"{source:<10} {count:>10,} {stats['only_source'].get(source, 0):>10,}")
+    lines.append(f"{'total':<10} {stats['entries']:>10,}")
+    lines.append("")
+    lines.append(f"{'overlap':<18} {'entries':>10}")
+    for pair, count in stats["overlap"].items():
+        lines.append(f"{pair:<18} {count:>10,}")
+    lines.append("")
+    lines.append("inputs")
+    for key, value in stats.get("inputs", {}).items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {v:,}" for k, v in value.items()) or "none"
+        elif isinstance(value, int):
+            value = f"{value:,}"
+        lines.append(f"  {key:<28} {value}")
+    thresholds = stats.get("thresholds", {})
+    if thresholds:
+        lines.append("")
+        lines.append("thresholds  " + ", ".join(f"{k} {v}" for k, v in thresholds.items()))
+    return "\n".join(lines)

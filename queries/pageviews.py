@@ -1,0 +1,66 @@
+"""Wikimedia hourly pageview dumps (``pageviews-YYYYMMDD-HH0000.gz``).
+
+Each line is ``domain_code page_title count_views response_size``. Only the
+English Wikipedia's rows count (``en`` desktop and ``en.m`` mobile); titles in a
+namespace (``Talk:``, ``File:``, ``Special:`` ...) are not articles and are
+ignored. Titles are percent-decoded when they are percent-encoded, and use
+underscores for spaces.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+from urllib.parse import unquote
+
+from wit_pipeline import fileio
+from wit_pipeline.errors import UserError
+
+from .wikidump import namespace_prefix
+
+ENGLISH_DOMAINS = frozenset({"en", "en.m"})
+
+
+@dataclass(frozen=True)
+class PageviewLine:
+    domain: str
+    title: str
+    views: int
+
+
+def parse_pageview_line(line: bytes | str) -> PageviewLine | None:
+    """One dump line -> PageviewLine; None when it does not have the documented shape."""
+    if isinstance(line, bytes):
+        try:
+            line = line.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    fields = line.split(" ")
+    if len(fields) not in (3, 4):  # response_size was dropped from some years' files
+        return None
+    domain, title, views = fields[0], fields[1], fields[2].strip()
+    if not views.isdigit() or not title:
+        return None
+    if "%" in title:
+        title = unquote(title)
+    return PageviewLine(domain=domain, title=title.replace("_", " "), views=int(views))
+
+
+def is_article_view(row: PageviewLine, domains: frozenset[str] = ENGLISH_DOMAINS) -> str | None:
+    """None if the row counts towards an article title, else the reason it does not."""
+    if row.domain not in domains:
+        return "other_wiki"
+    if namespace_prefix(row.title) is not None:
+        return "namespace"
+    return None
+
+
+def iter_pageview_file(path: str) -> Iterator[PageviewLine | None]:
+    """Every line of one dump file, parsed (None for a malformed line); gz/bz2 decompressed."""
+    line_number = 0
+    try:
+        with fileio.open_read(path) as handle:
+            for line_number, raw in enumerate(handle, 1):
+                yield parse_pageview_line(raw.rstrip(b"\r\n"))
+    except (OSError, EOFError) as exc:
+        raise UserError(f"{path}: cannot read pageviews after line {line_number}: {exc}") from None

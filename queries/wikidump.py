@@ -1,0 +1,375 @@
+"""Streaming reader of MediaWiki XML exports (``pages-articles``), split into byte ranges.
+
+A dump is read as independent ``ReadRange``s so that many workers share one
+file and none holds more than a page and a read buffer:
+
+* plain ``.xml``: a range owns the pages whose ``<page>`` tag starts inside it
+  (``<`` is always escaped inside page text, so the tag cannot appear there);
+* ``.bz2``: a range owns the bz2 *streams* that start inside it (found by the
+  stream magic ``BZh1``-``BZh9`` + block magic), and, inside them, the pages whose
+  ``<page>`` tag starts there. Wikimedia's ``multistream`` dumps hold 100 pages
+  per stream, so they split finely; an ordinary single-stream ``.bz2`` is one
+  stream and is read by the range at offset 0;
+* anything else Beam can decompress (``.gz``, ...) is one range.
+
+A range reads past its end only to finish its last page. Errors name the file
+and the position: a corrupt or truncated bz2 stream, a file that ends inside a
+page or without ``</mediawiki>``, a file that is not a MediaWiki export at all.
+A single page that is not well-formed XML or not UTF-8 is skipped and counted
+(``malformed``, ``undecodable``): the rest of the file is still readable.
+"""
+
+from __future__ import annotations
+
+import bz2
+import logging
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+from wit_pipeline import fileio
+from wit_pipeline.errors import UserError
+
+log = logging.getLogger(__name__)
+
+READ_CHUNK = 1 << 20
+DEFAULT_RANGE_BYTES = 64 << 20
+
+_PAGE_OPEN = b"<page>"
+_PAGE_CLOSE = b"</page>"
+_DOC_OPEN = b"<mediawiki"
+_DOC_CLOSE = b"</mediawiki>"
+# A bz2 stream header ("BZh" + block size digit) followed by the first block's magic (pi in BCD).
+_BZ2_STREAM_START = re.compile(rb"BZh[1-9]\x31\x41\x59\x26\x53\x59")
+_BZ2_MAGIC_LEN = 10
+
+# Namespace names of English Wikipedia (and their aliases) used when a page has no <ns> element.
+NAMESPACE_PREFIXES = frozenset({
+    "media", "special", "talk", "user", "user talk", "wikipedia", "wikipedia talk", "wp", "wt",
+    "project", "project talk", "file", "file talk", "image", "image talk", "mediawiki", "mediawiki talk",
+    "template", "template talk", "help", "help talk", "category", "category talk", "portal", "portal talk",
+    "draft", "draft talk", "timedtext", "timedtext talk", "module", "module talk", "book", "book talk",
+    "education program", "education program talk", "gadget", "gadget talk", "gadget definition",
+    "gadget definition talk", "topic",
+})
+
+
+def namespace_prefix(title: str) -> str | None:
+    """The namespace a title's prefix names (``"Talk:Circle"`` -> ``"talk"``), or None."""
+    prefix, colon, _ = title.partition(":")
+    if not colon:
+        return None
+    name = prefix.replace("_", " ").strip().lower()
+    return name if name in NAMESPACE_PREFIXES else None
+
+
+@dataclass(frozen=True)
+class Page:
+    title: str
+    ns: int
+    redirect: bool
+    text: str
+
+
+@dataclass(frozen=True)
+class ReadRange:
+    """Bytes ``[start, end)`` of ``path``; ``kind`` is ``plain``, ``bz2`` or ``whole``."""
+
+    path: str
+    start: int
+    end: int
+    kind: str
+
+
+class PageSkipped(Exception):
+    """One page could not be read; ``reason`` is the stats.json key it is counted under."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
+
+
+def range_kind(path: str) -> str:
+    lowered = path.lower()
+    if lowered.endswith(".bz2"):
+        return "bz2"
+    if lowered.endswith((".xml", ".txt")) or "." not in lowered.rsplit("/", 1)[-1]:
+        return "plain"
+    return "whole"  # .gz, .zst, ...: not splittable, Beam decompresses it as one stream
+
+
+def plan_ranges(path: str, size: int, range_bytes: int = DEFAULT_RANGE_BYTES) -> list[ReadRange]:
+    """Split one file into ranges of about ``range_bytes`` (one range when it cannot be split)."""
+    kind = range_kind(path)
+    if kind == "whole" or size <= range_bytes:
+        return [ReadRange(path, 0, max(size, 1), kind)]
+    return [ReadRange(path, start, min(start + range_bytes, size), kind) for start in range(0, size, range_bytes)]
+
+
+def parse_page(data: bytes) -> Page:
+    """One ``<page>...</page>`` element -> Page (the last revision's text); raises PageSkipped."""
+    try:
+        source = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PageSkipped("undecodable", f"not UTF-8 at byte {exc.start} of the page") from None
+    try:
+        element = ET.fromstring(source)
+    except ET.ParseError as exc:
+        raise PageSkipped("malformed", f"not well-formed XML: {exc}") from None
+    title = (element.findtext("title") or "").strip()
+    ns_text = element.findtext("ns")
+    if ns_text is not None and ns_text.strip().lstrip("-").isdigit():
+        ns = int(ns_text)
+    else:  # very old exports have no <ns>: infer it from the title
+        ns = 0 if namespace_prefix(title) is None else -1
+    revisions = element.findall("revision")
+    text = (revisions[-1].findtext("text") or "") if revisions else ""
+    redirect = element.find("redirect") is not None or text.lstrip()[:9].upper() == "#REDIRECT"
+    return Page(title=title, ns=ns, redirect=redirect, text=text)
+
+
+# --- byte sources: (chunk, owned) pairs in the order of the logical (decompressed) stream ---------
+
+
+def _plain_chunks(handle, start: int, end: int) -> Iterator[tuple[bytes, bool]]:
+    handle.seek(start)
+    position = start
+    while True:
+        chunk = handle.read(READ_CHUNK)
+        if not chunk:
+            return
+        if position < end < position + len(chunk):
+            yield chunk[: end - position], True
+            yield chunk[end - position :], False
+        else:
+            yield chunk, position < end
+        position += len(chunk)
+
+
+def _first_bz2_stream(handle, start: int, end: int) -> int | None:
+    """Offset of the first bz2 stream header starting in ``[start, end)``, or None."""
+    handle.seek(start)
+    position = start
+    carry = b""
+    while position < end:
+        chunk = handle.read(min(READ_CHUNK, end - position + _BZ2_MAGIC_LEN))
+        if not chunk:
+            return None
+        window = carry + chunk
+        match = _BZ2_STREAM_START.search(window)
+        if match is not None:
+            found = position - len(carry) + match.start()
+            return found if found < end else None
+        carry = window[-(_BZ2_MAGIC_LEN - 1):]
+        position += len(chunk)
+        handle.seek(position)
+    return None
+
+
+def _bz2_chunks(handle, path: str, start: int, end: int) -> Iterator[tuple[bytes, bool]]:
+    """Decompress consecutive bz2 streams from the first one starting in ``[start, end)``.
+
+    Chunks of streams starting at or after ``end`` are marked not owned; the
+    caller stops reading once it has finished the page it is in.
+    """
+    first = _first_bz2_stream(handle, start, end)
+    if first is None:
+        return
+    handle.seek(first)
+    stream_start = first
+    fed = 0  # compressed bytes given to the current stream's decompressor
+    decompressor = bz2.BZ2Decompressor()
+    pending = b""
+    while True:
+        raw = pending or handle.read(READ_CHUNK)
+        pending = b""
+        if not raw:
+            if fed:
+                raise UserError(f"{path}: truncated bz2 stream starting at byte {stream_start} "
+                                f"(the file ends before the stream does)")
+            return
+        fed += len(raw)
+        try:
+            data = decompressor.decompress(raw)
+        except (OSError, ValueError, EOFError) as exc:
+            raise UserError(f"{path}: corrupt bz2 data in the stream starting at byte {stream_start}: {exc}") from None
+        if data:
+            yield data, stream_start < end
+        if decompressor.eof:
+            pending = decompressor.unused_data
+            stream_start += fed - len(pending)
+            fed = 0
+            decompressor = bz2.BZ2Decompressor()
+            while len(pending) < 3:
+                more = handle.read(READ_CHUNK)
+                if not more:
+                    break
+                pending += more
+            if not pending:
+                return
+            if not pending.startswith(b"BZh"):
+                raise UserError(f"{path}: data after the bz2 stream ending at byte {stream_start} "
+                                f"is not a bz2 stream")
+
+
+def _whole_chunks(handle) -> Iterator[tuple[bytes, bool]]:
+    while True:
+        chunk = handle.read(READ_CHUNK)
+        if not chunk:
+            return
+        yield chunk, True
+
+
+# --- page scanner ---------------------------------------------------------------------------------
+
+
+def scan_pages(
+    chunks: Iterator[tuple[bytes, bool]],
+    *,
+    path: str,
+    first_range: bool,
+    where: Callable[[int], str],
+) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(offset, page_bytes)`` for every page whose ``<page>`` starts in owned bytes.
+
+    ``offset`` counts bytes of the logical stream from the first chunk. The
+    range that reads the last page of a file also checks the file ends with
+    ``</mediawiki>``; the first range checks it begins as a MediaWiki export.
+    """
+    buf = b""
+    base = 0           # logical offset of buf[0]
+    pos = 0            # where the next search starts in buf
+    page_start = -1    # buf index of the open page, -1 between pages
+    close_from = 0     # where the search for </page> resumes
+    limit: int | None = None
+    seen_doc_open = not first_range
+    seen_doc_close = False
+    check_end = first_range   # set once this range has read a page of its own
+    exhausted = False
+    chunk_iter = iter(chunks)
+
+    def more() -> bool:
+        nonlocal buf, base, pos, page_start, close_from, limit, exhausted
+        try:
+            chunk, owned = next(chunk_iter)
+        except StopIteration:
+            exhausted = True
+            return False
+        keep = page_start if page_start >= 0 else max(pos, 0)
+        buf = buf[keep:]
+        base += keep
+        if page_start >= 0:
+            close_from -= keep
+            page_start = 0
+        pos -= keep
+        if not owned and limit is None:
+            limit = base + len(buf)
+        buf += chunk
+        return True
+
+    while True:
+        if page_start < 0:
+            found = buf.find(_PAGE_OPEN, pos)
+            if found < 0:
+                # Between pages: note the document's start/end tags, keep a tail for split tags.
+                if not seen_doc_open and _DOC_OPEN in buf:
+                    seen_doc_open = True
+                if _DOC_CLOSE in buf[max(pos - len(_DOC_CLOSE), 0):]:
+                    seen_doc_close = True
+                pos = max(len(buf) - len(_DOC_CLOSE), 0)
+                # Read on even past the owned bytes: either the next <page> turns up (someone
+                # else's, so we stop) or the file ends and this range checks its tail.
+                if not more():
+                    if not seen_doc_open:
+                        raise UserError(f"{path}: not a MediaWiki XML export (no <mediawiki> element)")
+                    if check_end and not seen_doc_close:
+                        raise UserError(f"{path}: truncated XML: the file ends at {where(base + len(buf))} "
+                                        f"without </mediawiki>")
+                    return
+                continue
+            if limit is not None and base + found >= limit:
+                return
+            if not seen_doc_open:
+                if _DOC_OPEN not in buf[:found]:
+                    raise UserError(f"{path}: not a MediaWiki XML export (no <mediawiki> before the first page)")
+                seen_doc_open = True
+            page_start = found
+            close_from = found + len(_PAGE_OPEN)
+            seen_doc_close = False
+        end = buf.find(_PAGE_CLOSE, close_from)
+        if end < 0:
+            close_from = max(len(buf) - len(_PAGE_CLOSE), page_start)
+            if not more():
+                raise UserError(f"{path}: truncated XML: the page starting at {where(base + page_start)} never ends")
+            continue
+        end += len(_PAGE_CLOSE)
+        yield base + page_start, buf[page_start:end]
+        check_end = True
+        pos = end
+        page_start = -1
+
+
+def iter_range_pages(
+    read_range: ReadRange,
+    on_skip: Callable[[str, str], None] | None = None,
+) -> Iterator[Page]:
+    """Every page (all namespaces) owned by ``read_range``; skipped pages go to ``on_skip(reason, detail)``."""
+    path = read_range.path
+    raw = read_range.kind != "whole"
+    with fileio.open_read(path, decompress=not raw) as handle:
+        if read_range.kind == "plain":
+            chunks = _plain_chunks(handle, read_range.start, read_range.end)
+            base = read_range.start
+
+            def where(offset: int) -> str:
+                return f"byte {base + offset}"
+        elif read_range.kind == "bz2":
+            chunks = _bz2_chunks(handle, path, read_range.start, read_range.end)
+
+            def where(offset: int) -> str:
+                return f"uncompressed byte {offset} counted from the first bz2 stream at or after byte {read_range.start}"
+        else:
+            chunks = _whole_chunks(_guard_decompression(handle, path))
+
+            def where(offset: int) -> str:
+                return f"uncompressed byte {offset}"
+        for offset, data in scan_pages(chunks, path=path, first_range=read_range.start == 0, where=where):
+            try:
+                yield parse_page(data)
+            except PageSkipped as skipped:
+                log.warning("%s: skipping the page at %s: %s", path, where(offset), skipped)
+                if on_skip is not None:
+                    on_skip(skipped.reason, f"{path}: {where(offset)}: {skipped}")
+
+
+class _guard_decompression:
+    """A read() wrapper turning decompression errors of ``.gz`` & co into a UserError naming the file."""
+
+    def __init__(self, handle, path: str):
+        self.handle = handle
+        self.path = path
+        self.position = 0
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            data = self.handle.read(size)
+        except (OSError, EOFError, ValueError) as exc:
+            raise UserError(f"{self.path}: cannot decompress after uncompressed byte {self.position}: {exc}") from None
+        self.position += len(data)
+        return data
+
+
+def iter_pages(path: str, on_skip: Callable[[str, str], None] | None = None) -> Iterator[Page]:
+    """Every page of one dump file, read as a single range (for small files and tests)."""
+    size = fileio_size(path)
+    yield from iter_range_pages(ReadRange(path, 0, max(size, 1), range_kind(path)), on_skip)
+
+
+def fileio_size(path: str) -> int:
+    from apache_beam.io.filesystems import FileSystems
+
+    try:
+        return FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+    except Exception as exc:
+        raise UserError(f"cannot read the size of {path!r}: {exc.__class__.__name__}") from None

@@ -1,0 +1,72 @@
+"""WordNet databases in the ``wndb`` format (``data.noun``, ``data.verb``, ``data.adj``, ``data.adv``).
+
+Read directly, line by line: nltk's reader insists on a ``lexnames`` file that
+Debian's ``wordnet-base`` does not ship. A data line (wndb(5WN)) is::
+
+    synset_offset lex_filenum ss_type w_cnt word lex_id [word lex_id ...] p_cnt [ptr ...] ... | gloss
+
+``w_cnt`` is two hex digits; words use ``_`` for spaces; adjectives may carry a
+syntactic marker ``(a)``, ``(p)`` or ``(ip)``. Lines starting with two spaces are
+the licence header. ``synset_offset`` is the byte offset of the line in its
+file; a mismatch means the file was altered (e.g. line endings converted) and
+is counted.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Iterator
+
+from wit_pipeline import fileio
+from wit_pipeline.errors import UserError
+
+DATA_FILES = ("data.noun", "data.verb", "data.adj", "data.adv")
+_ADJECTIVE_MARKER = re.compile(r"\((?:a|p|ip)\)$")
+
+
+@dataclass(frozen=True)
+class Synset:
+    offset: int
+    pos: str
+    lemmas: tuple[str, ...]   # with spaces, markers removed, as written (case kept)
+    offset_ok: bool           # the offset field equals the line's byte offset
+
+
+def parse_data_line(line: str, byte_offset: int | None = None) -> Synset:
+    """One non-header data line -> Synset; ValueError if it does not follow wndb(5WN)."""
+    fields = line.split(" ")
+    offset = int(fields[0])
+    pos = fields[2]
+    if pos not in ("n", "v", "a", "s", "r"):
+        raise ValueError(f"unknown ss_type {pos!r}")
+    count = int(fields[3], 16)
+    if count < 1 or len(fields) < 4 + 2 * count:
+        raise ValueError("word count does not match the line")
+    lemmas = tuple(_ADJECTIVE_MARKER.sub("", fields[4 + 2 * i]).replace("_", " ") for i in range(count))
+    return Synset(offset=offset, pos=pos, lemmas=lemmas, offset_ok=byte_offset is None or byte_offset == offset)
+
+
+def data_files(directory: str) -> list[str]:
+    """The data.* files of a wndb directory; UserError when there are none."""
+    found = [fileio.join(directory, name) for name in DATA_FILES if fileio.exists(fileio.join(directory, name))]
+    if not found:
+        raise UserError(f"--wordnet {directory!r} has none of {', '.join(DATA_FILES)} (a WordNet 'dict' directory, "
+                        f"e.g. /usr/share/wordnet from Debian's wordnet-base)")
+    return found
+
+
+def iter_synsets(path: str) -> Iterator[Synset | str]:
+    """Every synset of one data file; a malformed line yields an error string naming file and byte."""
+    position = 0
+    with fileio.open_read(path) as handle:
+        for raw in handle:
+            line_offset = position
+            position += len(raw)
+            if raw.startswith(b"  ") or not raw.strip():
+                continue
+            try:
+                yield parse_data_line(raw.decode("utf-8", errors="replace").rstrip("\r\n"), line_offset)
+            except (ValueError, IndexError) as exc:
+                yield f"{os.path.basename(path)}: byte {line_offset}: {exc}"
