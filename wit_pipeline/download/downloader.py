@@ -1,0 +1,187 @@
+"""One shard, from its input rows to its tar and status parquet (img2dataset's "downloader" role).
+
+``process_row`` is the per-sample work (fetch, check, resize, encode), run in a
+thread pool; ``process_shard`` keeps results in key order with a bounded window
+(memory stays flat whatever the shard size) and writes the shard atomically.
+With ``previous`` (``--retry-failed``), rows that succeeded before are copied
+from the old tar rather than fetched again, and only failed rows are retried.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tarfile
+from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator, TypeVar
+
+from .. import fileio
+from ..http import GuardedSession
+from ..progress import progress
+from .fetch import FetchOptions, fetch
+from .images import ImageChecks, ImageRejected, load_image
+from .reader import InputRow, sample_key
+from .resize import DEFAULT_QUALITY, encode_jpeg, resize
+from .writer import read_status, sample_members, shard_name, write_status, write_tar_atomic
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
+
+# Failure reasons --retry-failed leaves alone unless named: a duplicate is a decision, not a failure.
+NOT_RETRIED = frozenset({"duplicate"})
+
+
+@dataclass(frozen=True)
+class DownloadConfig:
+    image_size: int = 256
+    resize_mode: str = "border"
+    samples_per_shard: int = 10000
+    checks: ImageChecks = field(default_factory=ImageChecks)
+    fetch: FetchOptions = field(default_factory=FetchOptions)
+    encode_quality: int = DEFAULT_QUALITY
+
+
+@dataclass
+class Outcome:
+    """What happened to one input row: a status-table row, plus the sample's tar members on success."""
+    status: dict
+    members: dict[str, bytes] | None = None
+
+
+def _queries(extra: dict) -> list[str] | None:
+    value = extra.get("queries")
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value if v is not None]
+    return None
+
+
+def _status_row(key: str, row: InputRow, status: str, message: str = "", http_status: int | None = None,
+                **fields) -> dict:
+    return {"key": key, "url": row.url, "caption": row.text, "status": status, "error_message": message,
+            "http_status": http_status, "queries": _queries(row.extra), "sha256": fields.get("sha256"),
+            "original_width": fields.get("original_width"), "original_height": fields.get("original_height"),
+            "width": fields.get("width"), "height": fields.get("height")}
+
+
+def process_row(session: GuardedSession, key: str, row: InputRow, config: DownloadConfig) -> Outcome:
+    """Fetch, check, resize and encode one row; never raises for bad data (the status says why)."""
+    if not row.url:
+        return Outcome(_status_row(key, row, "invalid_url", "empty url"))
+    result = fetch(session, row.url)
+    if not result.ok:
+        return Outcome(_status_row(key, row, result.error, result.message, result.status))
+    body = result.body
+    digest = hashlib.sha256(body).hexdigest()
+    try:
+        image, (width, height) = load_image(body, config.checks, image_size=config.image_size,
+                                            resize_mode=config.resize_mode)
+        image = resize(image, config.image_size, config.resize_mode, original_size=(width, height))
+        jpg = encode_jpeg(image, config.encode_quality)
+    except ImageRejected as exc:
+        return Outcome(_status_row(key, row, exc.reason, exc.message, result.status, sha256=digest))
+    sizes = {"original_width": width, "original_height": height, "width": image.width, "height": image.height}
+    status = _status_row(key, row, "success", "", result.status, sha256=digest, **sizes)
+    meta = {**row.extra, "key": key, "url": row.url, "caption": row.text, "sha256": digest, **sizes}
+    if result.final_url != row.url:
+        meta["final_url"] = result.final_url
+    if status["queries"] is not None:
+        meta["queries"] = status["queries"]
+    return Outcome(status, sample_members(jpg, row.text, meta))
+
+
+def ordered_map(fn: Callable[[T], R], items: Iterable[T], threads: int, window: int) -> Iterator[R]:
+    """``map`` over a thread pool, results in input order, at most ``window`` items in flight."""
+    with ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="wit-fetch") as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def iter_tar_samples(path: str) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """``(key, {ext: bytes})`` for each sample of a shard tar, streamed in member order."""
+    with fileio.open_read(path, decompress=False) as handle:
+        with tarfile.open(fileobj=handle, mode="r|") as tar:
+            key, members = None, {}
+            for info in tar:
+                if not info.isfile():
+                    continue
+                base, _, ext = info.name.rpartition("/")[2].partition(".")
+                if key is not None and base != key:
+                    yield key, members
+                    members = {}
+                key = base
+                members[ext] = tar.extractfile(info).read()
+            if key is not None:
+                yield key, members
+
+
+@dataclass
+class Previous:
+    """A complete shard's earlier result, for ``--retry-failed``: status rows by key and its tar."""
+    status: dict[str, dict]
+    tar_path: str
+    retry: frozenset[str] | None     # reasons to retry; None = every failure but NOT_RETRIED
+
+    def wants_retry(self, key: str) -> bool:
+        old = self.status.get(key)
+        if old is None:
+            return True
+        reason = old["status"]
+        if reason == "success":
+            return False
+        return reason not in NOT_RETRIED if self.retry is None else reason in self.retry
+
+
+def load_previous(out: str, shard_id: int, retry: frozenset[str] | None) -> Previous:
+    name = shard_name(shard_id)
+    table = read_status(fileio.join(out, f"{name}.parquet"))
+    return Previous({row["key"]: row for row in table.to_pylist()}, fileio.join(out, f"{name}.tar"), retry)
+
+
+def process_shard(out: str, shard_id: int, rows: list[InputRow], config: DownloadConfig,
+                  session: GuardedSession, previous: Previous | None = None) -> Counter:
+    """Download one shard's rows and write ``NNNNN.tar`` then ``NNNNN.parquet``; returns status counts."""
+    name = shard_name(shard_id)
+    keyed = [(sample_key(shard_id, index, config.samples_per_shard), row) for index, row in enumerate(rows)]
+    old_samples = iter_tar_samples(previous.tar_path) if previous else iter(())
+
+    def work(item: tuple[str, InputRow]) -> Outcome | None:
+        key, row = item
+        if previous is not None and not previous.wants_retry(key):
+            return None                     # kept from the previous run
+        return process_row(session, key, row, config)
+
+    counts: Counter = Counter()
+    status_rows: list[dict] = []
+    window = max(64, 16 * config.fetch.threads)
+    results = ordered_map(work, keyed, config.fetch.threads, window)
+    tar_path = fileio.join(out, f"{name}.tar")
+    with write_tar_atomic(tar_path) as tar:
+        for (key, row), outcome in zip(keyed, progress(results, total=len(keyed), desc=f"shard {name}",
+                                                       unit="img")):
+            if outcome is None:              # reuse: copy the old status, and the old sample if it had one
+                old = previous.status[key]
+                status_rows.append(old)
+                if old["status"] == "success":
+                    for old_key, members in old_samples:
+                        if old_key == key:
+                            tar.add_sample(key, members)
+                            break
+            else:
+                status_rows.append(outcome.status)
+                if outcome.members is not None:
+                    tar.add_sample(key, outcome.members)
+            counts[status_rows[-1]["status"]] += 1
+    write_status(fileio.join(out, f"{name}.parquet"), status_rows, tar.summary)
+    return counts
