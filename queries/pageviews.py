@@ -60,7 +60,7 @@ def iter_pageview_file(path: str) -> Iterator[PageviewLine | None]:
     line_number = 0
     try:
         with fileio.open_read(path) as handle:
-            for line_number, raw in enumerate(handle, 1):
+            for line_number, raw in enumerate(iter(handle.readline, b""), 1):
                 yield parse_pageview_line(raw.rstrip(b"\r\n"))
     except (OSError, EOFError) as exc:
         raise UserError(f"{path}: cannot read pageviews after line {line_number}: {exc}") from None

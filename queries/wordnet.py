@@ -61,7 +61,7 @@ def iter_synsets(path: str) -> Iterator[Synset | str]:
     """Every synset of one data file; a malformed line yields an error string naming file and byte."""
     position = 0
     with fileio.open_read(path) as handle:
-        for raw in handle:
+        for raw in iter(handle.readline, b""):  # Beam's compressed handles are not iterable
             line_offset = position
             position += len(raw)
             if raw.startswith(b"  ") or not raw.strip():
