@@ -21,6 +21,7 @@ from .progress import setup_logging
 
 # Subcommand modules, in the order `wit --help` lists them.
 STAGE_MODULES = [
+    "queries.cli",
     "wit_pipeline.demo",
     "wit_pipeline.sampleweb.cli",
 ]

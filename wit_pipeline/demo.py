@@ -46,9 +46,16 @@ def step_sample_web(ctx: DemoContext) -> None:
     ctx.report("sample web", "files", ctx.files.root)
 
 
+def step_queries(ctx: DemoContext) -> None:
+    from queries.cli import demo_step
+
+    demo_step(ctx)
+
+
 # Steps in the order they run; each later stage appends its own.
 DEMO_STEPS: list[tuple[str, Callable[[DemoContext], None]]] = [
     ("sample web", step_sample_web),
+    ("queries", step_queries),
 ]
 
 
