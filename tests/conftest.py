@@ -8,6 +8,9 @@ import pytest
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("WIT_PROGRESS", "0")
+# Beam's multi-process DirectRunner (the default for users) costs seconds per job to start its
+# workers; tests run jobs in-process, and tests/test_runners.py covers the multi-process mode.
+os.environ.setdefault("WIT_DIRECT_RUNNING_MODE", "in_memory")
 
 from wit_pipeline.sampleweb import serve_sample_web  # noqa: E402
 

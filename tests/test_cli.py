@@ -76,9 +76,14 @@ def test_unknown_beam_option_is_refused_not_ignored():
     assert not os.path.exists("/tmp/wit-never-written/sampleweb")
 
 
-def test_beam_options_default_to_direct_runner_and_pass_through():
+def test_beam_options_default_to_direct_runner_and_pass_through(monkeypatch):
+    monkeypatch.delenv("WIT_DIRECT_RUNNING_MODE")
     options = pipeline_options([]).get_all_options()
     assert options["runner"] == "DirectRunner"
+    assert options["direct_running_mode"] == "multi_processing"
+    assert options["direct_num_workers"] == (os.cpu_count() or 1)
+    options = pipeline_options(["--direct_running_mode=in_memory", "--direct_num_workers", "1"]).get_all_options()
+    assert (options["direct_running_mode"], options["direct_num_workers"]) == ("in_memory", 1)
     options = pipeline_options(["--runner", "PortableRunner", "--job_endpoint", "localhost:1"]).get_all_options()
     assert options["runner"] == "PortableRunner" and options["job_endpoint"] == "localhost:1"
 

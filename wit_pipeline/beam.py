@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 def pipeline_options(beam_args: Sequence[str] | None = None) -> PipelineOptions:
     """Options from trailing command-line flags; DirectRunner when no runner is named.
 
+    The DirectRunner defaults to its multi-process mode with one worker per core
+    (``--direct_running_mode`` / ``--direct_num_workers`` override it; so does the
+    ``WIT_DIRECT_RUNNING_MODE`` environment variable, which the test suite sets
+    to ``in_memory`` because starting worker processes costs seconds per job).
+
     Unknown flags are a user mistake: Beam would only log a warning and run
     with defaults, so we refuse them here instead.
     """
@@ -39,9 +44,13 @@ def pipeline_options(beam_args: Sequence[str] | None = None) -> PipelineOptions:
     standard = options.view_as(StandardOptions)
     if not standard.runner:
         standard.runner = "DirectRunner"
-    direct = options.view_as(DirectOptions)
-    if standard.runner in ("DirectRunner", "direct") and direct.direct_num_workers in (None, 0):
-        direct.direct_num_workers = 1
+    if standard.runner in ("DirectRunner", "direct"):
+        direct = options.view_as(DirectOptions)
+        given = {arg[2:].split("=", 1)[0] for arg in beam_args if arg.startswith("--")}
+        if "direct_running_mode" not in given:
+            direct.direct_running_mode = os.environ.get("WIT_DIRECT_RUNNING_MODE", "multi_processing")
+        if "direct_num_workers" not in given:
+            direct.direct_num_workers = default_workers()
     return options
 
 

@@ -1,0 +1,69 @@
+"""`wit build --config`: one file for every stage, flags override it, Beam options pass through."""
+
+from __future__ import annotations
+
+import pytest
+
+from wit_pipeline.build import apply_overrides, flags, load_config, plan
+from wit_pipeline.cli import main
+from wit_pipeline.errors import UserError
+
+CONFIG = """
+output: {out}
+seed: 3
+beam: {{runner: DirectRunner, direct_num_workers: 2}}
+queries: {{wikipedia: [dump.xml.bz2], pageviews: [a.gz, b.gz], min_count: 5, keep_case: false}}
+candidates: {{source: wat, input: ["wat/*.warc.wat.gz"]}}
+select: {{cap: 100}}
+download: {{image_size: 64, allow_private_networks: true}}
+"""
+
+
+def test_config_sections_become_each_stages_flags(tmp_path):
+    path = tmp_path / "wit.yaml"
+    path.write_text(CONFIG.format(out=tmp_path / "run"))
+    steps = plan(load_config(str(path)), ["--job_endpoint=localhost:1"])
+    assert [s.stage for s in steps] == ["queries", "candidates", "select", "download"]
+    queries, candidates, select, download = (s.argv for s in steps)
+    root = str(tmp_path / "run")
+    assert queries[:2] == ["queries", "build"]
+    assert queries[2:] [:9] == ["--wikipedia", "dump.xml.bz2", "--pageviews", "a.gz", "b.gz", "--min-count", "5",
+                                "--out", f"{root}/queries"]
+    assert "--keep-case" not in queries
+    assert select[:5] == ["select", "--candidates", f"{root}/candidates", "--queries", f"{root}/queries"]
+    assert ["--seed", "3"] == select[5:7] and ["--cap", "100"] == select[7:9]
+    assert download[:3] == ["download", "--input", f"{root}/selected"]
+    assert "--allow-private-networks" in download
+    for argv in (queries, candidates, select, download):  # Beam options reach every stage, CLI last
+        assert argv[-3:] == ["--runner=DirectRunner", "--direct_num_workers=2", "--job_endpoint=localhost:1"]
+
+
+def test_overrides_and_a_given_query_list(tmp_path):
+    path = tmp_path / "wit.toml"
+    path.write_text(f'output = "{tmp_path}"\n[queries]\npath = "my-queries.txt"\n[select]\ncap = 7\n')
+    config = apply_overrides(load_config(str(path)), ["select.cap=20000", "select.match=substring",
+                                                      "stages=[queries, select]"])
+    steps = plan(config, [])
+    assert [s.stage for s in steps] == ["select"]  # a given list needs no query build
+    assert steps[0].argv[:5] == ["select", "--candidates", f"{tmp_path}/candidates", "--queries", "my-queries.txt"]
+    assert flags(config["select"]) == ["--cap", "20000", "--match", "substring"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("output: x\nbogus: {}\n", "unknown section"),
+    ("- just\n- a list\n", "must be a mapping"),
+    ("output: [unclosed\n", "cannot parse config"),
+    ("seed: 1\n", "needs an 'output' root"),
+    ("output: x\nstages: [queries, train]\n", "unknown stage"),
+])
+def test_config_mistakes_are_one_line_errors(tmp_path, capsys, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    assert main(["build", "--config", str(path), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_bad_override_is_refused():
+    with pytest.raises(UserError, match="SECTION.KEY=VALUE"):
+        apply_overrides({}, ["select.cap"])

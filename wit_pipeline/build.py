@@ -1,0 +1,206 @@
+"""``wit build --config FILE``: the whole chain (queries, candidates, select, download) from one file.
+
+The config holds one section per stage whose keys are that stage's own command-line flags
+(``min_count: 100`` is ``--min-count 100``; a list repeats values, ``true`` is a bare flag), so
+the file and the commands can never drift apart, and every stage's validation applies. Each stage
+writes under the output root (local, ``gs://`` or ``s3://``), so a failed stage can be re-run alone
+with ``--stages``. Beam pipeline options come from the config's ``beam`` section and from the
+trailing command line (which wins), and reach every stage unchanged.
+
+Example (YAML; TOML with the same structure works too)::
+
+    output: gs://my-bucket/wit
+    seed: 0
+    beam: {runner: DataflowRunner, project: my-project, region: us-central1,
+           temp_location: gs://my-bucket/tmp, sdk_container_image: REGISTRY/wit-pipeline:0.1.0}
+    queries:   {wikipedia: [gs://my-bucket/enwiki-pages-articles-multistream.xml.bz2],
+                pageviews: ["gs://my-bucket/pageviews/*.gz"], wordnet: /usr/share/wordnet}
+    candidates: {source: wat, input: ["gs://my-bucket/wat/*.warc.wat.gz"]}
+    select:    {cap: 20000}
+    download:  {image_size: 256, processes: 16, threads: 64}
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from dataclasses import dataclass
+
+import yaml
+
+from . import fileio
+from .errors import UserError
+
+log = logging.getLogger(__name__)
+
+STAGES = ("queries", "candidates", "select", "download")
+TOP_LEVEL_KEYS = {"output", "seed", "beam", "stages", *STAGES}
+
+
+def load_config(path: str) -> dict:
+    """Parse a YAML or TOML config (by extension; YAML otherwise) into a dict."""
+    try:
+        text = fileio.read_text(path)
+    except UnicodeDecodeError as exc:
+        raise UserError(f"config {path!r} is not UTF-8 text") from exc
+    try:
+        if path.endswith(".toml"):
+            import tomllib
+
+            config = tomllib.loads(text)
+        else:
+            config = yaml.safe_load(text)
+    except Exception as exc:  # both parsers say where the error is: keep that, in one line
+        raise UserError(f"cannot parse config {path!r}: {' '.join(str(exc).split())}") from exc
+    if not isinstance(config, dict):
+        raise UserError(f"config {path!r} must be a mapping of sections")
+    unknown = set(config) - TOP_LEVEL_KEYS
+    if unknown:
+        raise UserError(f"config {path!r}: unknown section(s) {', '.join(sorted(unknown))}; "
+                        f"expected {', '.join(sorted(TOP_LEVEL_KEYS))}")
+    return config
+
+
+def apply_overrides(config: dict, overrides: list[str]) -> dict:
+    """``SECTION.KEY=VALUE`` overrides (VALUE parsed as YAML: numbers, lists, booleans)."""
+    config = {k: (dict(v) if isinstance(v, dict) else v) for k, v in config.items()}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UserError(f"--set expects SECTION.KEY=VALUE, got {item!r}")
+        section, _, name = key.partition(".")
+        if section not in TOP_LEVEL_KEYS:
+            raise UserError(f"--set {item!r}: unknown section {section!r}")
+        parsed = yaml.safe_load(value) if value else ""
+        if name:
+            config.setdefault(section, {})
+            if not isinstance(config[section], dict):
+                raise UserError(f"--set {item!r}: {section!r} is not a section")
+            config[section][name] = parsed
+        else:
+            config[section] = parsed
+    return config
+
+
+def flags(section: dict) -> list[str]:
+    """A config section as command-line flags: ``{min_count: 5, keep_case: true}`` -> ``--min-count 5 --keep-case``."""
+    argv: list[str] = []
+    for key, value in section.items():
+        flag = "--" + str(key).replace("_", "-")
+        if value is None or value is False:
+            continue
+        if value is True:
+            argv.append(flag)
+        elif isinstance(value, (list, tuple)):
+            argv += [flag, *map(str, value)]
+        else:
+            argv += [flag, str(value)]
+    return argv
+
+
+def beam_flags(beam: dict | list | None) -> list[str]:
+    """Beam options keep Beam's own spelling (``temp_location``), unlike stage flags."""
+    if not beam:
+        return []
+    if isinstance(beam, list):
+        return [str(x) for x in beam]
+    return [f"--{key}={str(value).lower() if isinstance(value, bool) else value}" for key, value in beam.items()]
+
+
+@dataclass
+class StagePlan:
+    stage: str
+    argv: list[str]     # the `wit` command line that runs it
+    out: str
+
+
+def plan(config: dict, beam_args: list[str]) -> list[StagePlan]:
+    """The command line of every stage to run, in order, with the outputs chained."""
+    root = config.get("output")
+    if not root:
+        raise UserError("the config needs an 'output' root (local path, gs:// or s3://)")
+    seed = str(config.get("seed", 0))
+    stages = config.get("stages") or list(STAGES)
+    if isinstance(stages, str):
+        stages = [s.strip() for s in stages.split(",") if s.strip()]
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise UserError(f"unknown stage(s) {', '.join(unknown)}; stages are {', '.join(STAGES)}")
+    passthrough = beam_flags(config.get("beam")) + list(beam_args)
+    out = {stage: fileio.join(root, {"select": "selected", "download": "shards"}.get(stage, stage))
+           for stage in STAGES}
+
+    def section(name: str) -> dict:
+        value = config.get(name) or {}
+        if not isinstance(value, dict):
+            raise UserError(f"config section {name!r} must be a mapping of flags")
+        return dict(value)
+
+    queries = section("queries")
+    queries_ref = queries.pop("path", None) or out["queries"]
+    plans: list[StagePlan] = []
+    for stage in stages:
+        options = section(stage)
+        if stage == "queries":
+            if "path" in options:
+                continue  # a given query list: nothing to build
+            argv = ["queries", "build", *flags(options), "--out", out[stage]]
+        elif stage == "candidates":
+            argv = ["candidates", *flags(options), "--out", out[stage]]
+        elif stage == "select":
+            argv = ["select", "--candidates", out["candidates"], "--queries", queries_ref,
+                    *flags({"seed": seed, **options}), "--out", out[stage]]
+        else:
+            argv = ["download", "--input", out["select"], *flags(options), "--out", out[stage]]
+        plans.append(StagePlan(stage, argv + passthrough, out[stage]))
+    return plans
+
+
+def run_build(config: dict, beam_args: list[str] | None = None) -> list[StagePlan]:
+    """Run the planned stages one after another through the same entry point as the CLI."""
+    from .cli import main
+
+    plans = plan(config, list(beam_args or []))
+    for step in plans:
+        log.info("wit build: %s", " ".join(step.argv))
+        print(f"wit build: running {step.stage}: wit {' '.join(step.argv)}", flush=True)
+        status = main(step.argv)
+        if status != 0:
+            raise UserError(f"stage {step.stage!r} failed (exit {status}); fix it and re-run with "
+                            f"--stages {','.join(p.stage for p in plans[plans.index(step):])}")
+    return plans
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    config = apply_overrides(load_config(args.config), args.set or [])
+    if args.out:
+        config["output"] = args.out
+    if args.seed is not None:
+        config["seed"] = args.seed
+    if args.stages:
+        config["stages"] = args.stages
+    if args.dry_run:
+        for step in plan(config, args.beam_args):
+            print(f"{step.stage}: wit {' '.join(step.argv)}")
+        return 0
+    plans = run_build(config, args.beam_args)
+    print(f"wit build: done; outputs under {config['output']}: "
+          + ", ".join(f"{p.stage} -> {p.out}" for p in plans))
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "build", help="run the whole chain (queries, candidates, select, download) from one config file",
+        description="Run queries -> candidates -> select -> download as Beam jobs, with every stage's "
+        "options in one YAML or TOML file (sections named after the stages, keys are their flags). "
+        "Flags here override the file; trailing Beam pipeline options reach every stage.")
+    parser.add_argument("--config", required=True, help="YAML or TOML config file (local or remote)")
+    parser.add_argument("--out", help="output root (overrides the config's 'output')")
+    parser.add_argument("--seed", type=int, help="seed (overrides the config's 'seed')")
+    parser.add_argument("--stages", help=f"comma-separated subset of {','.join(STAGES)}, e.g. to re-run one")
+    parser.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                        help="override one config value, e.g. --set download.image_size=224 (repeatable)")
+    parser.add_argument("--dry-run", action="store_true", help="print each stage's command line and stop")
+    parser.set_defaults(func=_cmd_build, beam=True)
