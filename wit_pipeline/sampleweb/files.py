@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 from .commoncrawl import write_warc, write_wat, write_wat_with_bad_gzip_member
 from .faults import FAULT_CAPTIONS, FAULTS
 from .render import eval_image_bytes
+from .wiki import write_wiki_inputs
 
 
 @dataclass
@@ -69,5 +70,7 @@ def write_files(web, root: str) -> SampleFiles:
     eval_truth = os.path.join(root, "eval", "truth.json")
     with open(eval_truth, "w") as handle:
         json.dump(truth, handle, indent=2, sort_keys=True)
+    wiki = write_wiki_inputs(os.path.join(root, "wiki"), site.seed)
     return SampleFiles(root=root, wat=wat, warc=warc, broken_wat=broken, urls_table=urls_table,
-                       eval_dir=eval_dir, eval_truth=eval_truth)
+                       eval_dir=eval_dir, eval_truth=eval_truth, wikipedia=wiki["wikipedia"],
+                       pageviews=wiki["pageviews"], wordnet=wiki["wordnet"])
