@@ -22,6 +22,8 @@ from .progress import setup_logging
 # Subcommand modules, in the order `wit --help` lists them.
 STAGE_MODULES = [
     "queries.cli",
+    "wit_pipeline.download.cli",
+    "wit_pipeline.download.shards_cli",
     "wit_pipeline.demo",
     "wit_pipeline.sampleweb.cli",
 ]

@@ -52,10 +52,17 @@ def step_queries(ctx: DemoContext) -> None:
     demo_step(ctx)
 
 
+def step_download(ctx: DemoContext) -> None:
+    from .download.cli import step_download as step
+
+    step(ctx)
+
+
 # Steps in the order they run; each later stage appends its own.
 DEMO_STEPS: list[tuple[str, Callable[[DemoContext], None]]] = [
     ("sample web", step_sample_web),
     ("queries", step_queries),
+    ("download", step_download),
 ]
 
 

@@ -198,14 +198,21 @@ class DownloadShard(beam.DoFn):
 
 
 def _beam_args(beam_args: list[str] | None, processes: int) -> list[str]:
+    """``--processes N``: N DirectRunner workers (separate processes when N > 1, else in the driver).
+
+    Explicit Beam flags (``--runner``, ``--direct_num_workers``, ``--direct_running_mode``) win.
+    """
     args = list(beam_args or [])
     named = {a.split("=", 1)[0] for a in args if a.startswith("--")}
-    if processes > 1 and "--direct_num_workers" not in named and "--runner" not in named:
-        args += [f"--direct_num_workers={processes}"]
-        if "--direct_running_mode" not in named:
-            args += ["--direct_running_mode=multi_processing"]
-        if "--default_sdk_harness_log_level" not in named:   # worker processes: warnings and errors only
-            args += ["--default_sdk_harness_log_level=WARNING"]
+    runner = next((a.split("=", 1)[1] for a in args if a.startswith("--runner=")), "DirectRunner")
+    if runner not in ("DirectRunner", "direct"):
+        return args
+    if "--direct_num_workers" not in named:
+        args.append(f"--direct_num_workers={processes}")
+    if "--direct_running_mode" not in named:
+        args.append("--direct_running_mode=" + ("multi_processing" if processes > 1 else "in_memory"))
+    if processes > 1 and "--default_sdk_harness_log_level" not in named:  # workers: warnings and errors only
+        args.append("--default_sdk_harness_log_level=WARNING")
     return args
 
 
