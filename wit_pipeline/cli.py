@@ -22,6 +22,8 @@ from .progress import setup_logging
 # Subcommand modules, in the order `wit --help` lists them.
 STAGE_MODULES = [
     "queries.cli",
+    "wit_pipeline.candidates.cli",
+    "wit_pipeline.select.cli",
     "wit_pipeline.download.cli",
     "wit_pipeline.download.shards_cli",
     "wit_pipeline.demo",

@@ -1,0 +1,272 @@
+"""The candidate job: read a source, clean and filter pairs, de-duplicate, write parquet parts.
+
+::
+
+    inputs ─► read (one source; malformed records counted) ─► clean + per-pair filters (counted)
+           ─► exact (url, text) de-dup (GroupByKey on uid) ─► [language, once per distinct text]
+           ─► part-*.parquet (deterministic)  +  stats.json
+
+Every raw pair ends in exactly one place: ``pairs_in = pairs_out + Σ dropped_<reason>``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+import apache_beam as beam
+
+from .. import fileio
+from ..beam import counter, make_pipeline, run
+from ..errors import UserError
+from ..parquet_parts import WriteParquetParts
+from ..schemas import CANDIDATE_SCHEMA, pair_uid
+from .filters import DROP_REASONS, FilterConfig, clean_pair
+from .language import detect_language
+
+log = logging.getLogger(__name__)
+
+STAGE = "candidates"
+SOURCES = ("wat", "warc", "table", "search")
+
+
+@dataclass
+class CandidateOptions:
+    source: str
+    inputs: list[str]                    # files/globs/dirs; for ``search``: one queries path
+    out: str
+    filters: FilterConfig = field(default_factory=FilterConfig)
+    lang: str = "defer"                  # defer (to wit select) | any | a language code
+    seed: int = 0
+    url_col: str = "url"                 # table source
+    text_col: str = "text"
+    page_url_col: str | None = None
+    api: str = "openverse"               # search source
+    endpoint: str = ""
+    per_query_cap: int = 20_000
+    page_size: int = 0                   # 0: the API's usual page size
+    rate_per_host: float = 2.0
+    allow_private_networks: bool = False
+    rows_per_part: int = 200_000
+
+
+def _flush(counts: Counter) -> None:
+    for name, value in counts.items():
+        if value:
+            counter(STAGE, name).inc(value)
+
+
+class ReadFiles(beam.DoFn):
+    """One input file -> raw candidate rows; file damage and record outcomes counted."""
+
+    def __init__(self, options: CandidateOptions):
+        self.options = options
+
+    def process(self, path: str):
+        from .sources_table import read_table
+        from .sources_warc import read_warc
+        from .sources_wat import read_wat
+
+        options, counts = self.options, Counter()
+        counts["files"] += 1
+        try:
+            if options.source == "table":
+                import io
+                import os
+
+                from .sources_table import table_format
+
+                decompress = table_format(path) != "parquet"
+                if table_format(path) == "parquet":
+                    handle = open(path, "rb") if not fileio.is_remote(path) and os.path.exists(path) \
+                        else io.BytesIO(fileio.read_bytes(path))
+                    with handle:
+                        yield from read_table(handle, path, counts, url_col=options.url_col,
+                                              text_col=options.text_col, page_url_col=options.page_url_col)
+                else:
+                    with fileio.open_read(path, decompress=decompress) as handle:
+                        yield from read_table(handle, path, counts, url_col=options.url_col,
+                                              text_col=options.text_col, page_url_col=options.page_url_col)
+            else:
+                reader = read_wat if options.source == "wat" else read_warc
+                with fileio.open_read(path, decompress=False) as handle:
+                    yield from reader(handle, path, counts)
+        except UserError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - an unreadable file is counted, never fatal
+            counts["unreadable_files"] += 1
+            log.warning("skipping unreadable input %s: %s", path, exc)
+        finally:
+            _flush(counts)
+
+
+class CrawlQueries(beam.DoFn):
+    """One query -> rows from the search API (a guarded session and robots cache per worker)."""
+
+    def __init__(self, options: CandidateOptions):
+        self.options = options
+
+    def setup(self):
+        from ..http import RobotsCache, make_session
+        from .sources_search import HostRateLimiter
+
+        self.session = make_session(allow_private_networks=self.options.allow_private_networks, retries=3,
+                                    backoff_s=0.5, max_bytes=32 << 20)
+        self.robots = RobotsCache(self.session)
+        self.limiter = HostRateLimiter(self.options.rate_per_host)
+
+    def process(self, query: str):
+        from .sources_search import DEFAULT_PAGE_SIZE, crawl_query
+
+        options, counts = self.options, Counter()
+        try:
+            yield from crawl_query(query, api=options.api, endpoint=options.endpoint, session=self.session,
+                                   robots=self.robots, limiter=self.limiter, cap=options.per_query_cap,
+                                   page_size=options.page_size or DEFAULT_PAGE_SIZE[options.api], counts=counts)
+        finally:
+            _flush(counts)
+
+    def teardown(self):
+        self.session.close()
+
+
+def clean_and_filter(row: dict, config: FilterConfig):
+    """Beam step: clean one raw pair; count it in and, when dropped, its reason."""
+    counter(STAGE, "pairs_in").inc()
+    url, text, reason = clean_pair(row["url"], row["text"], config)
+    if reason:
+        counter(STAGE, f"dropped_{reason}").inc()
+        return
+    row = dict(row, url=url, text=text, uid=pair_uid(url, text))
+    yield row
+
+
+def provenance_key(row: dict) -> tuple:
+    """Which duplicate survives: the smallest provenance, so the choice never depends on input order."""
+    return tuple(row.get(k) or "" for k in ("source", "source_file", "page_url", "search_query", "license",
+                                            "license_url", "creator"))
+
+
+def keep_first(item):
+    _uid, rows = item
+    rows = list(rows)
+    if len(rows) > 1:
+        counter(STAGE, "dropped_duplicate").inc(len(rows) - 1)
+    return min(rows, key=provenance_key)
+
+
+def language_filter(item, lang: str, seed: int):
+    """All rows sharing one text: langdetect runs once for them."""
+    text, rows = item
+    counter(STAGE, "lang_detect_calls").inc()
+    rows = list(rows)
+    if detect_language(text, seed) == lang:
+        yield from rows
+    else:
+        counter(STAGE, "dropped_lang").inc(len(rows))
+
+
+def count_out(row):
+    counter(STAGE, "pairs_out").inc()
+    return row
+
+
+def build(pipeline: beam.Pipeline, options: CandidateOptions):
+    if options.source == "search":
+        from ..select.queries_io import load_query_list
+
+        if len(options.inputs) != 1:
+            raise UserError("--source search takes one --input: a queries directory or text file")
+        queries = load_query_list(options.inputs[0])
+        raw = (pipeline
+               | "Queries" >> beam.Create(queries)
+               | "SpreadQueries" >> beam.Reshuffle()
+               | "Crawl" >> beam.ParDo(CrawlQueries(options)))
+    else:
+        files = fileio.expand(options.inputs, what=f"{options.source} input")
+        if options.source == "table":
+            from .sources_table import table_format
+
+            for path in files:
+                table_format(path)   # an unknown format is a user error, before anything runs
+        raw = (pipeline
+               | "Files" >> beam.Create(files)
+               | "SpreadFiles" >> beam.Reshuffle()
+               | "Read" >> beam.ParDo(ReadFiles(options)))
+    rows = raw | "CleanFilter" >> beam.FlatMap(clean_and_filter, options.filters)
+    if options.filters.on("dedup"):
+        rows = (rows
+                | "KeyByPair" >> beam.Map(lambda row: (row["uid"], row))
+                | "GroupPairs" >> beam.GroupByKey()
+                | "Dedup" >> beam.Map(keep_first))
+    if options.lang not in ("any", "defer"):
+        rows = (rows
+                | "KeyByText" >> beam.Map(lambda row: (row["text"], row))
+                | "GroupTexts" >> beam.GroupByKey()
+                | "Language" >> beam.FlatMap(language_filter, options.lang, options.seed))
+    return (rows
+            | "CountOut" >> beam.Map(count_out)
+            | "WriteParts" >> WriteParquetParts(options.out, CANDIDATE_SCHEMA, options.rows_per_part))
+
+
+def check_table_columns(options: CandidateOptions) -> None:
+    """Fail fast, in one line, when a parquet/CSV table lacks the url/text columns."""
+    from .sources_table import read_table
+
+    for path in fileio.expand(options.inputs, what="table input")[:50]:
+        from .sources_table import table_format
+
+        if table_format(path) == "parquet":
+            import io
+
+            import pyarrow.parquet as pq
+
+            with fileio.open_read(path, decompress=False) as handle:
+                names = pq.ParquetFile(io.BytesIO(handle.read())).schema_arrow.names
+            missing = [c for c in (options.url_col, options.text_col) if c not in names]
+            if missing:
+                raise UserError(f"table input {path!r} has no column(s) {', '.join(map(repr, missing))} "
+                                f"(it has: {', '.join(names[:20])}); set --url-col/--text-col")
+        else:
+            with fileio.open_read(path) as handle:
+                next(iter(read_table(handle, path, Counter(), url_col=options.url_col,
+                                     text_col=options.text_col)), None)
+
+
+def run_candidates(options: CandidateOptions, beam_args: list[str] | None = None) -> dict:
+    """Run the candidate job; returns (and writes as ``OUT/stats.json``) its statistics."""
+    if options.source not in SOURCES:
+        raise UserError(f"--source must be one of {', '.join(SOURCES)}, not {options.source!r}")
+    if options.source == "search" and not options.endpoint.startswith(("http://", "https://")):
+        raise UserError("--source search needs --endpoint, the API's http(s) URL")
+    if options.source == "table":
+        check_table_columns(options)
+    fileio.makedirs(options.out)
+    stats_path = fileio.join(options.out, "stats.json")
+    if fileio.exists(stats_path):   # stats.json marks a finished run: remove it until this one finishes
+        from apache_beam.io.filesystems import FileSystems
+
+        FileSystems.delete([stats_path])
+    started = time.monotonic()
+    pipeline = make_pipeline(beam_args)
+    build(pipeline, options)
+    counts = run(pipeline, STAGE)
+    dropped = {reason: counts.get(f"dropped_{reason}", 0) for reason in DROP_REASONS}
+    stats = {
+        "stage": STAGE,
+        "source": options.source,
+        "inputs": options.inputs,
+        "pairs_in": counts.get("pairs_in", 0),
+        "pairs_out": counts.get("pairs_out", 0),
+        "dropped": dropped,
+        "counters": counts,
+        "settings": {k: v for k, v in asdict(options).items() if k not in ("inputs", "out", "filters")}
+        | {"filters": {"min_chars": options.filters.min_chars, "min_words": options.filters.min_words,
+                       "max_chars": options.filters.max_chars, "disabled": sorted(options.filters.disabled)}},
+        "seconds": round(time.monotonic() - started, 3),
+    }
+    stats["accounted"] = stats["pairs_in"] == stats["pairs_out"] + sum(dropped.values())
+    fileio.write_json_atomic(stats_path, stats)
+    return stats

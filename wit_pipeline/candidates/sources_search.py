@@ -1,0 +1,200 @@
+"""The ``search`` source: each query expanded into a crawl of a paginated image-search API.
+
+For every query, result pages are requested one after another until the
+per-query cap is reached, the API reports no more results, or a request fails
+for good. Two real public response shapes are supported, each against a
+configurable endpoint:
+
+- ``openverse``: ``GET {endpoint}?q=QUERY&page=N&page_size=S`` (Openverse's
+  ``/v1/images/``): ``results[]`` with ``url``, ``title``, ``foreign_landing_url``,
+  ``creator``, ``license``, ``license_version``, ``license_url``; ``page_count``.
+- ``mediawiki``: ``GET {endpoint}?action=query&format=json&generator=search&gsrsearch=QUERY
+  &gsrnamespace=6&gsroffset=O&gsrlimit=S&prop=imageinfo&iiprop=url|extmetadata``
+  (Wikimedia Commons' ``api.php``): ``query.pages{}`` with ``imageinfo[0].url``,
+  ``descriptionurl`` and ``extmetadata`` (``ImageDescription``, ``Artist``,
+  ``LicenseShortName``, ``LicenseUrl``); ``continue.gsroffset`` for the next page.
+
+Politeness: every request goes through the guarded session (retries with
+exponential backoff on 429/5xx and timeouts, ``Retry-After`` honoured), the
+host's robots.txt is obeyed (a disallowed endpoint is never requested), and
+requests to one host are spaced by at least ``1 / rate`` seconds (or the
+robots.txt ``Crawl-delay`` when larger) within a worker process.
+
+Licence, creator and landing page go into each row's provenance.
+
+Counters: ``search_queries``, ``search_requests``, ``search_results``,
+``search_queries_capped``, ``search_robots_disallowed`` (queries not crawled),
+``search_failed_<reason>`` (a page request that failed after retries; the
+query's crawl stops there), ``search_bad_response`` (not the expected JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from html.parser import HTMLParser
+from typing import Iterator
+from urllib.parse import urlencode
+
+from ..errors import UserError
+from ..schemas import candidate_row
+
+APIS = ("openverse", "mediawiki")
+DEFAULT_PAGE_SIZE = {"openverse": 20, "mediawiki": 50}
+
+
+class HostRateLimiter:
+    """At most one request per ``interval_s`` to each host (thread-safe)."""
+
+    def __init__(self, rate_per_s: float):
+        self.interval_s = 1.0 / rate_per_s if rate_per_s and rate_per_s > 0 else 0.0
+        self._next: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def wait(self, host: str, min_interval_s: float = 0.0) -> None:
+        interval = max(self.interval_s, min_interval_s)
+        if interval <= 0:
+            return
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next.get(host, now))
+            self._next[host] = start + interval
+        if start > now:
+            time.sleep(start - now)
+
+
+class _TextOnly(HTMLParser):
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_data(self, data):
+        self.parts.append(data)
+
+
+def html_to_text(value) -> str | None:
+    """Plain text of an HTML fragment (MediaWiki's extmetadata values are HTML)."""
+    if not isinstance(value, str):
+        return None
+    if "<" not in value and "&" not in value:
+        return value.strip()
+    parser = _TextOnly()
+    parser.feed(value)
+    parser.close()
+    return " ".join("".join(parser.parts).split())
+
+
+# -- Openverse ---------------------------------------------------------------------------------
+def openverse_url(endpoint: str, query: str, page: int, page_size: int) -> str:
+    return f"{endpoint}{'&' if '?' in endpoint else '?'}{urlencode({'q': query, 'page': page, 'page_size': page_size})}"
+
+
+def parse_openverse(answer: dict, endpoint: str, query: str, page: int) -> tuple[list[dict], bool]:
+    """(rows, more pages exist) from one Openverse answer."""
+    rows = []
+    for item in answer.get("results") or []:
+        if not isinstance(item, dict) or not isinstance(item.get("url"), str):
+            continue
+        licence = item.get("license")
+        if isinstance(licence, str) and licence:
+            version = item.get("license_version") or ""
+            licence = ("CC0" if licence.lower() == "cc0" else f"CC {licence.upper()}") + (f" {version}" if version else "")
+        rows.append(candidate_row(item["url"], item.get("title") or "", source="search",
+                                  page_url=item.get("foreign_landing_url"), source_file=endpoint,
+                                  search_query=query, license=licence or None,
+                                  license_url=item.get("license_url"), creator=item.get("creator")))
+    page_count = answer.get("page_count")
+    more = bool(rows) and (not isinstance(page_count, int) or page < page_count)
+    return rows, more
+
+
+# -- MediaWiki (Wikimedia Commons) -------------------------------------------------------------
+def mediawiki_url(endpoint: str, query: str, offset: int, limit: int) -> str:
+    params = {"action": "query", "format": "json", "generator": "search", "gsrsearch": query, "gsrnamespace": 6,
+              "gsroffset": offset, "gsrlimit": limit, "prop": "imageinfo", "iiprop": "url|extmetadata"}
+    return f"{endpoint}{'&' if '?' in endpoint else '?'}{urlencode(params)}"
+
+
+def _file_title_text(title: str) -> str:
+    name = title.split(":", 1)[-1]
+    return name.rsplit(".", 1)[0] if "." in name else name
+
+
+def parse_mediawiki(answer: dict, endpoint: str, query: str) -> tuple[list[dict], int | None]:
+    """(rows, next offset or None) from one MediaWiki answer."""
+    pages = ((answer.get("query") or {}).get("pages") or {})
+    pages = pages.values() if isinstance(pages, dict) else pages
+    rows = []
+    for page in sorted((p for p in pages if isinstance(p, dict)), key=lambda p: p.get("index", 0)):
+        info = (page.get("imageinfo") or [{}])[0]
+        if not isinstance(info, dict) or not isinstance(info.get("url"), str):
+            continue
+        meta = info.get("extmetadata") or {}
+        value = lambda key: (meta.get(key) or {}).get("value") if isinstance(meta.get(key), dict) else None  # noqa: E731
+        text = html_to_text(value("ImageDescription")) or _file_title_text(page.get("title") or "")
+        rows.append(candidate_row(info["url"], text, source="search", page_url=info.get("descriptionurl"),
+                                  source_file=endpoint, search_query=query,
+                                  license=html_to_text(value("LicenseShortName")),
+                                  license_url=value("LicenseUrl"), creator=html_to_text(value("Artist"))))
+    cont = answer.get("continue") or {}
+    offset = cont.get("gsroffset")
+    try:
+        return rows, int(offset) if offset is not None else None
+    except (TypeError, ValueError):
+        return rows, None
+
+
+# -- the crawl ---------------------------------------------------------------------------------
+def crawl_query(query: str, *, api: str, endpoint: str, session, robots, limiter: HostRateLimiter,
+                cap: int, page_size: int, counts: Counter, max_pages: int = 10_000) -> Iterator[dict]:
+    """Rows for one query, page after page, until ``cap`` rows, the last page or a failure."""
+    from urllib.parse import urlsplit
+
+    if api not in APIS:
+        raise UserError(f"--api must be one of {', '.join(APIS)}, not {api!r}")
+    counts["search_queries"] += 1
+    host = urlsplit(endpoint).netloc
+    produced, page, offset = 0, 1, 0
+    for _ in range(max_pages):
+        url = (openverse_url(endpoint, query, page, page_size) if api == "openverse"
+               else mediawiki_url(endpoint, query, offset, page_size))
+        if robots is not None and not robots.allowed(url):
+            counts["search_robots_disallowed"] += 1
+            return
+        delay = robots.crawl_delay(url) if robots is not None else None
+        limiter.wait(host, delay or 0.0)
+        counts["search_requests"] += 1
+        result = session.fetch(url)
+        if not result.ok:
+            # Openverse answers 400 for a page past the end: that is the end, not a failure.
+            if api == "openverse" and result.status == 400 and page > 1:
+                return
+            counts[f"search_failed_{result.error}"] += 1
+            return
+        try:
+            answer = json.loads(result.body)
+            if not isinstance(answer, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            counts["search_bad_response"] += 1
+            return
+        if api == "openverse":
+            rows, more = parse_openverse(answer, endpoint, query, page)
+            page += 1
+        else:
+            rows, next_offset = parse_mediawiki(answer, endpoint, query)
+            more = next_offset is not None and next_offset > offset
+            offset = next_offset or offset
+        for row in rows:
+            if produced >= cap:
+                break
+            produced += 1
+            counts["search_results"] += 1
+            yield row
+        if produced >= cap:
+            counts["search_queries_capped"] += 1
+            return
+        if not more:
+            return

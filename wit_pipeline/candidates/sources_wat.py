@@ -1,0 +1,94 @@
+"""The ``wat`` source: ``<img>`` links and their alt texts from Common Crawl WAT files.
+
+A WAT metadata record describes one crawled response as JSON; its
+``Envelope.Payload-Metadata.HTTP-Response-Metadata.HTML-Metadata.Links`` lists
+every link of the page with the HTML path it came from. Image links have
+``"path": "IMG@/src"`` and carry the ``alt`` attribute. URLs are written as the
+page wrote them, so they are resolved against the page URL (``WARC-Target-URI``)
+or, when the page had one, its ``<base href>`` (``Head.Base``) — cc2dataset
+drops relative URLs; we keep them, as MetaCLIP does.
+
+Record outcomes (counter names): ``wat_records`` (all), ``wat_not_metadata``
+(warcinfo and the like), ``wat_no_images`` (no ``IMG@/src`` link: skipped
+without parsing the JSON), ``wat_bad_json`` (truncated or malformed JSON; for
+records without image links, a payload that does not end in ``}``),
+``wat_with_images``; file damage from ``warc_records`` (``bad_gzip_member``,
+``truncated_record``, ``bad_record``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Iterator
+from urllib.parse import urljoin
+
+from ..schemas import candidate_row
+from .warc_records import iter_records
+
+IMG_PATH = "IMG@/src"
+
+
+def resolve(base: str, ref: str) -> str:
+    """``ref`` made absolute against ``base`` (relative, ``../``, protocol-relative or absolute)."""
+    ref = ref.strip()
+    if ref.startswith(("http://", "https://", "data:")):
+        return ref
+    try:
+        return urljoin(base, ref)
+    except ValueError:
+        return ref
+
+
+def image_links(envelope: dict) -> tuple[str | None, list[tuple[str, str | None]]]:
+    """``(page_url, [(absolute image url, alt or None), ...])`` from one parsed WAT record."""
+    env = envelope.get("Envelope") or {}
+    page_url = (env.get("WARC-Header-Metadata") or {}).get("WARC-Target-URI")
+    html_meta = (((env.get("Payload-Metadata") or {}).get("HTTP-Response-Metadata") or {})
+                 .get("HTML-Metadata") or {})
+    links = html_meta.get("Links") or []
+    base = page_url or ""
+    head_base = (html_meta.get("Head") or {}).get("Base")
+    if isinstance(head_base, str) and head_base.strip():
+        base = resolve(base, head_base)
+    pairs = []
+    for link in links:
+        if not isinstance(link, dict) or link.get("path") != IMG_PATH:
+            continue
+        url = link.get("url")
+        if not isinstance(url, str) or not url.strip():
+            continue
+        alt = link.get("alt")
+        pairs.append((resolve(base, url), alt if isinstance(alt, str) else None))
+    return page_url, pairs
+
+
+def parse_wat_record(headers: dict, payload: bytes, counts: Counter) -> tuple[str | None, list]:
+    """Image links of one WAT record, counting its outcome in ``counts``."""
+    counts["wat_records"] += 1
+    if headers.get("WARC-Type") != "metadata":
+        counts["wat_not_metadata"] += 1
+        return None, []
+    if b"IMG@" not in payload:   # most records (requests, non-HTML, pages without images): no JSON parse
+        # ...but a cut-off JSON object is still recognised as damage, cheaply, by its last byte.
+        counts["wat_bad_json" if not payload.rstrip().endswith(b"}") else "wat_no_images"] += 1
+        return None, []
+    try:
+        envelope = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        counts["wat_bad_json"] += 1
+        return None, []
+    if not isinstance(envelope, dict):
+        counts["wat_bad_json"] += 1
+        return None, []
+    page_url, pairs = image_links(envelope)
+    counts["wat_with_images" if pairs else "wat_no_images"] += 1
+    return page_url or headers.get("WARC-Target-URI"), pairs
+
+
+def read_wat(stream, source_file: str, counts: Counter) -> Iterator[dict]:
+    """Raw candidate rows (before clean-up) of every image link in a WAT stream."""
+    for headers, payload in iter_records(stream, counts):
+        page_url, pairs = parse_wat_record(headers, payload, counts)
+        for url, alt in pairs:
+            yield candidate_row(url, alt or "", source="wat", page_url=page_url, source_file=source_file)

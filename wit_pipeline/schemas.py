@@ -1,0 +1,65 @@
+"""Parquet schemas of the stage outputs: the one home for them.
+
+Every stage that writes or reads these files imports its schema from here, so a
+column name is spelled once. Rows travel through Beam as plain dicts with these
+keys (``None`` for a missing nullable value).
+
+- ``CANDIDATE_SCHEMA``: one (image URL, text) pair found by ``wit candidates``.
+- ``SELECTED_SCHEMA``: a candidate kept by ``wit select``, plus the queries it
+  matched. ``wit download`` reads ``url`` and ``text`` (and carries the rest as
+  provenance).
+- ``QUERY_COUNTS_SCHEMA``: per-query matched/kept/selected counts of ``wit select``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pyarrow as pa
+
+# Provenance: where a pair came from, so users can trace it and build licence-aware sets.
+PROVENANCE_FIELDS = [
+    pa.field("page_url", pa.string()),        # the page the image appeared on (WAT/WARC page, search landing page)
+    pa.field("source", pa.string(), nullable=False),  # wat | warc | table | search
+    pa.field("source_file", pa.string()),     # input file, or the search API endpoint
+    pa.field("search_query", pa.string()),    # search source: the query whose crawl found it
+    pa.field("license", pa.string()),         # e.g. "CC BY 4.0" (search source; None when unknown)
+    pa.field("license_url", pa.string()),
+    pa.field("creator", pa.string()),
+]
+
+CANDIDATE_SCHEMA = pa.schema([
+    pa.field("uid", pa.string(), nullable=False),    # content id of (url, text): see pair_uid
+    pa.field("url", pa.string(), nullable=False),    # absolute http(s) image URL
+    pa.field("text", pa.string(), nullable=False),   # cleaned caption (alt text, title, ...)
+    *PROVENANCE_FIELDS,
+])
+
+SELECTED_SCHEMA = pa.schema([
+    *CANDIDATE_SCHEMA,
+    pa.field("queries", pa.list_(pa.string()), nullable=False),   # every query the text matched, sorted
+])
+
+QUERY_COUNTS_SCHEMA = pa.schema([
+    pa.field("query", pa.string(), nullable=False),
+    pa.field("matched", pa.int64(), nullable=False),   # candidate pairs whose text matched the query
+    pa.field("kept", pa.int64(), nullable=False),      # pairs kept through this query's own cap
+    pa.field("selected", pa.int64(), nullable=False),  # selected pairs listing it (kept via any query)
+])
+
+CANDIDATE_COLUMNS = CANDIDATE_SCHEMA.names
+SELECTED_COLUMNS = SELECTED_SCHEMA.names
+
+
+def pair_uid(url: str, text: str) -> str:
+    """A stable content id of an (url, text) pair: 16 hex digits of BLAKE2b over both."""
+    return hashlib.blake2b(f"{url}\x00{text}".encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+
+
+def candidate_row(url: str, text: str, *, source: str, page_url: str | None = None,
+                  source_file: str | None = None, search_query: str | None = None, license: str | None = None,
+                  license_url: str | None = None, creator: str | None = None) -> dict:
+    """A candidate row dict with every schema key (the uid is filled in after text clean-up)."""
+    return {"uid": "", "url": url, "text": text, "page_url": page_url, "source": source,
+            "source_file": source_file, "search_query": search_query, "license": license,
+            "license_url": license_url, "creator": creator}
