@@ -52,6 +52,18 @@ def step_queries(ctx: DemoContext) -> None:
     demo_step(ctx)
 
 
+def step_candidates(ctx: DemoContext) -> None:
+    from .candidates.cli import demo_step
+
+    demo_step(ctx)
+
+
+def step_select(ctx: DemoContext) -> None:
+    from .select.cli import demo_step
+
+    demo_step(ctx)
+
+
 def step_download(ctx: DemoContext) -> None:
     from .download.cli import step_download as step
 
@@ -62,6 +74,8 @@ def step_download(ctx: DemoContext) -> None:
 DEMO_STEPS: list[tuple[str, Callable[[DemoContext], None]]] = [
     ("sample web", step_sample_web),
     ("queries", step_queries),
+    ("candidates", step_candidates),
+    ("select", step_select),
     ("download", step_download),
 ]
 

@@ -69,3 +69,33 @@ def register(subparsers) -> None:
                         help="allow loopback/private addresses (tests and the sample web only)")
     parser.add_argument("--rows-per-part", type=int, default=200_000, help="rows per output parquet part")
     parser.set_defaults(func=_cmd, beam=True)
+
+
+def demo_step(ctx) -> None:
+    """Demo: candidates from the sample web's WAT files and from its Openverse-shaped search endpoint.
+
+    The search crawl expands each query of ``ctx.outputs["queries"]`` (from the queries step) into a
+    crawl of the loopback endpoint.
+    """
+    import os
+
+    from ..select.cli import demo_queries
+
+    root = ctx.path("candidates")
+    wat = run_candidates(CandidateOptions(source="wat", inputs=list(ctx.files.wat) + list(ctx.files.broken_wat),
+                                          out=os.path.join(root, "wat"), seed=ctx.seed), ctx.beam_args)
+    queries = demo_queries(ctx)
+    search = run_candidates(CandidateOptions(
+        source="search", inputs=[queries], out=os.path.join(root, "search"), seed=ctx.seed, api="openverse",
+        endpoint=ctx.web.base_url + "/v1/images/", per_query_cap=200, rate_per_host=0,
+        allow_private_networks=True), ctx.beam_args)
+    ctx.outputs["candidates"] = root
+    damage = {k: v for k, v in wat["counters"].items()
+              if k in ("bad_gzip_member", "truncated_record", "wat_bad_json", "bad_record") and v}
+    ctx.report("candidates", "WAT pairs in / out", f"{wat['pairs_in']} / {wat['pairs_out']} "
+               f"(dropped: {', '.join(f'{k} {v}' for k, v in wat['dropped'].items() if v)})")
+    ctx.report("candidates", "WAT damage skipped", ", ".join(f"{k} {v}" for k, v in damage.items()) or "none")
+    c = search["counters"]
+    ctx.report("candidates", "search crawl", f"{c.get('search_queries', 0)} queries, "
+               f"{c.get('search_requests', 0)} requests, {search['pairs_out']} pairs kept")
+    ctx.report("candidates", "output", root)

@@ -45,3 +45,41 @@ def register(subparsers) -> None:
     parser.add_argument("--keep-case", action="store_true", help="match case-sensitively (queries too)")
     parser.add_argument("--rows-per-part", type=int, default=200_000, help="rows per selected parquet part")
     parser.set_defaults(func=_cmd, beam=True)
+
+
+DEMO_CAP = 12   # the sample web is small: a cap this low shows the balancing at work
+
+
+def demo_queries(ctx) -> str:
+    """The queries the demo matches: the queries step's output, or a list from the sample web's vocabulary."""
+    import os
+
+    if ctx.outputs.get("queries"):
+        return ctx.outputs["queries"]
+    from ..sampleweb.draw import COLOURS, SHAPES
+
+    path = ctx.path("select", "sample_queries.txt")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    words = list(SHAPES) + list(COLOURS) + [f"{c} {s}" for c in COLOURS for s in SHAPES]
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(words) + "\n")
+    ctx.outputs["queries"] = path
+    ctx.report("select", "queries", f"no queries step output: {len(words)} queries from the sample vocabulary")
+    return path
+
+
+def demo_step(ctx) -> None:
+    """Demo: select from every candidate directory against the query list, cap DEMO_CAP per query."""
+    import os
+
+    stats = run_select(SelectOptions(candidates=[ctx.outputs["candidates"]], queries=demo_queries(ctx),
+                                     out=ctx.path("select"), cap=DEMO_CAP, seed=ctx.seed), ctx.beam_args)
+    ctx.outputs["selected"] = stats["outputs"]["selected"]
+    d = stats["dropped"]
+    ctx.report("select", "candidates / matched / selected",
+               f"{stats['rows_in']} / {stats['matched']} / {stats['selected']} "
+               f"(no match {d['no_match']}, language {d['lang']}, duplicate {d['duplicate']}, cap {d['cap']})")
+    ctx.report("select", "queries matched / capped",
+               f"{stats['queries_matched']} / {stats['queries_capped']} of {stats['queries_total']} (cap {DEMO_CAP})")
+    ctx.report("select", "langdetect calls", f"{stats['lang_detect_calls']} (distinct matched texts)")
+    ctx.report("select", "summary", os.path.abspath(stats["outputs"]["summary"]))
