@@ -4,7 +4,7 @@
 * A bigram is two adjacent words of one sentence; bigrams never cross sentences.
 * PMI is nltk's ``BigramAssocMeasures.pmi``::
 
-      pmi(a b) = log2(count(a b) * N) - log2(count(a) * count(b))
+      pmi(a b) = log2(count(a b) * N / (count(a) * count(b)))
 
   with ``N`` the total number of words counted (tokens) and ``count(a)`` the
   unigram count of ``a``.
@@ -47,7 +47,9 @@ def count_wikitext(wikitext: str, keep_case: bool, unigrams: Counter, bigrams: C
 
 def pmi(count_ab: int, count_a: int, count_b: int, total: int) -> float:
     """Pointwise mutual information in bits, exactly as nltk's ``BigramAssocMeasures.pmi``."""
-    return math.log2(count_ab * total) - math.log2(count_a * count_b)
+    # One correctly rounded division, then one log: a ratio of exactly 2**k gives exactly k, so
+    # thresholds behave at their boundary (nltk's difference of two logs can miss by 1 ulp).
+    return math.log2((count_ab * total) / (count_a * count_b))
 
 
 def title_query(title: str, keep_case: bool = False) -> str:

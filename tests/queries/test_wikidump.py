@@ -1,0 +1,116 @@
+import os
+
+import pytest
+
+from dumps import page_xml, write_multistream, write_plain
+from queries.wikidump import iter_pages, iter_range_pages, parse_page, plan_ranges
+from wit_pipeline.errors import UserError
+
+
+def _pages(n: int) -> list[str]:
+    # Varied sizes so that range boundaries fall inside pages, between them and inside tags.
+    return [page_xml(f"Page {i}", f"Text of page {i}. " + "word " * (i * 7 % 53), page_id=i) for i in range(n)]
+
+
+def test_namespace_and_redirect_are_reported(tmp_path):
+    path = write_plain(str(tmp_path / "d.xml"), [
+        page_xml("Circle", "A circle."),
+        page_xml("Talk:Circle", "chat", ns=1, page_id=2),
+        page_xml("Round", "#REDIRECT [[Circle]]", redirect="Circle", page_id=3),
+    ])
+    pages = list(iter_pages(path))
+    assert [(p.title, p.ns, p.redirect) for p in pages] == [
+        ("Circle", 0, False), ("Talk:Circle", 1, False), ("Round", 0, True)]
+    assert pages[0].text == "A circle."
+
+
+def test_last_revision_text_and_old_redirect_syntax():
+    page = parse_page(b"<page><title>X</title><ns>0</ns><revision><text>old</text></revision>"
+                      b"<revision><text>#redirect [[Y]]</text></revision></page>")
+    assert page.text == "#redirect [[Y]]" and page.redirect
+
+
+@pytest.mark.parametrize("range_bytes", [97, 500, 1777])
+def test_plain_ranges_read_every_page_exactly_once(tmp_path, range_bytes):
+    path = write_plain(str(tmp_path / "d.xml"), _pages(60))
+    whole = [p.title for p in iter_pages(path)]
+    assert whole == [f"Page {i}" for i in range(60)]
+    split = [p.title for r in plan_ranges(path, os.path.getsize(path), range_bytes) for p in iter_range_pages(r)]
+    assert split == whole
+
+
+@pytest.mark.parametrize("range_bytes", [50, 333, 2000])
+def test_multistream_ranges_read_every_page_exactly_once(tmp_path, range_bytes):
+    path = str(tmp_path / "d.xml.bz2")
+    write_multistream(path, _pages(60), per_stream=3)
+    whole = [p.title for p in iter_pages(path)]
+    assert whole == [f"Page {i}" for i in range(60)]
+    ranges = plan_ranges(path, os.path.getsize(path), range_bytes)
+    assert len(ranges) > 1
+    assert [p.title for r in ranges for p in iter_range_pages(r)] == whole
+
+
+def test_pages_split_across_bz2_streams_are_read_once(tmp_path):
+    # A bz2 made by a parallel compressor cuts streams anywhere, even inside a page.
+    import bz2
+
+    text = (open(write_plain(str(tmp_path / "p.xml"), _pages(20)), "rb").read())
+    cuts = [0, 301, 302, 950, 2222, len(text)]
+    data = b"".join(bz2.compress(text[a:b]) for a, b in zip(cuts, cuts[1:]))
+    path = tmp_path / "cut.xml.bz2"
+    path.write_bytes(data)
+    for range_bytes in (40, 200, 10_000):
+        ranges = plan_ranges(str(path), len(data), range_bytes)
+        assert [p.title for r in ranges for p in iter_range_pages(r)] == [f"Page {i}" for i in range(20)]
+
+
+def test_truncated_xml_names_file_and_byte(tmp_path):
+    path = write_plain(str(tmp_path / "d.xml"), _pages(5))
+    data = open(path, "rb").read()
+    page4 = data.index(b"<page>", data.index(b"Page 3"))
+    (tmp_path / "t.xml").write_bytes(data[:page4 + 40])  # the file ends inside page 4
+    with pytest.raises(UserError, match=r"t\.xml: truncated XML: the page starting at byte %d never ends" % page4):
+        list(iter_pages(str(tmp_path / "t.xml")))
+    # Cut exactly between pages: every page is whole, but </mediawiki> is missing.
+    between = data.index(b"  <page>", data.index(b"Page 3"))
+    (tmp_path / "t2.xml").write_bytes(data[:between])
+    with pytest.raises(UserError, match=r"t2\.xml: truncated XML: the file ends at byte %d without </mediawiki>" % between):
+        list(iter_pages(str(tmp_path / "t2.xml")))
+
+
+def test_corrupt_and_truncated_bz2_name_the_stream(tmp_path):
+    path = str(tmp_path / "d.xml.bz2")
+    offsets = write_multistream(path, _pages(12), per_stream=3)
+    data = bytearray(open(path, "rb").read())
+    middle = (offsets[2] + offsets[3]) // 2
+    data[middle:middle + 8] = b"\x00" * 8
+    (tmp_path / "bad.xml.bz2").write_bytes(bytes(data))
+    with pytest.raises(UserError, match=r"bad\.xml\.bz2: corrupt bz2 data in the stream starting at byte %d" % offsets[2]):
+        list(iter_pages(str(tmp_path / "bad.xml.bz2")))
+    (tmp_path / "short.xml.bz2").write_bytes(open(path, "rb").read()[: offsets[3] - 10])
+    with pytest.raises(UserError, match=r"short\.xml\.bz2: truncated bz2 stream starting at byte %d" % offsets[2]):
+        list(iter_pages(str(tmp_path / "short.xml.bz2")))
+
+
+def test_malformed_and_undecodable_pages_are_skipped_and_reported(tmp_path):
+    good = page_xml("Good", "fine text")
+    malformed = "  <page>\n    <title>A & B</title>\n    <ns>0</ns>\n  </page>\n"
+    path = tmp_path / "d.xml"
+    path.write_bytes((HEADER_BYTES + good.encode() + malformed.encode()
+                      + page_xml("Bad bytes", "x").encode().replace(b"x</text>", b"\xff\xfe</text>")
+                      + page_xml("Also good", "more").encode() + b"</mediawiki>\n"))
+    skipped = []
+    titles = [p.title for p in iter_pages(str(path), on_skip=lambda reason, detail: skipped.append((reason, detail)))]
+    assert titles == ["Good", "Also good"]
+    assert [reason for reason, _ in skipped] == ["malformed", "undecodable"]
+    assert all(str(path) in detail and "byte" in detail for _, detail in skipped)
+
+
+def test_not_a_dump_is_an_error(tmp_path):
+    path = tmp_path / "notes.xml"
+    path.write_text("just some text, no pages\n")
+    with pytest.raises(UserError, match="not a MediaWiki XML export"):
+        list(iter_pages(str(path)))
+
+
+HEADER_BYTES = b'<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/">\n'
