@@ -24,7 +24,10 @@ from PIL import Image
 
 RESIZE_MODES = ("border", "keep_ratio", "keep_ratio_largest", "center_crop", "no")
 DEFAULT_QUALITY = 95            # img2dataset's default encode_quality
-_FILTER = Image.Resampling.LANCZOS
+# img2dataset's defaults: "area" when shrinking (Pillow's BOX filter averages exactly the covered source
+# area), "lanczos" when enlarging.
+_DOWNSCALE = Image.Resampling.BOX
+_UPSCALE = Image.Resampling.LANCZOS
 
 
 def check_mode(mode: str) -> str:
@@ -83,7 +86,8 @@ def resize(image: Image.Image, image_size: int, mode: str,
     width, height = image.size
     target = resized_size(*(original_size or image.size), image_size, mode)
     if target != (width, height):
-        image = image.resize(target, _FILTER, reducing_gap=3.0 if target[0] < width else None)
+        shrinking = target[0] * target[1] < width * height
+        image = image.resize(target, _DOWNSCALE if shrinking else _UPSCALE)
     if mode == "border":
         if image.size == (image_size, image_size):
             return image
