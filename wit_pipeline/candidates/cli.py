@@ -25,7 +25,7 @@ def _cmd(args: argparse.Namespace) -> int:
     stats = run_candidates(options_from_args(args), args.beam_args)
     dropped = ", ".join(f"{k} {v}" for k, v in stats["dropped"].items() if v) or "none"
     print(f"wit candidates: {stats['pairs_in']} pairs in, {stats['pairs_out']} out ({dropped} dropped) "
-          f"-> {args.out}")
+          f"-> {stats['outputs']['parts']}")
     return 0
 
 
@@ -41,7 +41,7 @@ def register(subparsers) -> None:
     parser.add_argument("--input", required=True, nargs="+", metavar="PATH_OR_GLOB",
                         help="input files, globs or directories (local, gs://, s3://, http(s) single files); "
                         "for --source search, the queries (a queries directory or a text file)")
-    parser.add_argument("--out", required=True, help="output directory (part-*.parquet and stats.json)")
+    parser.add_argument("--out", required=True, help="output directory (parts/part-*.parquet and stats.json)")
     filters = parser.add_argument_group("text filters")
     filters.add_argument("--min-chars", type=int, default=6, help="drop texts shorter than this (characters)")
     filters.add_argument("--min-words", type=int, default=3, help="drop texts with fewer words")
@@ -64,7 +64,7 @@ def register(subparsers) -> None:
                         "https://commons.wikimedia.org/w/api.php")
     search.add_argument("--per-query-cap", type=int, default=20_000, help="stop a query's crawl after this many")
     search.add_argument("--page-size", type=int, default=0, help="results per request (0: the API's default)")
-    search.add_argument("--rate", type=float, default=2.0, help="requests per second per host (per worker)")
+    search.add_argument("--rate", type=float, default=2.0, help="requests per second per host (per worker process; 0: no limit)")
     search.add_argument("--allow-private-networks", action="store_true",
                         help="allow loopback/private addresses (tests and the sample web only)")
     parser.add_argument("--rows-per-part", type=int, default=200_000, help="rows per output parquet part")

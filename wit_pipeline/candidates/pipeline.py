@@ -4,7 +4,7 @@
 
     inputs ─► read (one source; malformed records counted) ─► clean + per-pair filters (counted)
            ─► exact (url, text) de-dup (GroupByKey on uid) ─► [language, once per distinct text]
-           ─► part-*.parquet (deterministic)  +  stats.json
+           ─► OUT/parts/part-*.parquet (deterministic)  +  OUT/stats.json
 
 Every raw pair ends in exactly one place: ``pairs_in = pairs_out + Σ dropped_<reason>``.
 """
@@ -29,6 +29,7 @@ from .language import detect_language
 log = logging.getLogger(__name__)
 
 STAGE = "candidates"
+PARTS_DIR = "parts"   # parts apart from stats.json, so pandas.read_parquet(OUT/parts) just works
 SOURCES = ("wat", "warc", "table", "search")
 
 
@@ -208,7 +209,8 @@ def build(pipeline: beam.Pipeline, options: CandidateOptions):
                 | "Language" >> beam.FlatMap(language_filter, options.lang, options.seed))
     return (rows
             | "CountOut" >> beam.Map(count_out)
-            | "WriteParts" >> WriteParquetParts(options.out, CANDIDATE_SCHEMA, options.rows_per_part))
+            | "WriteParts" >> WriteParquetParts(fileio.join(options.out, PARTS_DIR), CANDIDATE_SCHEMA,
+                                                options.rows_per_part))
 
 
 def check_table_columns(options: CandidateOptions) -> None:
@@ -262,6 +264,7 @@ def run_candidates(options: CandidateOptions, beam_args: list[str] | None = None
         "pairs_out": counts.get("pairs_out", 0),
         "dropped": dropped,
         "counters": counts,
+        "outputs": {"parts": fileio.join(options.out, PARTS_DIR)},
         "settings": {k: v for k, v in asdict(options).items() if k not in ("inputs", "out", "filters")}
         | {"filters": {"min_chars": options.filters.min_chars, "min_words": options.filters.min_words,
                        "max_chars": options.filters.max_chars, "disabled": sorted(options.filters.disabled)}},

@@ -1,0 +1,64 @@
+"""Text clean-up and per-pair filters: each drop has its reason, each filter can be switched off."""
+
+import pytest
+
+from wit_pipeline.candidates.filters import FILTERS, FilterConfig, clean_pair, is_boilerplate, parse_disabled
+from wit_pipeline.errors import UserError
+
+URL = "http://example.com/a.jpg"
+
+
+@pytest.mark.parametrize("text", ["IMG_1234.JPG", "DSC00042.jpg", "logo", "Image", "photo", "PXL_20230101_123456",
+                                  "banner.webp", "  Logo  "])
+def test_file_names_and_stock_words_are_boilerplate(text):
+    assert clean_pair(URL, text)[2] == "boilerplate"
+
+
+@pytest.mark.parametrize("text", ["a photo of a dog", "Logo of the Red Cross on a tent", "IMG of the day at sea"])
+def test_real_captions_are_not_boilerplate(text):
+    assert not is_boilerplate(text)
+    assert clean_pair(URL, text)[2] is None
+
+
+@pytest.mark.parametrize("url, reason", [
+    ("data:image/png;base64,iVBORw0KGgo=", "data_uri"),
+    ("javascript:void(0)", "non_http_url"),
+    ("/relative/never/resolved.jpg", "non_http_url"),
+    ("ftp://example.com/a.jpg", "non_http_url"),
+    ("http://exa mple.com/a.jpg", "non_http_url"),
+])
+def test_bad_urls_are_dropped_with_their_reason(url, reason):
+    assert clean_pair(url, "a red circle on blue")[2] == reason
+
+
+def test_datacomp_basic_thresholds():
+    assert clean_pair(URL, "")[2] == "empty_text"
+    assert clean_pair(URL, "   ")[2] == "empty_text"
+    assert clean_pair(URL, "a b c")[2] == "too_short"             # 5 characters: DataComp wants more than 5
+    assert clean_pair(URL, "two words")[2] == "few_words"        # DataComp wants more than 2 words
+    assert clean_pair(URL, "three small words")[2] is None
+    assert clean_pair(URL, "word " * 300)[2] == "too_long"
+    assert clean_pair(URL, "word " * 300, FilterConfig(max_chars=0))[2] is None
+
+
+def test_normalisation_folds_unicode_space_and_entities_but_keeps_case():
+    url, text, reason = clean_pair("  http://example.com/x.jpg\n", "Ｒｅｄ\u00a0 circle &amp; the\tSquare\x00 ")
+    assert (url, text, reason) == ("http://example.com/x.jpg", "Red circle & the Square", None)
+
+
+def test_each_filter_can_be_switched_off():
+    cases = {"data_uri": ("data:image/png;base64,xx", "a red circle inline"),
+             "non_http_url": ("javascript:x()", "a red circle inline"),
+             "boilerplate": (URL, "logo"), "too_short": (URL, "a b"), "few_words": (URL, "twowords here")}
+    for name, (url, text) in cases.items():
+        assert clean_pair(url, text)[2] == name
+        assert clean_pair(url, text, FilterConfig(disabled=frozenset({name})))[2] != name
+        assert clean_pair(url, text, FilterConfig(disabled=frozenset(FILTERS)))[2] is None
+    raw = "Ｒｅｄ  circle"
+    assert clean_pair(URL, raw + " here", FilterConfig(disabled=frozenset({"normalize"})))[1] == raw + " here"
+
+
+def test_unknown_filter_name_is_a_user_error():
+    assert parse_disabled("dedup, boilerplate") == frozenset({"dedup", "boilerplate"})
+    with pytest.raises(UserError, match="unknown filter"):
+        parse_disabled("boilerplate,nonsense")
