@@ -150,7 +150,8 @@ def load_previous(out: str, shard_id: int, retry: frozenset[str] | None) -> Prev
 
 
 def process_shard(out: str, shard_id: int, rows: list[InputRow], config: DownloadConfig,
-                  session: GuardedSession, previous: Previous | None = None) -> Counter:
+                  session: GuardedSession, previous: Previous | None = None,
+                  extra_meta: dict | None = None) -> Counter:
     """Download one shard's rows and write ``NNNNN.tar`` then ``NNNNN.parquet``; returns status counts."""
     name = shard_name(shard_id)
     keyed = [(sample_key(shard_id, index, config.samples_per_shard), row) for index, row in enumerate(rows)]
@@ -183,5 +184,5 @@ def process_shard(out: str, shard_id: int, rows: list[InputRow], config: Downloa
                 if outcome.members is not None:
                     tar.add_sample(key, outcome.members)
             counts[status_rows[-1]["status"]] += 1
-    write_status(fileio.join(out, f"{name}.parquet"), status_rows, tar.summary)
+    write_status(fileio.join(out, f"{name}.parquet"), status_rows, tar.summary, extra_meta)
     return counts

@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import shutil
@@ -105,11 +107,22 @@ class ShardTask:
     shard_id: int
     work_path: str                    # the shard's input rows
     retry: bool                       # redo failed rows of a complete shard, keeping its successes
+    input_sha256: str                 # fingerprint of the shard's input rows (kept in its status parquet)
 
 
-def shard_is_complete(out: str, shard_id: int, rows: int) -> bool:
+def rows_digest(rows: list[InputRow]) -> str:
+    """A fingerprint of a shard's input: a resume only trusts a shard written from the same rows."""
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(json.dumps([row.url, row.text, row.extra], sort_keys=True, default=str).encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def shard_is_complete(out: str, shard_id: int, rows: int, input_sha256: str) -> bool:
+    """True when the shard's status parquet exists, was written from the same rows, and its tar is whole."""
     meta = read_shard_meta(fileio.join(out, f"{shard_name(shard_id)}.parquet"))
-    if meta is None or meta.get("rows") != rows:
+    if meta is None or meta.get("rows") != rows or meta.get("input_sha256") != input_sha256:
         return False
     tar = fileio.join(out, f"{shard_name(shard_id)}.tar")
     try:
@@ -127,7 +140,6 @@ def _has_retryable(out: str, shard_id: int, retry: tuple[str, ...]) -> bool:
 
 def _write_work(path: str, rows: list[InputRow]) -> None:
     import io
-    import json
 
     table = pa.table({"url": [r.url for r in rows], "text": [r.text for r in rows],
                       "extra": [json.dumps(r.extra, sort_keys=True, default=str) for r in rows]})
@@ -137,8 +149,6 @@ def _write_work(path: str, rows: list[InputRow]) -> None:
 
 
 def read_work(path: str) -> list[InputRow]:
-    import json
-
     table = read_status(path)
     return [InputRow(url=u, text=t, extra=json.loads(e))
             for u, t, e in zip(table["url"].to_pylist(), table["text"].to_pylist(), table["extra"].to_pylist())]
@@ -150,14 +160,15 @@ def plan(options: DownloadOptions) -> tuple[list[ShardTask], int, int]:
     work = fileio.join(options.out, WORK_DIR)
     for shard_id, rows in shard_rows(iter_rows(options.input), options.samples_per_shard):
         shards, total = shard_id + 1, total + len(rows)
-        complete = shard_is_complete(options.out, shard_id, len(rows))
+        digest = rows_digest(rows)
+        complete = shard_is_complete(options.out, shard_id, len(rows), digest)
         retry = complete and options.retry_failed is not None and _has_retryable(
             options.out, shard_id, options.retry_failed)
         if complete and not retry:
             continue
         path = fileio.join(work, f"{shard_name(shard_id)}.parquet")
         _write_work(path, rows)
-        tasks.append(ShardTask(shard_id, path, retry))
+        tasks.append(ShardTask(shard_id, path, retry, digest))
     if total == 0:
         raise UserError(f"--input {options.input!r} has no rows")
     return tasks, shards, total
@@ -183,7 +194,8 @@ class DownloadShard(beam.DoFn):
             previous = load_previous(self.out, task.shard_id,
                                      frozenset(self.retry_failed) if self.retry_failed else None)
         started = time.monotonic()
-        counts = process_shard(self.out, task.shard_id, rows, self.config, self.session, previous)
+        counts = process_shard(self.out, task.shard_id, rows, self.config, self.session, previous,
+                               extra_meta={"input_sha256": task.input_sha256})
         for status, n in counts.items():
             counter(STAGE, f"status/{status}").inc(n)
         self.shards.inc()
@@ -247,6 +259,7 @@ def drop_from_shard(out: str, shard_id: int, drops: dict[str, str]) -> None:
     """Rewrite a shard without the samples in ``drops`` (key -> kept key), marking them ``duplicate``."""
     name = shard_name(shard_id)
     status = read_status(fileio.join(out, f"{name}.parquet")).to_pylist()
+    old_meta = read_shard_meta(fileio.join(out, f"{name}.parquet")) or {}
     tar_path = fileio.join(out, f"{name}.tar")
     with write_tar_atomic(tar_path) as tar:
         for key, members in iter_tar_samples(tar_path):
@@ -256,7 +269,8 @@ def drop_from_shard(out: str, shard_id: int, drops: dict[str, str]) -> None:
         if row["key"] in drops:
             row["status"], row["error_message"] = "duplicate", f"same sha256 as {drops[row['key']]}"
             row["width"] = row["height"] = None
-    write_status(fileio.join(out, f"{name}.parquet"), status, tar.summary)
+    write_status(fileio.join(out, f"{name}.parquet"), status, tar.summary,
+                 {"input_sha256": old_meta.get("input_sha256")})
 
 
 class DropDuplicates(beam.DoFn):
