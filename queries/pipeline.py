@@ -18,6 +18,7 @@ so a worker's memory is bounded whatever the dump size.
 from __future__ import annotations
 
 import logging
+import zlib
 from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable
@@ -53,9 +54,10 @@ class QueryOptions:
     keep_case: bool = False       # lower-case everything unless set (MetaCLIP keeps case)
     range_bytes: int = DEFAULT_RANGE_BYTES   # dump bytes per read task
     flush_keys: int = 500_000     # a reader emits its partial counts when it holds this many keys
+    count_buckets: int = 1024     # keys are summed in this many hash buckets (memory per bucket ~ keys / buckets)
 
     def validate(self) -> None:
-        for name in ("min_count", "min_bigram_count", "min_views", "range_bytes", "flush_keys"):
+        for name in ("min_count", "min_bigram_count", "min_views", "range_bytes", "flush_keys", "count_buckets"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
 
@@ -64,16 +66,41 @@ def _inc(name: str, value: int = 1) -> None:
     counter(STAGE, name).inc(value)
 
 
-class CountPages(beam.DoFn):
-    """One dump range -> partial word counts (main), bigram counts and article-title keys (tagged)."""
+def bucket_of(key: str, buckets: int) -> int:
+    """A bucket that is the same in every worker process (``hash()`` of a str is salted per process)."""
+    return zlib.crc32(key.encode("utf-8")) % buckets
 
-    def __init__(self, keep_case: bool, flush_keys: int):
+
+def split_into_buckets(counts: dict[str, int], buckets: int) -> list[tuple[int, dict[str, int]]]:
+    """Partial counts -> one dict per non-empty bucket, sorted by bucket."""
+    out: dict[int, dict[str, int]] = {}
+    for key, value in counts.items():
+        bucket = bucket_of(key, buckets)
+        part = out.get(bucket)
+        if part is None:
+            part = out[bucket] = {}
+        part[key] = value
+    return sorted(out.items())
+
+
+class CountPages(beam.DoFn):
+    """One dump range -> partial word and bigram counts, as one dict per hash bucket, and titles.
+
+    Emitting a dict per bucket rather than an element per key keeps the per-element cost of
+    the runner (the bottleneck of a Python pipeline) proportional to buckets, not to keys.
+    Outputs: main ``(bucket, {word: n})``, ``bigrams`` ``(bucket, {"a b": n})``,
+    ``titles`` ``(title query, True)``, ``tokens`` (an int per flush).
+    """
+
+    def __init__(self, keep_case: bool, flush_keys: int, buckets: int):
         self.keep_case = keep_case
         self.flush_keys = flush_keys
+        self.buckets = buckets
 
     def process(self, read_range: ReadRange):
         unigrams: Counter = Counter()
         bigrams: Counter = Counter()
+        tokens = 0
 
         def skipped(reason: str, detail: str) -> None:
             _inc(f"pages_skipped_{reason}")
@@ -88,21 +115,39 @@ class CountPages(beam.DoFn):
                 continue
             _inc("pages_counted")
             _inc("wikitext_chars", len(page.text))
-            _inc("tokens", count_wikitext(page.text, self.keep_case, unigrams, bigrams))
+            page_tokens = count_wikitext(page.text, self.keep_case, unigrams, bigrams)
+            tokens += page_tokens
+            _inc("tokens", page_tokens)
             title = title_query(page.title, self.keep_case)
             if title:
                 yield pvalue.TaggedOutput("titles", (title, True))
             if len(bigrams) >= self.flush_keys or len(unigrams) >= self.flush_keys:
-                yield from self._flush(unigrams, bigrams)
-        yield from self._flush(unigrams, bigrams)
+                yield from self._flush(unigrams, bigrams, tokens)
+                tokens = 0
+        yield from self._flush(unigrams, bigrams, tokens)
 
-    @staticmethod
-    def _flush(unigrams: Counter, bigrams: Counter):
-        yield from unigrams.items()
-        for pair in bigrams.items():
-            yield pvalue.TaggedOutput("bigrams", pair)
+    def _flush(self, unigrams: Counter, bigrams: Counter, tokens: int):
+        yield from split_into_buckets(unigrams, self.buckets)
+        for part in split_into_buckets(bigrams, self.buckets):
+            yield pvalue.TaggedOutput("bigrams", part)
+        if tokens:
+            yield pvalue.TaggedOutput("tokens", tokens)
         unigrams.clear()
         bigrams.clear()
+
+
+def sum_bucket(item, threshold: int, distinct_counter: str):
+    """All partial dicts of one bucket -> ``(key, total)`` for totals >= threshold (one bucket in memory)."""
+    _, parts = item
+    totals: dict[str, int] = {}
+    for part in parts:
+        get = totals.get
+        for key, value in part.items():
+            totals[key] = get(key, 0) + value
+    _inc(distinct_counter, len(totals))
+    for key in sorted(totals):
+        if totals[key] >= threshold:
+            yield key, totals[key]
 
 
 class SumPageviews(beam.DoFn):
@@ -192,6 +237,10 @@ def _select_title(item, min_views: int):
         _inc("titles_below_min_views")
 
 
+def _may_reach_pmi(item, total: int, min_pmi: float) -> bool:
+    return item[1] * 2.0 ** min_pmi <= total or min_pmi <= 0
+
+
 def _count_through(name: str):
     def step(item):
         _inc(name)
@@ -221,14 +270,16 @@ def build_graph(
         pipeline
         | "DumpRanges" >> beam.Create(ranges)
         | "SpreadRanges" >> beam.Reshuffle()
-        | "CountPages" >> beam.ParDo(CountPages(o.keep_case, o.flush_keys)).with_outputs("bigrams", "titles", main="words")
+        | "CountPages" >> beam.ParDo(CountPages(o.keep_case, o.flush_keys, o.count_buckets)).with_outputs(
+            "bigrams", "titles", "tokens", main="words")
     )
+    # Words seen fewer than min(min_count, min_bigram_count) times are needed by no later step.
     word_counts = (
         counted.words
-        | "SumWords" >> beam.CombinePerKey(sum)
-        | "CountDistinctWords" >> beam.Map(_count_through("distinct_words"))
+        | "GroupWordBuckets" >> beam.GroupByKey()
+        | "SumWords" >> beam.FlatMap(sum_bucket, min(o.min_count, o.min_bigram_count), "distinct_words")
     )
-    total_tokens = counted.words | "WordValues" >> beam.Values() | "SumTokens" >> beam.CombineGlobally(sum)
+    total_tokens = counted.tokens | "SumTokens" >> beam.CombineGlobally(sum)
     entries = [
         word_counts
         | "MinCount" >> beam.Filter(_at_least(o.min_count, "unigrams_admitted"))
@@ -236,11 +287,14 @@ def build_graph(
     ]
 
     # Bigrams: drop rare pairs, then fetch count(a) and count(b) by two joins keyed by word.
+    # pmi <= log2(N / count(a b)) since count(a), count(b) >= count(a b): pairs too frequent to
+    # reach min_pmi are dropped before the joins.
     bigram_counts = (
         counted.bigrams
-        | "SumBigrams" >> beam.CombinePerKey(sum)
-        | "CountDistinctBigrams" >> beam.Map(_count_through("distinct_bigrams"))
-        | "MinBigramCount" >> beam.Filter(_at_least(o.min_bigram_count, "bigrams_over_min_count"))
+        | "GroupBigramBuckets" >> beam.GroupByKey()
+        | "SumBigrams" >> beam.FlatMap(sum_bucket, o.min_bigram_count, "distinct_bigrams")
+        | "CountOverMinCount" >> beam.Map(_count_through("bigrams_over_min_count"))
+        | "PmiUpperBound" >> beam.Filter(_may_reach_pmi, beam.pvalue.AsSingleton(total_tokens), o.min_pmi)
     )
     join_words = word_counts | "WordsForJoin" >> beam.Filter(_at_least(o.min_bigram_count))
     by_first = bigram_counts | "KeyByFirst" >> beam.Map(lambda kv: (kv[0].split(" ", 1)[0], kv))
