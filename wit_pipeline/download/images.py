@@ -57,7 +57,9 @@ def looks_like_image(data: bytes) -> bool:
     head = data[:16]
     if head.startswith(_SIGNATURES):
         return True
-    return head[:4] == b"RIFF" and head[8:12] == b"WEBP"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return True
+    return head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis", b"heic", b"heix", b"mif1")
 
 
 def check_size(width: int, height: int, checks: ImageChecks) -> None:
