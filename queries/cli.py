@@ -19,6 +19,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
     options = QueryOptions(
         min_count=args.min_count, min_pmi=args.min_pmi, min_bigram_count=args.min_bigram_count,
         min_views=args.min_views, keep_case=args.keep_case, range_bytes=args.range_mb << 20,
+        count_buckets=args.count_buckets,
     )
     stats = build_queries(args.wikipedia, args.out, pageviews=args.pageviews, wordnet=args.wordnet,
                           options=options, beam_args=args.beam_args)
@@ -71,6 +72,9 @@ def register(subparsers) -> None:
     build.add_argument("--keep-case", action="store_true", help="keep letter case (default: lower-case everything)")
     build.add_argument("--range-mb", type=int, default=QueryOptions.range_bytes >> 20,
                        help="dump megabytes per read task (default %(default)s)")
+    build.add_argument("--count-buckets", type=int, default=QueryOptions.count_buckets,
+                       help="hash buckets counts are summed in; one bucket's keys are in memory at a time "
+                       "(default %(default)s; raise it if a worker runs out of memory)")
     build.add_argument("--out", required=True, metavar="DIR", help="output directory")
     build.set_defaults(func=_cmd_build, beam=True)
 
