@@ -15,7 +15,7 @@ from typing import Sequence
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions, WorkerOptions
 
 from .errors import UserError
 
@@ -51,6 +51,12 @@ def pipeline_options(beam_args: Sequence[str] | None = None) -> PipelineOptions:
             direct.direct_running_mode = os.environ.get("WIT_DIRECT_RUNNING_MODE", "multi_processing")
         if "direct_num_workers" not in given:
             direct.direct_num_workers = default_workers()
+        if "default_sdk_harness_log_level" not in given:
+            # Worker processes log every channel they open, and warn about optional GCP
+            # clients; below -v, only their errors are worth the user's terminal.
+            ours = logging.getLogger().getEffectiveLevel()
+            level = "ERROR" if ours >= logging.WARNING else logging.getLevelName(ours)
+            options.view_as(WorkerOptions).default_sdk_harness_log_level = level
     return options
 
 

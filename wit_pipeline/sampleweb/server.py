@@ -50,6 +50,10 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False
     allow_reuse_address = True
 
+    def handle_error(self, request, client_address):
+        # Clients that give up (timeouts, cut bodies) reset their connections: routine here.
+        log.debug("connection from %s ended abruptly", client_address, exc_info=True)
+
 
 class SampleWebServer:
     """The running server. Use ``serve_sample_web`` rather than constructing it directly."""
