@@ -64,8 +64,8 @@ def register(subparsers) -> None:
     parser.add_argument("--resize-mode", choices=RESIZE_MODES, default="border",
                         help="img2dataset's resize modes (default border)")
     parser.add_argument("--samples-per-shard", type=int, default=10000, help="input rows per shard (default 10000)")
-    parser.add_argument("--processes", type=int, default=1,
-                        help="worker processes (Beam DirectRunner workers; default 1)")
+    parser.add_argument("--processes", type=int, default=None,
+                        help="worker processes (Beam DirectRunner workers; default: one per core)")
     parser.add_argument("--threads", type=int, default=32, help="download threads per process (default 32)")
     parser.add_argument("--timeout", type=float, default=10.0,
                         help="connect and read timeout in seconds (default 10)")
@@ -97,8 +97,8 @@ def step_download(ctx) -> None:
     source = ctx.outputs.get("selected") or ctx.files.urls_table
     out = ctx.path("shards")
     # A short timeout and no retries keep the sample web's slow fault page from dominating the demo.
-    options = DownloadOptions(input=source, out=out, samples_per_shard=64, threads=16, timeout=1.0, retries=1,
-                              allow_private_networks=True)
+    options = DownloadOptions(input=source, out=out, samples_per_shard=64, processes=1, threads=16, timeout=1.0,
+                              retries=1, allow_private_networks=True)
     result = download(options, beam_args=ctx.beam_args)
     ctx.outputs["shards"] = out
     sheet = write_contact_sheet(out, os.path.join(out, "report", "contact_sheet.html"), n=100)

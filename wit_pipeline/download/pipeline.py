@@ -51,7 +51,7 @@ class DownloadOptions:
     image_size: int = 256
     resize_mode: str = "border"
     samples_per_shard: int = 10000
-    processes: int = 1
+    processes: int | None = None                   # None: the Beam stage default (one worker per core)
     threads: int = 32
     timeout: float = 10.0
     retries: int = 2
@@ -68,7 +68,7 @@ class DownloadOptions:
         if self.resize_mode not in RESIZE_MODES:
             raise UserError(f"--resize-mode {self.resize_mode!r}: choose from {', '.join(RESIZE_MODES)}")
         for name in ("image_size", "samples_per_shard", "processes", "threads", "max_bytes", "per_host_limit"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1")
         if self.timeout <= 0:
             raise UserError("--timeout must be positive")
@@ -209,9 +209,10 @@ class DownloadShard(beam.DoFn):
             self.session = None
 
 
-def _beam_args(beam_args: list[str] | None, processes: int) -> list[str]:
+def _beam_args(beam_args: list[str] | None, processes: int | None) -> list[str]:
     """``--processes N``: N DirectRunner workers (separate processes when N > 1, else in the driver).
 
+    Without it, the project's Beam defaults apply (``wit_pipeline.beam``: one worker process per core).
     Explicit Beam flags (``--runner``, ``--direct_num_workers``, ``--direct_running_mode``) win.
     """
     args = list(beam_args or [])
@@ -219,11 +220,11 @@ def _beam_args(beam_args: list[str] | None, processes: int) -> list[str]:
     runner = next((a.split("=", 1)[1] for a in args if a.startswith("--runner=")), "DirectRunner")
     if runner not in ("DirectRunner", "direct"):
         return args
-    if "--direct_num_workers" not in named:
+    if processes is not None and "--direct_num_workers" not in named:
         args.append(f"--direct_num_workers={processes}")
-    if "--direct_running_mode" not in named:
+    if processes is not None and "--direct_running_mode" not in named:
         args.append("--direct_running_mode=" + ("multi_processing" if processes > 1 else "in_memory"))
-    if processes > 1 and "--default_sdk_harness_log_level" not in named:  # workers: warnings and errors only
+    if "--default_sdk_harness_log_level" not in named:   # worker processes: warnings and errors only
         args.append("--default_sdk_harness_log_level=WARNING")
     return args
 
