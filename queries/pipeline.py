@@ -9,7 +9,7 @@ Graph (every count is summed in hash buckets; no step holds the whole vocabulary
                           |       join word counts twice (by first word, by second word)
                           |       + N (side input) --(pmi >= min_pmi)--> bigram entries
                           |-> tokens --sum--> N
-                          `-> article titles --join-- pageview sums --(>= min_views)--> title entries
+                          `-> article titles --join-- pageview sums per bucket (>= min_views) --> title entries
   wordnet data.* -------------------------------------------------------------> wordnet entries
   all entries --group by query--> rows --> queries.parquet + queries.txt (one writer, sorted)
 
@@ -157,11 +157,12 @@ def sum_bucket(item, threshold: int, distinct_counter: str):
 
 
 class SumPageviews(beam.DoFn):
-    """One pageview dump file -> partial view sums per title query."""
+    """One pageview dump file -> partial view sums per title query, one dict per hash bucket."""
 
-    def __init__(self, keep_case: bool, flush_keys: int):
+    def __init__(self, keep_case: bool, flush_keys: int, buckets: int):
         self.keep_case = keep_case
         self.flush_keys = flush_keys
+        self.buckets = buckets
 
     def process(self, path: str):
         views: Counter = Counter()
@@ -180,9 +181,9 @@ class SumPageviews(beam.DoFn):
                 continue
             views[key] += row.views
             if len(views) >= self.flush_keys:
-                yield from views.items()
+                yield from split_into_buckets(views, self.buckets)
                 views.clear()
-        yield from views.items()
+        yield from split_into_buckets(views, self.buckets)
 
 
 def read_wordnet_lemmas(path: str, keep_case: bool):
@@ -227,18 +228,18 @@ def _score_bigram(item, total: int, min_pmi: float):
         yield pair, ("bigram", (count_ab, score))
 
 
-def _select_title(item, min_views: int):
+def _select_title(item):
+    """Join of dump titles with view sums that already reached min_views."""
     key, grouped = item
     is_article = any(True for _ in grouped["article"])
-    total_views = sum(grouped["views"])
+    views = list(grouped["views"])
     if not is_article:
-        if total_views:
-            _inc("titles_viewed_not_in_dump")
+        _inc("titles_viewed_not_in_dump")
         return
     _inc("titles_in_dump")
-    if total_views >= min_views:
+    if views:
         _inc("titles_admitted")
-        yield key, ("title", total_views)
+        yield key, ("title", views[0])
     else:
         _inc("titles_below_min_views")
 
@@ -321,13 +322,14 @@ def build_graph(
             pipeline
             | "PageviewFiles" >> beam.Create(pageview_files)
             | "SpreadPageviewFiles" >> beam.Reshuffle()
-            | "SumPageviewsPerFile" >> beam.ParDo(SumPageviews(o.keep_case, o.flush_keys))
-            | "SumViews" >> beam.CombinePerKey(sum)
+            | "SumPageviewsPerFile" >> beam.ParDo(SumPageviews(o.keep_case, o.flush_keys, o.count_buckets))
+            | "GroupViewBuckets" >> beam.GroupByKey()
+            | "SumViews" >> beam.FlatMap(sum_bucket, o.min_views, "distinct_viewed_titles")
         )
         entries.append(
             {"article": counted.titles, "views": views}
             | "JoinTitles" >> beam.CoGroupByKey()
-            | "SelectTitles" >> beam.FlatMap(_select_title, o.min_views)
+            | "SelectTitles" >> beam.FlatMap(_select_title)
         )
 
     if wordnet_files:
@@ -438,6 +440,7 @@ def _input_stats(counters: dict, ranges, index_files, pageview_files, wordnet_fi
         "pageview_files": len(pageview_files),
         "pageview_lines": counters.get("pageview_lines", 0),
         "pageview_lines_skipped": dict(sorted(pageview_skipped.items())),
+        "distinct_viewed_titles": counters.get("distinct_viewed_titles", 0),
         "titles_in_dump": counters.get("titles_in_dump", 0),
         "titles_viewed_not_in_dump": counters.get("titles_viewed_not_in_dump", 0),
         "titles_below_min_views": counters.get("titles_below_min_views", 0),

@@ -105,7 +105,7 @@ def test_split_multistream_gives_the_same_list(inputs, built, tmp_path):
     write_multistream(dump, PAGES, per_stream=1)
     out = str(tmp_path / "out")
     build_queries([dump], out, pageviews=inputs["pageviews"], wordnet=inputs["wordnet"],
-                  options=QueryOptions(**{**OPTIONS.__dict__, "range_bytes": 64, "flush_keys": 2}))
+                  options=QueryOptions(**{**OPTIONS.__dict__, "range_bytes": 64, "flush_keys": 2, "count_buckets": 3}))
     assert pd.read_parquet(os.path.join(out, "queries.parquet")).equals(
         pd.read_parquet(os.path.join(built[0], "queries.parquet")))
 
@@ -148,3 +148,18 @@ def test_sample_inputs_give_queries_matching_the_captions(sample_files, tmp_path
     assert set(COLOURS) | set(SHAPES) | {"background"} <= queries
     assert all(stats["by_source"][source] > 0 for source in ("unigram", "bigram", "title", "wordnet"))
     assert stats["inputs"]["pages_skipped"]["namespace"] >= 3 and stats["inputs"]["pages_skipped"]["redirect"] >= 1
+
+
+def test_index_files_are_left_out_and_buckets_partition_keys(tmp_path):
+    from queries.pipeline import bucket_of, plan_dump_ranges, split_into_buckets
+
+    write_multistream(str(tmp_path / "enwiki-pages-articles-multistream.xml.bz2"), PAGES)
+    (tmp_path / "enwiki-pages-articles-multistream-index.txt.bz2").write_bytes(b"")
+    ranges, left_out = plan_dump_ranges([str(tmp_path)], range_bytes=100)
+    assert [os.path.basename(p) for p in left_out] == ["enwiki-pages-articles-multistream-index.txt.bz2"]
+    assert {os.path.basename(r.path) for r in ranges} == {"enwiki-pages-articles-multistream.xml.bz2"}
+    counts = {f"w{i}": i for i in range(50)}
+    parts = split_into_buckets(counts, 7)
+    assert sum(len(part) for _, part in parts) == 50
+    assert all(bucket_of(key, 7) == bucket for bucket, part in parts for key in part)
+    assert bucket_of("circle", 1024) == 0xd4b76579 % 1024  # stable across processes (crc32), unlike hash()
