@@ -32,7 +32,7 @@ def test_config_sections_become_each_stages_flags(tmp_path):
     assert "--keep-case" not in queries
     assert select[:5] == ["select", "--candidates", f"{root}/candidates", "--queries", f"{root}/queries"]
     assert ["--seed", "3"] == select[5:7] and ["--cap", "100"] == select[7:9]
-    assert download[:3] == ["download", "--input", f"{root}/selected"]
+    assert download[:3] == ["download", "--input", f"{root}/select/selected"]
     assert "--allow-private-networks" in download
     for argv in (queries, candidates, select, download):  # Beam options reach every stage, CLI last
         assert argv[-3:] == ["--runner=DirectRunner", "--direct_num_workers=2", "--job_endpoint=localhost:1"]

@@ -128,8 +128,7 @@ def plan(config: dict, beam_args: list[str]) -> list[StagePlan]:
     if unknown:
         raise UserError(f"unknown stage(s) {', '.join(unknown)}; stages are {', '.join(STAGES)}")
     passthrough = beam_flags(config.get("beam")) + list(beam_args)
-    out = {stage: fileio.join(root, {"select": "selected", "download": "shards"}.get(stage, stage))
-           for stage in STAGES}
+    out = {stage: fileio.join(root, {"download": "shards"}.get(stage, stage)) for stage in STAGES}
 
     def section(name: str) -> dict:
         value = config.get(name) or {}
@@ -152,7 +151,9 @@ def plan(config: dict, beam_args: list[str]) -> list[StagePlan]:
             argv = ["select", "--candidates", out["candidates"], "--queries", queries_ref,
                     *flags({"seed": seed, **options}), "--out", out[stage]]
         else:
-            argv = ["download", "--input", out["select"], *flags(options), "--out", out[stage]]
+            # `wit select` writes its pairs to OUT/selected/ beside its query counts and report.
+            argv = ["download", "--input", fileio.join(out["select"], "selected"), *flags(options),
+                    "--out", out[stage]]
         plans.append(StagePlan(stage, argv + passthrough, out[stage]))
     return plans
 
