@@ -38,3 +38,16 @@ def test_automaton_agrees_with_the_naive_loop(mode):
     for _ in range(400):
         caption = " ".join(rng.choice(vocab + [",", "!", "CAR", "Stars"]) for _ in range(rng.randint(0, 12)))
         assert matcher.match(caption) == naive_match(queries, caption, mode), caption
+
+
+def test_ascii_shortcut_gives_the_shared_canonical_form():
+    from wit_pipeline.select.matching import canonical_fast
+    from wit_pipeline.text import canonical
+
+    rng = random.Random(11)
+    alphabet = "abcXYZ019 '-_.,!?\t\n\r\x00\x07\x1f\x7f\"()"
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 25)))
+        assert canonical_fast(text) == canonical(text), repr(text)
+        assert canonical_fast(text, keep_case=True) == canonical(text, keep_case=True), repr(text)
+    assert canonical_fast("Ｃａｆé’s x-ray") == canonical("Ｃａｆé’s x-ray")

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
+from langdetect.detector import Detector
+from langdetect.lang_detect_exception import ErrorCode, LangDetectException
+
 from ..errors import UserError
 
 _lock = threading.Lock()
@@ -33,12 +37,75 @@ def _factory():
     return detector_factory._factory
 
 
+class FastDetector(Detector):
+    """langdetect's ``Detector`` with its inner loop on numpy arrays: the same answers, ~3x sooner.
+
+    ``_detect_block`` is langdetect's, step for step: the same seeded random draws,
+    the same per-language products in the same order (``prob[i] *= weight +
+    p_word[i]``, elementwise, in IEEE double), the normalising sum taken with
+    Python's own ``sum`` over the same values, the same convergence test. Only
+    the 55-language loops run in numpy instead of the interpreter, and
+    ``weight + p_word`` is computed once per word per trial. Every float is
+    therefore bit-identical to langdetect's (tests/candidates/test_language.py
+    compares probabilities on real and sample texts).
+    """
+
+    _arrays: dict = {}   # n-gram -> its per-language probabilities as an array (shared, filled lazily)
+
+    def _detect_block(self):
+        self.cleaning_text()
+        ngrams = self._extract_ngrams()
+        if not ngrams:
+            raise LangDetectException(ErrorCode.CantDetectError, "No features in text.")
+        table, arrays = self.word_lang_prob_map, self._arrays
+        langprob = np.zeros(len(self.langlist))
+        self.random.seed(self.seed)
+        # random.choice(ngrams) is ngrams[_randbelow(len)], and _randbelow draws getrandbits(k) until the
+        # value is below len: inlined here, drawing the very same numbers in the same order.
+        getrandbits, n = self.random.getrandbits, len(ngrams)
+        k = n.bit_length()
+        for _trial in range(self.n_trial):
+            prob = np.array(self._init_probability(), dtype=np.float64)
+            alpha = self.alpha + self.random.gauss(0.0, 1.0) * self.ALPHA_WIDTH
+            weight = alpha / self.BASE_FREQ
+            factors: dict[str, np.ndarray] = {}
+            i = 0
+            while True:
+                r = getrandbits(k)
+                while r >= n:
+                    r = getrandbits(k)
+                word = ngrams[r]
+                factor = factors.get(word)
+                if factor is None:
+                    base = arrays.get(word)
+                    if base is None:
+                        base = arrays[word] = np.asarray(table[word], dtype=np.float64)
+                    factor = factors[word] = weight + base
+                np.multiply(prob, factor, out=prob)
+                if i % 5 == 0:
+                    np.divide(prob, sum(prob.tolist()), out=prob)
+                    if prob.max() > self.CONV_THRESHOLD or i >= self.ITERATION_LIMIT:
+                        break
+                i += 1
+            langprob += prob / self.n_trial
+        self.langprob = langprob.tolist()
+
+
 def detect_language(text: str, seed: int = 0) -> str:
     """The most probable language code of ``text`` ("en", "fr", ...), or "unknown" when undecidable."""
-    from langdetect.lang_detect_exception import LangDetectException
-
-    detector = _factory().create()
+    detector = FastDetector(_factory())
     detector.seed = seed   # the detector re-seeds its own Random from this before sampling
+    try:
+        detector.append(text)
+        return detector.detect()
+    except LangDetectException:
+        return "unknown"
+
+
+def detect_language_reference(text: str, seed: int = 0) -> str:
+    """The same decision with langdetect's own (slower) detector: the reference for tests and the bench."""
+    detector = _factory().create()
+    detector.seed = seed
     try:
         detector.append(text)
         return detector.detect()

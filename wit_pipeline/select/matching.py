@@ -18,10 +18,26 @@ caption, so the cost per caption does not grow with the list (the naive
 from __future__ import annotations
 
 import threading
+from operator import itemgetter
 
 import ahocorasick
 
-from ..text import canonical
+from ..text import _WORD, canonical
+
+_value = itemgetter(1)
+
+
+def canonical_fast(text: str, keep_case: bool = False) -> str:
+    """``canonical(text, keep_case)``, with a shortcut for ASCII text (most alt texts).
+
+    For ASCII, NFKC changes nothing, and control characters and runs of white
+    space only separate words, which the word pattern does anyway; so the words
+    are those of the shared pattern over the (lower-cased) text itself.
+    tests/select/test_matching.py checks both paths agree.
+    """
+    if text.isascii():
+        return " ".join(_WORD.findall(text if keep_case else text.lower()))
+    return canonical(text, keep_case)
 
 MODES = ("word", "substring")
 
@@ -48,11 +64,10 @@ class QueryMatcher:
         """Indices (into ``self.queries``) of every query ``text`` contains, ascending."""
         if not self.queries:
             return []
-        form = canonical(text, self.keep_case)
+        form = canonical_fast(text, self.keep_case)
         if not form:
             return []
-        haystack = f" {form} " if self.mode == "word" else form
-        return sorted({index for _end, index in self.automaton.iter(haystack)})
+        return sorted(set(map(_value, self.automaton.iter(f" {form} " if self.mode == "word" else form))))
 
     def match(self, text: str) -> list[str]:
         """The queries ``text`` contains, sorted."""
