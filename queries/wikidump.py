@@ -174,6 +174,8 @@ def _bz2_chunks(handle, path: str, start: int, end: int) -> Iterator[tuple[bytes
     caller stops reading once it has finished the page it is in.
     """
     first = _first_bz2_stream(handle, start, end)
+    if start == 0 and first != 0:
+        raise UserError(f"{path}: not a bz2 file (no bz2 stream header at byte 0)")
     if first is None:
         return
     handle.seek(first)

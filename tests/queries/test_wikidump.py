@@ -111,6 +111,14 @@ def test_not_a_dump_is_an_error(tmp_path):
     path.write_text("just some text, no pages\n")
     with pytest.raises(UserError, match="not a MediaWiki XML export"):
         list(iter_pages(str(path)))
+    fake = tmp_path / "fake.xml.bz2"
+    fake.write_bytes(b"plain bytes, not bz2")
+    with pytest.raises(UserError, match=r"fake\.xml\.bz2: not a bz2 file"):
+        list(iter_pages(str(fake)))
+    empty = tmp_path / "empty.xml.bz2"
+    empty.write_bytes(b"")
+    with pytest.raises(UserError, match="not a bz2 file"):
+        list(iter_pages(str(empty)))
 
 
 HEADER_BYTES = b'<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/">\n'
