@@ -91,3 +91,13 @@ def test_beam_options_default_to_direct_runner_and_pass_through(monkeypatch):
 def test_version():
     result = _wit("--version")
     assert result.returncode == 0 and result.stdout.startswith("wit-pipeline ")
+
+
+def test_a_closed_pipe_ends_output_quietly(tmp_path):
+    # `wit ... | head -1`-style use: the reader has gone when the command prints; no traceback.
+    wit = subprocess.Popen([sys.executable, "-m", "wit_pipeline", "sampleweb", "write", str(tmp_path)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ})
+    wit.stdout.close()
+    _, err = wit.communicate(timeout=60)
+    assert b"Traceback" not in err and b"BrokenPipe" not in err
+    assert wit.returncode == 141

@@ -21,11 +21,14 @@ from .progress import setup_logging
 
 # Subcommand modules, in the order `wit --help` lists them.
 STAGE_MODULES = [
-    "queries.cli",
+    "wit_pipeline.build",
     "wit_pipeline.candidates.cli",
     "wit_pipeline.select.cli",
     "wit_pipeline.download.cli",
     "wit_pipeline.download.shards_cli",
+    "dedup.cli",
+    "queries.cli",
+    "trainer.cli",
     "wit_pipeline.demo",
     "wit_pipeline.sampleweb.cli",
 ]
@@ -81,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"wit {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`wit shards ls DIR | head`): stop quietly, as Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 def run() -> None:
