@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
+    extra = [arg for arg in extra if arg != "--"]  # `wit STAGE ... -- --runner X` reads the same
     if args.command is None:
         parser.print_help()
         return 2
