@@ -9,11 +9,11 @@ import subprocess
 import sys
 
 import pytest
-from graph_capture import GraphCaptured
+from tests.graph_capture import GraphCaptured
 
 from wit_pipeline.cli import main
 
-DATAFLOW = ["--runner=graph_capture.OfflineDataflowRunner", "--project=wit-project", "--region=us-central1",
+DATAFLOW = ["--runner=tests.graph_capture.OfflineDataflowRunner", "--project=wit-project", "--region=us-central1",
             "--temp_location=gs://wit-bucket/tmp", "--staging_location=gs://wit-bucket/staging",
             "--sdk_container_image=registry.example/wit-pipeline:0.1.0"]
 

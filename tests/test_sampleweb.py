@@ -14,7 +14,6 @@ import requests
 from PIL import Image
 from warcio.archiveiterator import ArchiveIterator
 
-from conftest import TEST_OVERSIZED_BYTES, TEST_SLOW_S
 from wit_pipeline.http import make_session
 from wit_pipeline.sampleweb import FAULTS, build_site, serve_sample_web
 from wit_pipeline.sampleweb.render import web_image_bytes
@@ -120,16 +119,16 @@ def test_http_level_faults(sample_web):
 
     started = time.monotonic()
     assert requests.get(url(FAULTS["slow"].path), timeout=10).status_code == 200
-    assert time.monotonic() - started >= TEST_SLOW_S * 0.95
+    assert time.monotonic() - started >= sample_web.slow_s * 0.95
     with pytest.raises(requests.Timeout):
-        requests.get(url(FAULTS["slow"].path), timeout=(2, TEST_SLOW_S / 3))
+        requests.get(url(FAULTS["slow"].path), timeout=(2, sample_web.slow_s / 3))
 
     with pytest.raises(requests.TooManyRedirects):
         requests.get(url(FAULTS["redirect_loop"].path), timeout=5)
 
     with requests.get(url(FAULTS["oversized"].path), timeout=5, stream=True) as big:
-        assert int(big.headers["Content-Length"]) == TEST_OVERSIZED_BYTES
-        assert sum(len(c) for c in big.iter_content(1 << 16)) == TEST_OVERSIZED_BYTES
+        assert int(big.headers["Content-Length"]) == sample_web.oversized_bytes
+        assert sum(len(c) for c in big.iter_content(1 << 16)) == sample_web.oversized_bytes
 
 
 def test_image_level_faults(sample_web):
@@ -167,7 +166,7 @@ def test_robots_txt_disallows_the_private_search(sample_web):
 def test_guarded_session_reports_each_fault_as_declared(sample_web):
     network_level = {"not_found", "server_error", "unavailable_then_ok", "slow", "oversized", "redirect_loop",
                      "noai", "noimageai"}
-    with make_session(allow_private_networks=True, timeout=(2, TEST_SLOW_S / 3), retries=1, backoff_s=0.01,
+    with make_session(allow_private_networks=True, timeout=(2, sample_web.slow_s / 3), retries=1, backoff_s=0.01,
                       max_bytes=1 << 20) as session:
         for kind in network_level:
             result = session.fetch(sample_web.url(FAULTS[kind].path) + "?guarded")

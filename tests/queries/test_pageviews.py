@@ -1,6 +1,6 @@
 from queries.pageviews import PageviewLine, is_article_view, iter_pageview_file, parse_pageview_line
 
-from dumps import write_pageviews
+from tests.queries.dumps import write_pageviews
 
 
 def test_parse_lines():

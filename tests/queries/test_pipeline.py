@@ -7,7 +7,7 @@ import os
 import pandas as pd
 import pytest
 
-from dumps import page_xml, write_multistream, write_pageviews, write_plain, write_wndb
+from tests.queries.dumps import page_xml, write_multistream, write_pageviews, write_plain, write_wndb
 from queries.cli import DEMO_OPTIONS
 from queries.output import load_queries
 from queries.pipeline import QueryOptions, build_queries

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from dumps import page_xml, write_multistream, write_plain
+from tests.queries.dumps import page_xml, write_multistream, write_plain
 from queries.wikidump import iter_pages, iter_range_pages, parse_page, plan_ranges
 from wit_pipeline.errors import UserError
 
