@@ -5,7 +5,8 @@ import re
 
 from langdetect.detector_factory import DetectorFactory  # noqa: F401 - langdetect must be importable
 
-from wit_pipeline.candidates.language import FastDetector, _factory, detect_language, detect_language_reference
+from wit_pipeline.candidates.language import (FastDetector, _factory, detect_language, detect_language_reference,
+                                             detect_languages)
 from wit_pipeline.sampleweb.site import ENGLISH_TEMPLATES, FOREIGN_CAPTIONS
 
 
@@ -42,3 +43,17 @@ def test_detection_is_seeded_and_repeatable():
     assert detect_language("a large red circle drawn on blue paper") == "en"
     assert [detect_language(t) for t in FOREIGN_CAPTIONS] == ["fr", "de", "es", "it", "pt"]
     assert detect_language("") == "unknown"
+
+
+def test_batched_detection_answers_like_langdetect_text_by_text():
+    import random
+
+    from wit_pipeline.sampleweb.site import BOILERPLATE_CAPTIONS
+
+    rng = random.Random(5)
+    texts = _texts() + list(BOILERPLATE_CAPTIONS)
+    texts += [" ".join(rng.sample(texts[:20], 2)) for _ in range(40)]     # mixed-language texts too
+    for seed in (0, 3):
+        expected = [detect_language_reference(t, seed) for t in texts]
+        assert detect_languages(texts, seed, batch=7) == expected          # slots refilled many times
+        assert detect_languages(texts, seed) == expected

@@ -24,7 +24,7 @@ from ..errors import UserError
 from ..parquet_parts import WriteParquetParts
 from ..schemas import CANDIDATE_SCHEMA, pair_uid
 from .filters import DROP_REASONS, FilterConfig, clean_pair
-from .language import detect_language
+from .language import detect_languages
 
 log = logging.getLogger(__name__)
 
@@ -158,15 +158,16 @@ def keep_first(item):
     return min(rows, key=provenance_key)
 
 
-def language_filter(item, lang: str, seed: int):
-    """All rows sharing one text: langdetect runs once for them."""
-    text, rows = item
-    counter(STAGE, "lang_detect_calls").inc()
-    rows = list(rows)
-    if detect_language(text, seed) == lang:
-        yield from rows
-    else:
-        counter(STAGE, "dropped_lang").inc(len(rows))
+def language_filter(groups, lang: str, seed: int):
+    """A batch of (text, rows) groups: langdetect once per distinct text, the batch in lockstep."""
+    decided = detect_languages([text for text, _rows in groups], seed)
+    counter(STAGE, "lang_detect_calls").inc(len(groups))
+    for (_text, rows), found in zip(groups, decided):
+        rows = list(rows)
+        if found == lang:
+            yield from rows
+        else:
+            counter(STAGE, "dropped_lang").inc(len(rows))
 
 
 def count_out(row):
@@ -206,6 +207,7 @@ def build(pipeline: beam.Pipeline, options: CandidateOptions):
         rows = (rows
                 | "KeyByText" >> beam.Map(lambda row: (row["text"], row))
                 | "GroupTexts" >> beam.GroupByKey()
+                | "BatchTexts" >> beam.BatchElements(min_batch_size=16, max_batch_size=512)
                 | "Language" >> beam.FlatMap(language_filter, options.lang, options.seed))
     return (rows
             | "CountOut" >> beam.Map(count_out)

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from .. import fileio
 from ..beam import counter, make_pipeline, run
-from ..candidates.language import detect_language
+from ..candidates.language import detect_languages
 from ..errors import UserError
 from ..parquet_parts import WriteParquetParts
 from ..schemas import CANDIDATE_COLUMNS, QUERY_COUNTS_SCHEMA, SELECTED_SCHEMA, pair_uid
@@ -99,14 +99,16 @@ class Match(beam.DoFn):
         yield dict(row, queries=found)
 
 
-def language_filter(item, lang: str, seed: int):
-    text, rows = item
-    counter(STAGE, "lang_detect_calls").inc()
-    rows = list(rows)
-    if detect_language(text, seed) == lang:
-        yield from rows
-    else:
-        counter(STAGE, "dropped_lang").inc(len(rows))
+def language_filter(groups, lang: str, seed: int):
+    """A batch of (text, rows) groups: langdetect once per distinct text, the batch in lockstep."""
+    decided = detect_languages([text for text, _rows in groups], seed)
+    counter(STAGE, "lang_detect_calls").inc(len(groups))
+    for (_text, rows), found in zip(groups, decided):
+        rows = list(rows)
+        if found == lang:
+            yield from rows
+        else:
+            counter(STAGE, "dropped_lang").inc(len(rows))
 
 
 def provenance_key(row: dict) -> tuple:
@@ -160,6 +162,7 @@ def build(pipeline: beam.Pipeline, options: SelectOptions) -> None:
         rows = (rows
                 | "KeyByText" >> beam.Map(lambda row: (row["text"], row))
                 | "GroupTexts" >> beam.GroupByKey()
+                | "BatchTexts" >> beam.BatchElements(min_batch_size=16, max_batch_size=512)
                 | "Language" >> beam.FlatMap(language_filter, options.lang, options.seed))
     by_uid = (rows
               | "KeyByUid" >> beam.Map(lambda row: (row["uid"], row))
