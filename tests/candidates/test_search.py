@@ -61,3 +61,48 @@ def test_requests_to_one_host_are_spaced_by_the_rate_limit(sample_web, crawler):
     assert len(times) >= 4
     gaps = [b - a for a, b in zip(times, times[1:])]
     assert min(gaps) >= 0.045                                    # 1 / 20 s, less timer slack
+
+
+def test_a_throttled_api_is_retried_with_backoff_not_skipped():
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen = []
+
+    class Flaky(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            seen.append(self.path)
+            if self.path.startswith("/robots.txt"):
+                body, status, extra = b"User-agent: *\nAllow: /\n", 200, {}
+            elif len([p for p in seen if p.startswith("/v1/")]) == 1:
+                body, status, extra = b"slow down", 429, {"Retry-After": "0"}
+            else:
+                body = json.dumps({"page_count": 1, "results": [
+                    {"url": "http://img.example.org/1.jpg", "title": "a red kite over the hills",
+                     "license": "by", "license_version": "4.0"}]}).encode()
+                status, extra = 200, {}
+            self.send_response(status)
+            for name, value in {"Content-Length": str(len(body)), **extra}.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with make_session(allow_private_networks=True, retries=2, backoff_s=0.01) as session:
+            counts = Counter()
+            rows = list(crawl_query("kite", api="openverse", endpoint=f"http://127.0.0.1:{server.server_port}/v1/images/",
+                                    session=session, robots=RobotsCache(session), limiter=HostRateLimiter(0),
+                                    cap=10, page_size=20, counts=counts))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [r["url"] for r in rows] == ["http://img.example.org/1.jpg"] and rows[0]["license"] == "CC BY 4.0"
+    assert len([p for p in seen if p.startswith("/v1/")]) == 2          # the 429, then the retry
+    assert not any(k.startswith("search_failed") for k in counts)
