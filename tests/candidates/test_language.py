@@ -3,7 +3,6 @@
 import gzip
 import re
 
-from langdetect.detector_factory import DetectorFactory  # noqa: F401 - langdetect must be importable
 
 from wit_pipeline.candidates.language import (FastDetector, _factory, detect_language, detect_language_reference,
                                              detect_languages)

@@ -74,22 +74,19 @@ class ReadFiles(beam.DoFn):
         counts["files"] += 1
         try:
             if options.source == "table":
-                import io
-                import os
-
                 from .sources_table import table_format
 
-                decompress = table_format(path) != "parquet"
-                if table_format(path) == "parquet":
-                    handle = open(path, "rb") if not fileio.is_remote(path) and os.path.exists(path) \
-                        else io.BytesIO(fileio.read_bytes(path))
+                columns = dict(url_col=options.url_col, text_col=options.text_col,
+                               page_url_col=options.page_url_col)
+                if table_format(path) == "parquet":   # parquet needs a seekable file
+                    import io
+
+                    handle = open(path, "rb") if not fileio.is_remote(path) else io.BytesIO(fileio.read_bytes(path))
                     with handle:
-                        yield from read_table(handle, path, counts, url_col=options.url_col,
-                                              text_col=options.text_col, page_url_col=options.page_url_col)
+                        yield from read_table(handle, path, counts, **columns)
                 else:
-                    with fileio.open_read(path, decompress=decompress) as handle:
-                        yield from read_table(handle, path, counts, url_col=options.url_col,
-                                              text_col=options.text_col, page_url_col=options.page_url_col)
+                    with fileio.open_read(path) as handle:
+                        yield from read_table(handle, path, counts, **columns)
             else:
                 reader = read_wat if options.source == "wat" else read_warc
                 with fileio.open_read(path, decompress=False) as handle:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import logging
-import posixpath
 import time
 from dataclasses import asdict, dataclass
 
