@@ -2,7 +2,7 @@
 
     python bench/bench_matching.py [--queries 500000] [--captions 200000] [--naive-captions 60]
 
-Per-core figures: the matcher is single-threaded, so captions/s here is captions/s/core;
+Per-core figures (best of ``--repeat`` passes): the matcher is single-threaded, so captions/s here is captions/s/core;
 CPU time (process_time) is reported next to wall time because the benchmark box is shared.
 The naive loop is MetaCLIP's straightforward port (for each entry: ``f" {entry} " in text``);
 it runs on a few captions and its rate is extrapolated; both must give the same matches.
@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--captions", type=int, default=200_000)
     parser.add_argument("--naive-captions", type=int, default=60)
     parser.add_argument("--mode", choices=("word", "substring"), default="word")
+    parser.add_argument("--repeat", type=int, default=3, help="timed passes over the captions; the best counts")
     parser.add_argument("--json", default=None, help="also write the figures here")
     args = parser.parse_args()
 
@@ -50,7 +51,8 @@ def main() -> None:
     matcher, build_wall, build_cpu = timed(lambda: QueryMatcher(queries, mode=args.mode))
     automaton_mb = rss_mb() - base_rss
 
-    found, wall, cpu = timed(lambda: [matcher.match_indices(t) for t in texts])
+    runs = [timed(lambda: [matcher.match(t) for t in texts]) for _ in range(args.repeat)]   # what the job calls
+    found, wall, cpu = min(runs, key=lambda run: run[2])      # best of N, as timeit does: the box is shared
     matches = sum(map(len, found))
     matched_texts = sum(1 for f in found if f)
 

@@ -49,7 +49,8 @@ class QueryMatcher:
         if mode not in MODES:
             raise ValueError(f"match mode must be one of {MODES}, not {mode!r}")
         self.mode, self.keep_case = mode, keep_case
-        self.queries = list(dict.fromkeys(q for q in queries if q))
+        # Sorted, so ascending indices are also the queries in sorted order (match() needs no string sort).
+        self.queries = sorted(set(q for q in queries if q))
         self.automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
         pad = " " if mode == "word" else ""
         for index, query in enumerate(self.queries):
@@ -71,7 +72,7 @@ class QueryMatcher:
 
     def match(self, text: str) -> list[str]:
         """The queries ``text`` contains, sorted."""
-        return sorted(self.queries[i] for i in self.match_indices(text))
+        return list(map(self.queries.__getitem__, self.match_indices(text)))
 
 
 def naive_match(queries: list[str], text: str, mode: str = "word", keep_case: bool = False) -> list[str]:
