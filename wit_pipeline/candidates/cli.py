@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from .filters import FILTERS, FilterConfig, parse_disabled
 from .language import parse_lang
@@ -24,6 +25,10 @@ def options_from_args(args: argparse.Namespace) -> CandidateOptions:
 def _cmd(args: argparse.Namespace) -> int:
     stats = run_candidates(options_from_args(args), args.beam_args)
     dropped = ", ".join(f"{k} {v}" for k, v in stats["dropped"].items() if v) or "none"
+    unreadable = stats["counters"].get("unreadable_files", 0)
+    if unreadable:
+        print(f"wit candidates: warning: {unreadable} input file(s) could not be read (see the log)",
+              file=sys.stderr)
     print(f"wit candidates: {stats['pairs_in']} pairs in, {stats['pairs_out']} out ({dropped} dropped) "
           f"-> {stats['outputs']['parts']}")
     return 0

@@ -91,8 +91,6 @@ class ReadFiles(beam.DoFn):
                 reader = read_wat if options.source == "wat" else read_warc
                 with fileio.open_read(path, decompress=False) as handle:
                     yield from reader(handle, path, counts)
-        except UserError:
-            raise
         except Exception as exc:  # noqa: BLE001 - an unreadable file is counted, never fatal
             counts["unreadable_files"] += 1
             log.warning("skipping unreadable input %s: %s", path, exc)
