@@ -49,8 +49,8 @@ def pipeline_options(beam_args: Sequence[str] | None = None) -> PipelineOptions:
         given = {arg[2:].split("=", 1)[0] for arg in beam_args if arg.startswith("--")}
         if "direct_running_mode" not in given:
             direct.direct_running_mode = os.environ.get("WIT_DIRECT_RUNNING_MODE", "multi_processing")
-        if "direct_num_workers" not in given:
-            direct.direct_num_workers = default_workers()
+        if "direct_num_workers" not in given and direct.direct_running_mode != "in_memory":
+            direct.direct_num_workers = default_workers()  # in_memory runs one worker whatever we ask
         if "default_sdk_harness_log_level" not in given:
             # Worker processes log every channel they open, and warn about optional GCP
             # clients; below -v, only their errors are worth the user's terminal.

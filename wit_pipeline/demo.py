@@ -70,6 +70,18 @@ def step_download(ctx: DemoContext) -> None:
     step(ctx)
 
 
+def step_train(ctx: DemoContext) -> None:
+    from trainer.cli import step_train as step
+
+    step(ctx)
+
+
+def step_overlap(ctx: DemoContext) -> None:
+    from dedup.cli import demo_step
+
+    demo_step(ctx)
+
+
 # Steps in the order they run; each later stage appends its own.
 DEMO_STEPS: list[tuple[str, Callable[[DemoContext], None]]] = [
     ("sample web", step_sample_web),
@@ -77,6 +89,8 @@ DEMO_STEPS: list[tuple[str, Callable[[DemoContext], None]]] = [
     ("candidates", step_candidates),
     ("select", step_select),
     ("download", step_download),
+    ("train", step_train),
+    ("overlap", step_overlap),
 ]
 
 
@@ -90,11 +104,16 @@ class DemoResult:
 def run_demo(out: str = "wit-demo", seed: int = 0, beam_args: list[str] | None = None) -> DemoResult:
     """Run every demo step on a freshly served sample web; returns the summary rows."""
     started = time.monotonic()
+    # The sample is tiny: run its jobs in-process (starting worker processes would cost more than
+    # the work) unless the user names a running mode or another runner.
+    beam_args = list(beam_args or [])
+    if not any(a.startswith(("--direct_running_mode", "--runner")) for a in beam_args):
+        beam_args.append("--direct_running_mode=multi_threading")
     pipeline_options(beam_args)  # refuse bad Beam flags before any work is done
     os.makedirs(out, exist_ok=True)
     with serve_sample_web(seed=seed) as web:
         files = web.write_files(os.path.join(out, "sampleweb"))
-        ctx = DemoContext(out=out, seed=seed, web=web, files=files, beam_args=list(beam_args or []))
+        ctx = DemoContext(out=out, seed=seed, web=web, files=files, beam_args=beam_args)
         for name, step in DEMO_STEPS:
             log.info("demo step: %s", name)
             step(ctx)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_WORD = re.compile(r"[^\W_]+(?:['\u2019\-][^\W_]+)*")
+WORD_RE = re.compile(r"[^\W_]+(?:['\u2019\-][^\W_]+)*")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 _CONTROL = re.compile(r"[\u0000-\u001f\u007f-\u009f]")
 _SPACES = re.compile(r"\s+")
@@ -43,7 +43,7 @@ def normalize_text(text: str, keep_case: bool = False) -> str:
 
 def words(text: str, keep_case: bool = False) -> list[str]:
     """The words of ``text`` under the documented rule (normalised first)."""
-    return [w.replace("\u2019", "'") for w in _WORD.findall(normalize_text(text, keep_case))]
+    return [w.replace("\u2019", "'") for w in WORD_RE.findall(normalize_text(text, keep_case))]
 
 
 def sentences(text: str) -> list[str]:

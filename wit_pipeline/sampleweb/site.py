@@ -166,7 +166,7 @@ def _img_src(rng: random.Random, image: WebImage, page_index: int, base_href: st
     if style == 3:
         return "//{authority}" + image.path, None                  # protocol-relative
     small = f"{image.path}?w=160"
-    return small, f"{small} 160w, {image.path} {image.width}w"     # srcset: the largest is the original
+    return small, f"{small} 160w, {image.path} {image.width}w"     # srcset: a 160 px variant and the original
 
 
 def _build_pages(rng: random.Random, images: list[WebImage], per_page: int) -> list[WebPage]:

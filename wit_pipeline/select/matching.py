@@ -22,7 +22,7 @@ from operator import itemgetter
 
 import ahocorasick
 
-from ..text import _WORD, canonical
+from ..text import WORD_RE, canonical
 
 _value = itemgetter(1)
 
@@ -36,7 +36,7 @@ def canonical_fast(text: str, keep_case: bool = False) -> str:
     tests/select/test_matching.py checks both paths agree.
     """
     if text.isascii():
-        return " ".join(_WORD.findall(text if keep_case else text.lower()))
+        return " ".join(WORD_RE.findall(text if keep_case else text.lower()))
     return canonical(text, keep_case)
 
 MODES = ("word", "substring")
