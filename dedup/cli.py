@@ -132,7 +132,9 @@ def demo_step(ctx) -> None:
     import os
     from urllib.parse import urlparse
 
-    from .evalsets import iter_tar_samples, json_member, list_tars
+    from wit_pipeline.tario import iter_tar_samples
+
+    from .evalsets import json_member, list_tars
     from .report import format_table
     from .scan import ScanSettings, scan_overlap
 

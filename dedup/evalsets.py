@@ -25,17 +25,16 @@ import io
 import json
 import os
 import posixpath
-import re
 import tarfile
 from dataclasses import dataclass
 from typing import Iterator
 
 from wit_pipeline import fileio
 from wit_pipeline.errors import UserError
+from wit_pipeline.tario import iter_tar_samples
 
 from .signatures import IMAGE_EXTENSIONS
 
-_KEY_RE = re.compile(r"^((?:.*/|)[^./]+)\.([^/]*)$")   # WebDataset: the key ends at the basename's first dot
 IMAGE_COLUMNS = ("image", "image_path", "path", "file", "filepath", "filename")
 TEXT_COLUMNS = ("text", "caption", "title")
 LABEL_COLUMNS = ("label", "class", "cls")
@@ -54,37 +53,6 @@ class EvalExample:
 
 
 # --------------------------------------------------------------------------- WebDataset tars
-
-
-def iter_tar_samples(path: str) -> Iterator[tuple[str, dict[str, bytes]]]:
-    """``(key, {extension: bytes})`` for every sample of a WebDataset tar, in order.
-
-    Members sharing a key are consecutive in a WebDataset tar; the key is the
-    member path up to the first dot of its basename (``000000001.jpg`` ->
-    ``000000001``, extension ``jpg``). Directories and dot-less names are skipped.
-    A truncated or corrupt tar raises ``tarfile.TarError`` or ``EOFError``
-    after yielding the samples before the damage.
-    """
-    with fileio.open_read(path, decompress=False) as raw:
-        with tarfile.open(fileobj=raw, mode="r|*") as archive:
-            key: str | None = None
-            members: dict[str, bytes] = {}
-            for info in archive:
-                if not info.isfile():
-                    continue
-                match = _KEY_RE.match(info.name)
-                if not match:
-                    continue
-                member_key, extension = match.group(1), match.group(2).lower()
-                handle = archive.extractfile(info)
-                data = handle.read() if handle is not None else b""
-                if member_key != key:
-                    if key is not None:
-                        yield key, members
-                    key, members = member_key, {}
-                members[extension] = data
-            if key is not None:
-                yield key, members
 
 
 def image_member(members: dict[str, bytes]) -> tuple[str, bytes] | None:

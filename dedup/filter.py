@@ -26,8 +26,9 @@ import apache_beam as beam
 from wit_pipeline import beam as wbeam
 from wit_pipeline import fileio
 from wit_pipeline.errors import UserError
+from wit_pipeline.tario import split_member_name
 
-from .evalsets import _KEY_RE, list_tars
+from .evalsets import list_tars
 from .scan import shard_name, shards_root
 
 STAGE = "overlap_filter"
@@ -80,8 +81,8 @@ class _TeeReader:
 
 
 def _sample_key(info: tarfile.TarInfo) -> str | None:
-    match = _KEY_RE.match(info.name) if info.isfile() else None
-    return match.group(1) if match else None
+    parts = split_member_name(info.name) if info.isfile() else None
+    return parts[0] if parts else None
 
 
 def rewrite_shard(source: str, target: str, drop: set[str]) -> dict:

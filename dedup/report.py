@@ -11,7 +11,9 @@ from collections import defaultdict
 
 from wit_pipeline import fileio
 
-from .evalsets import image_member, iter_tar_samples
+from wit_pipeline.tario import iter_tar_samples
+
+from .evalsets import image_member
 from .index import EvalEntry, OverlapIndex
 
 MAX_PAIRS_SHOWN = 200     # flagged pairs with thumbnails per eval set in overlap.html (overlap.json has all)
@@ -219,7 +221,7 @@ def html_report(result: dict, thumbs: dict, eval_thumbs: dict) -> str:
             _pair_table(above, name, thumbs, eval_thumbs, "no flagged pairs"),
             f"<h3>Just below the threshold (the {len(below)} most similar pairs not flagged)</h3>",
             _pair_table(below, name, thumbs, eval_thumbs, "no pairs found below the threshold"),
-            f"<h3>Flagged pairs, most similar first"
+            "<h3>Flagged pairs, most similar first"
             + (f" (first {MAX_PAIRS_SHOWN} of {len(s['pairs'])}; overlap.json lists all)" if len(s["pairs"]) > MAX_PAIRS_SHOWN else "")
             + "</h3>",
             _pair_table(s["pairs"][:MAX_PAIRS_SHOWN], name, thumbs, eval_thumbs, "no flagged pairs"),

@@ -37,7 +37,9 @@ from wit_pipeline import fileio
 from wit_pipeline.errors import UserError
 from wit_pipeline.progress import progress
 
-from .evalsets import (detect_format, image_member, iter_tar_samples, json_member, list_tars, read_eval_set,
+from wit_pipeline.tario import iter_tar_samples
+
+from .evalsets import (detect_format, image_member, json_member, list_tars, read_eval_set,
                        text_member)
 from .index import EvalEntry, IndexBuilder, OverlapIndex, load_index, save_index
 from .signatures import BadImage, decode_canvas, eval_image_signature, image_codes, text_signature

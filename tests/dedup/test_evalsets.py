@@ -8,7 +8,8 @@ import os
 import pytest
 import webdataset as wds
 
-from dedup.evalsets import detect_format, iter_tar_samples, list_tars, read_eval_set
+from dedup.evalsets import detect_format, list_tars, read_eval_set
+from wit_pipeline.tario import iter_tar_samples
 from dedup.synthetic import distinct_image, jpeg_bytes
 from wit_pipeline.errors import UserError
 

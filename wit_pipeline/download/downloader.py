@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import tarfile
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import Callable, Iterable, Iterator, TypeVar
 from .. import fileio
 from ..http import GuardedSession
 from ..progress import progress
+from ..tario import iter_tar_samples
 from .fetch import FetchOptions, fetch
 from .images import ImageChecks, ImageRejected, load_image
 from .reader import InputRow, sample_key
@@ -106,24 +106,6 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], threads: int, window: 
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
-
-
-def iter_tar_samples(path: str) -> Iterator[tuple[str, dict[str, bytes]]]:
-    """``(key, {ext: bytes})`` for each sample of a shard tar, streamed in member order."""
-    with fileio.open_read(path, decompress=False) as handle:
-        with tarfile.open(fileobj=handle, mode="r|") as tar:
-            key, members = None, {}
-            for info in tar:
-                if not info.isfile():
-                    continue
-                base, _, ext = info.name.rpartition("/")[2].partition(".")
-                if key is not None and base != key:
-                    yield key, members
-                    members = {}
-                key = base
-                members[ext] = tar.extractfile(info).read()
-            if key is not None:
-                yield key, members
 
 
 @dataclass

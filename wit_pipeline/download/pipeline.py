@@ -32,7 +32,8 @@ import pyarrow.parquet as pq
 from .. import __version__, fileio
 from ..beam import counter, pipeline_options, run
 from ..errors import UserError
-from .downloader import DownloadConfig, Previous, load_previous, process_shard, iter_tar_samples
+from ..tario import iter_tar_samples
+from .downloader import DownloadConfig, Previous, load_previous, process_shard
 from .fetch import FetchOptions, open_session
 from .images import ImageChecks
 from .reader import InputRow, iter_rows, shard_rows

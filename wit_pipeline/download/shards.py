@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from .. import fileio
 from ..errors import UserError
-from .downloader import iter_tar_samples
+from ..tario import iter_tar_samples
 from .writer import list_shards, read_shard_meta, read_status, shard_name
 
 SIZE_BUCKETS = (0, 128, 200, 256, 384, 512, 768, 1024, 2048)
