@@ -1,0 +1,401 @@
+"""Streaming WebDataset shards into training batches, resumable to the exact sample.
+
+Shards are read with webdataset (local paths, brace patterns, ``http(s)://``
+and ``pipe:`` commands). Every data-loader worker of every rank is one
+*stream* (``global stream = rank * workers + worker``). A stream reads its
+shards in *rounds*: round ``r`` opens ``shards_per_round`` shards chosen from
+``(seed, stream, r)`` alone -- drawn with replacement from all shards
+(resampling, the default) or, without resampling, taken in a per-epoch
+permutation of the shards this stream owns (``shards[stream::streams]``, i.e.
+split by node and then by worker) -- interleaves them, and shuffles samples in
+a buffer that is emptied at the end of the round. A sample's random crop is
+drawn from ``(seed, stream, round, index)``. So a stream's position is just
+``(round, offset)``: a resumed stream regenerates round ``round`` and skips
+``offset`` raw samples without decoding them, and continues as the
+uninterrupted run would have.
+
+Images are decoded with Pillow (JPEG ``draft`` mode decodes straight at a
+reduced scale), cropped to a random square at train time (centre square at
+eval), and captions tokenised, all in the workers; batches carry ``uint8``
+images and the model normalises them on the device.
+
+Fatal, with a message that names the shard and key: a sample without an image
+or without a ``.txt`` caption (a shard set written wrong would otherwise train
+on nothing), fewer shards than streams, and rounds that keep yielding nothing.
+Counted and skipped: undecodable images or captions, unreadable shards,
+samples on the blocklist.
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import json
+import logging
+import os
+import random
+import tarfile
+from collections import Counter
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+from PIL import Image
+
+from wit_pipeline.errors import UserError
+
+from .tokenizer import Tokenizer
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
+CAPTION_EXT = "txt"
+MAX_EMPTY_ROUNDS = 20
+
+
+class DataFormatError(UserError):
+    """The shards are not usable as training data (missing members, too few shards)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Which shards, and how many samples they hold
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class ShardSet:
+    urls: list[str]
+    epoch_samples: int | None       # samples in one pass over the shards (manifest, else counted)
+    source: str                     # "manifest", "counted" or "unknown"
+
+
+def _expand_braces(pattern: str) -> list[str]:
+    import braceexpand
+
+    return list(braceexpand.braceexpand(pattern))
+
+
+def _manifest_counts(directory: str) -> dict[str, int] | None:
+    """``{shard path: samples}`` from ``directory/manifest.json`` in its order, ``None`` without one."""
+    path = os.path.join(directory, "manifest.json")
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            manifest = json.load(handle)
+        return {os.path.normpath(os.path.join(directory, entry["path"])): int(entry["samples"])
+                for entry in manifest["shards"]}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{path}: not a shard manifest ({exc.__class__.__name__}: {exc})") from None
+
+
+def count_tar_samples(path: str) -> int:
+    """Samples in a local tar, from its member names alone (WebDataset's key rule, ``wit_pipeline.tario``)."""
+    from wit_pipeline.tario import split_member_name
+
+    samples, previous = 0, None
+    with tarfile.open(path) as tar:
+        for member in tar:
+            parts = split_member_name(member.name) if member.isfile() else None
+            if parts is not None and parts[0] != previous:
+                samples, previous = samples + 1, parts[0]
+    return samples
+
+
+def resolve_shards(spec: str) -> ShardSet:
+    """Shard URLs from a directory, a (brace/glob) pattern, an ``http(s)://`` URL or a ``pipe:`` command.
+
+    The epoch length comes from ``manifest.json`` beside the shards when there is
+    one; local shards it does not list are counted; remote shards without a
+    manifest leave it unknown.
+    """
+    remote = spec.startswith("pipe:") or "://" in spec
+    if remote:
+        return ShardSet(_expand_braces(spec), None, "unknown")
+    manifests: dict[str, dict[str, int] | None] = {}
+
+    def manifest(directory: str) -> dict[str, int]:
+        if directory not in manifests:
+            manifests[directory] = _manifest_counts(directory)
+        return manifests[directory] or {}
+
+    if os.path.isdir(spec):
+        urls = list(manifest(os.path.normpath(spec))) or sorted(glob.glob(os.path.join(spec, "*.tar")))
+        if not urls:
+            raise UserError(f"--shards {spec!r}: no .tar shards in that directory")
+    else:
+        urls = []
+        for pattern in _expand_braces(spec):
+            urls.extend(sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern])
+        if not urls:
+            raise UserError(f"--shards {spec!r} matches no files")
+    missing = [u for u in urls if not os.path.isfile(u)]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise UserError(f"shard {missing[0]!r} does not exist{more}")
+    total, counted = 0, False
+    for url in urls:
+        known = manifest(os.path.dirname(os.path.normpath(url))).get(os.path.normpath(url))
+        if known is None:
+            known, counted = count_tar_samples(url), True
+        total += known
+    return ShardSet(urls, total, "counted" if counted else "manifest")
+
+
+def check_stream_count(shards: ShardSet, world_size: int, workers: int) -> None:
+    streams = world_size * max(1, workers)
+    if len(shards.urls) < streams:
+        raise DataFormatError(
+            f"{len(shards.urls)} shard(s) but {world_size} rank(s) x {max(1, workers)} data worker(s) = {streams} "
+            f"streams: every stream needs at least one shard. Use fewer --workers or more, smaller shards.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Samples
+# ---------------------------------------------------------------------------------------------
+def image_key(sample: dict) -> str | None:
+    return next((ext for ext in IMAGE_EXTS if ext in sample), None)
+
+
+def check_sample(sample: dict) -> None:
+    """Raise ``DataFormatError`` unless the sample has an image and a caption."""
+    missing = []
+    if image_key(sample) is None:
+        missing.append("an image (." + "/.".join(IMAGE_EXTS) + ")")
+    if CAPTION_EXT not in sample:
+        missing.append("a caption (.txt)")
+    if missing:
+        members = ", ".join("." + k for k in sorted(sample) if not k.startswith("__")) or "none"
+        raise DataFormatError(
+            f"shard {sample.get('__url__')!r}: sample {sample.get('__key__')!r} has no {' and no '.join(missing)} "
+            f"(its members: {members}). Every sample needs both; keys must not contain dots.")
+
+
+def decode_image(data: bytes, size: int, rng: random.Random | None = None,
+                 scale: tuple[float, float] = (0.9, 1.0)) -> np.ndarray:
+    """``uint8 [3, size, size]``: a random square crop (``rng``) or the centre square, resized."""
+    with Image.open(io.BytesIO(data)) as image:
+        image.draft("RGB", (size, size))
+        image = image.convert("RGB")
+    width, height = image.size
+    short = min(width, height)
+    if rng is None:
+        side = short
+        left, top = (width - side) // 2, (height - side) // 2
+    else:
+        side = max(1, int(round(short * rng.uniform(*scale))))
+        left, top = rng.randint(0, width - side), rng.randint(0, height - side)
+    image = image.resize((size, size), Image.BICUBIC, box=(left, top, left + side, top + side))
+    return np.asarray(image, dtype=np.uint8).transpose(2, 0, 1).copy()
+
+
+def load_image_file(path: str, size: int) -> np.ndarray:
+    with open(path, "rb") as handle:
+        return decode_image(handle.read(), size)
+
+
+def load_blocklist(path: str) -> frozenset[str]:
+    """Sample keys to exclude: ``wit overlap``'s ``overlap.json`` (or its directory), JSON lines with
+    ``shard_key``/``key``, or a text file with one key per line."""
+    if os.path.isdir(path):
+        path = os.path.join(path, "overlap.json")
+    from wit_pipeline import fileio  # remote blocklists too (imports Beam: only here)
+
+    text = fileio.read_text(path)
+    keys: set[str] = set()
+
+    def collect(node) -> None:
+        if isinstance(node, dict):
+            for name, value in node.items():
+                if name in ("shard_key", "key") and isinstance(value, str):
+                    keys.add(value)
+                else:
+                    collect(value)
+        elif isinstance(node, list):
+            for value in node:
+                collect(value)
+
+    if path.endswith(".json"):
+        collect(json.loads(text))
+    elif path.endswith(".jsonl"):
+        for line in text.splitlines():
+            if line.strip():
+                collect(json.loads(line))
+    else:
+        keys.update(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+    return frozenset(keys)
+
+
+def _tar_samples(urls: Iterable[str], on_error, select_files=None) -> Iterator[dict]:
+    from webdataset.tariterators import tarfile_samples
+
+    return tarfile_samples(({"url": u} for u in urls), handler=on_error, select_files=select_files)
+
+
+def read_captions(urls: list[str], limit: int) -> list[str]:
+    """The first ``limit`` captions of the shards, in shard order (for training the tokenizer)."""
+    captions: list[str] = []
+
+    def skip(exc: Exception) -> bool:
+        log.warning("reading captions: %s", exc)
+        return True
+
+    for sample in _tar_samples(urls, skip, select_files=lambda name: name.endswith("." + CAPTION_EXT)):
+        if CAPTION_EXT in sample:
+            captions.append(sample[CAPTION_EXT].decode("utf-8", errors="replace"))
+            if len(captions) >= limit:
+                break
+    return captions
+
+
+def check_first_samples(url: str, n: int = 8) -> None:
+    """Fail before training starts when the first shard's samples lack an image or a caption."""
+    def reraise(exc: Exception) -> bool:
+        raise UserError(f"cannot read shard {url!r}: {exc}")
+
+    for index, sample in enumerate(_tar_samples([url], reraise)):
+        check_sample(sample)
+        if index + 1 >= n:
+            break
+
+
+# ---------------------------------------------------------------------------------------------
+# The stream
+# ---------------------------------------------------------------------------------------------
+def _shuffled(samples: Iterable[dict], size: int, rng: random.Random) -> Iterator[dict]:
+    buffer: list[dict] = []
+    for sample in samples:
+        buffer.append(sample)
+        if len(buffer) >= size:
+            index = rng.randrange(len(buffer))
+            buffer[index], buffer[-1] = buffer[-1], buffer[index]
+            yield buffer.pop()
+    rng.shuffle(buffer)
+    yield from buffer
+
+
+def _interleave(iterators: list[Iterator[dict]]) -> Iterator[dict]:
+    active = list(iterators)
+    while active:
+        for iterator in list(active):
+            try:
+                yield next(iterator)
+            except StopIteration:
+                active.remove(iterator)
+
+
+class ShardStream(torch.utils.data.IterableDataset):
+    """Infinite stream of batches ``{"image", "text", "stream", "position", "skipped"}``.
+
+    ``positions`` maps a rank-local stream number to the ``(round, offset)`` it
+    starts from; ``stream_shift`` rotates worker numbers onto streams, so that
+    after ``k`` consumed batches a fresh loader's first batch comes from stream
+    ``k % workers``, as it would have without the restart.
+    """
+
+    def __init__(self, urls: list[str], tokenizer: Tokenizer, *, batch_size: int, image_size: int,
+                 seed: int = 0, rank: int = 0, world_size: int = 1, resample: bool = True,
+                 shards_per_round: int = 4, shuffle_buffer: int = 2000, blocklist: frozenset[str] = frozenset(),
+                 positions: dict[int, tuple[int, int]] | None = None, stream_shift: int = 0,
+                 crop_scale: tuple[float, float] = (0.9, 1.0)):
+        super().__init__()
+        self.urls = list(urls)
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.image_size = image_size
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.resample = resample
+        self.shards_per_round = shards_per_round
+        self.shuffle_buffer = shuffle_buffer
+        self.blocklist = blocklist
+        self.positions = dict(positions or {})
+        self.stream_shift = stream_shift
+        self.crop_scale = crop_scale
+
+    # Shards of one round: a pure function of (seed, stream, round).
+    def round_urls(self, stream: int, streams: int, round_index: int) -> list[str]:
+        k = self.shards_per_round
+        if self.resample:
+            rng = random.Random(f"{self.seed}/shards/{stream}/{round_index}")
+            return [self.urls[rng.randrange(len(self.urls))] for _ in range(k)]
+        own = self.urls[stream::streams]
+        chosen = []
+        for slot in range(round_index * k, (round_index + 1) * k):
+            epoch, index = divmod(slot, len(own))
+            chosen.append(random.Random(f"{self.seed}/epoch/{stream}/{epoch}").sample(own, len(own))[index])
+        return chosen
+
+    def __iter__(self) -> Iterator[dict]:
+        info = torch.utils.data.get_worker_info()
+        workers = info.num_workers if info else 1
+        local = ((info.id if info else 0) + self.stream_shift) % workers
+        stream, streams = self.rank * workers + local, self.world_size * workers
+        if len(self.urls) < streams:
+            raise DataFormatError(f"{len(self.urls)} shard(s) for {streams} streams")
+        round_index, offset = self.positions.get(local, (0, 0))
+        skipped: Counter[str] = Counter()
+
+        def unreadable(exc: Exception) -> bool:
+            skipped["unreadable_shard"] += 1
+            log.warning("skipping unreadable shard data: %s", exc)
+            return True
+
+        images: list[np.ndarray] = []
+        captions: list[str] = []
+        empty_rounds = 0
+        while True:
+            urls = self.round_urls(stream, streams, round_index)
+            shuffle_rng = random.Random(f"{self.seed}/shuffle/{stream}/{round_index}")
+            samples = _shuffled(_interleave([iter(_tar_samples([u], unreadable)) for u in urls]),
+                                self.shuffle_buffer, shuffle_rng)
+            used = 0
+            for index, sample in enumerate(samples):
+                check_sample(sample)
+                if index < offset:
+                    used += 1
+                    continue
+                if sample["__key__"] in self.blocklist:
+                    skipped["blocklist"] += 1
+                    continue
+                try:
+                    rng = random.Random(f"{self.seed}/crop/{stream}/{round_index}/{index}")
+                    image = decode_image(sample[image_key(sample)], self.image_size, rng, self.crop_scale)
+                    caption = sample[CAPTION_EXT].decode("utf-8")
+                except Exception as exc:  # a corrupt sample never stops training
+                    skipped["corrupt"] += 1
+                    log.debug("skipping corrupt sample %s in %s: %s", sample.get("__key__"), sample.get("__url__"), exc)
+                    continue
+                used += 1
+                images.append(image)
+                captions.append(caption)
+                if len(images) == self.batch_size:
+                    yield {"image": torch.from_numpy(np.stack(images)),
+                           "text": torch.from_numpy(self.tokenizer(captions)),
+                           "stream": local, "position": (round_index, index + 1), "skipped": dict(skipped)}
+                    images, captions = [], []
+                    skipped.clear()
+            empty_rounds = 0 if used else empty_rounds + 1
+            if empty_rounds >= MAX_EMPTY_ROUNDS:
+                raise DataFormatError(f"stream {stream}: {MAX_EMPTY_ROUNDS} rounds of shards in a row gave no usable "
+                                      f"sample (last round: {urls}); are the shards readable?")
+            round_index, offset = round_index + 1, 0
+
+
+def make_loader(dataset: ShardStream, workers: int, pin_memory: bool = False) -> torch.utils.data.DataLoader:
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=None, num_workers=workers, pin_memory=pin_memory,
+        prefetch_factor=4 if workers else None, worker_init_fn=_worker_init if workers else None)
+
+
+def _worker_init(_worker_id: int) -> None:
+    torch.set_num_threads(1)
+
+
+def worker_error_message(exc: BaseException) -> str:
+    """The original one-line message of an error re-raised by the DataLoader from a worker."""
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    for line in reversed(lines):
+        if "DataFormatError: " in line:
+            return line.split("DataFormatError: ", 1)[1]
+    return lines[-1] if lines else str(exc)
