@@ -166,7 +166,7 @@ def check_sample(sample: dict) -> None:
     if missing:
         members = ", ".join("." + k for k in sorted(sample) if not k.startswith("__")) or "none"
         raise DataFormatError(
-            f"shard {sample.get('__url__')!r}: sample {sample.get('__key__')!r} has no {' and no '.join(missing)} "
+            f"shard {sample.get('__url__')!r}: sample {sample.get('__key__')!r} lacks {' and '.join(missing)} "
             f"(its members: {members}). Every sample needs both; keys must not contain dots.")
 
 

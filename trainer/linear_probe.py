@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from wit_pipeline.errors import UserError
 
-from .zeroshot import ZeroShotSet, _load_images
+from .zeroshot import ZeroShotSet, load_images
 
 PENALTIES = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 
@@ -29,7 +29,7 @@ def extract_features(model, eval_set: ZeroShotSet, device, autocast=contextlib.n
     features, labels, unreadable = [], [], []
     for start in range(0, len(eval_set.items), batch_size):
         chunk = eval_set.items[start:start + batch_size]
-        ok, arrays, bad = _load_images(eval_set.root, [p for p, _ in chunk], model.config.image_size)
+        ok, arrays, bad = load_images(eval_set.root, [p for p, _ in chunk], model.config.image_size)
         unreadable.extend(bad)
         if ok:
             with autocast():

@@ -451,9 +451,10 @@ def train(cfg: TrainConfig) -> TrainResult:
                 bar.update(global_batch)
             if step % cfg.log_every == 0 or step == total_steps:
                 elapsed = time.monotonic() - interval_start
+                logit_scale = model.scale().item()
                 record = {
                     "step": step, "samples": samples_seen, "loss": interval_loss.item() / interval_steps,
-                    "logit_scale": model.scale().item(), "temperature": 1 / model.scale().item(),
+                    "logit_scale": logit_scale, "temperature": 1 / logit_scale,
                     "lr": optimizer.param_groups[0]["lr"],
                     "samples_per_s": interval_steps * global_batch / max(elapsed, 1e-9),
                     "data_wait": interval_wait / max(elapsed, 1e-9),

@@ -91,7 +91,8 @@ def class_embeddings(model, tokenizer: Tokenizer, classnames: list[str], templat
     return torch.stack(weights)
 
 
-def _load_images(root: str, paths: list[str], size: int) -> tuple[list[int], list[np.ndarray], list[str]]:
+def load_images(root: str, paths: list[str], size: int) -> tuple[list[int], list[np.ndarray], list[str]]:
+    """Centre-cropped ``uint8`` arrays of ``root/path`` (8 threads): readable indices, arrays, unreadable paths."""
     def load(relpath):
         try:
             return load_image_file(os.path.join(root, relpath), size)
@@ -120,7 +121,7 @@ def evaluate(model, tokenizer: Tokenizer, eval_set: ZeroShotSet, templates: list
     size = model.config.image_size
     for start in range(0, len(mine), batch_size):
         chunk = mine[start:start + batch_size]
-        ok, arrays, bad = _load_images(eval_set.root, [p for p, _ in chunk], size)
+        ok, arrays, bad = load_images(eval_set.root, [p for p, _ in chunk], size)
         unreadable.extend(bad)
         if not ok:
             continue

@@ -65,7 +65,7 @@ def _jpeg(colour=(200, 30, 30), size=(40, 30)):
 
 def test_sample_without_caption_stops_with_a_message(tmp_path):
     _write_shard(tmp_path / "00000.tar", [{"__key__": f"{i:09d}", "jpg": _jpeg(), "json": {}} for i in range(4)])
-    with pytest.raises(DataFormatError, match=r"sample '000000000' has no a caption \(\.txt\).*members: \.jpg, \.json"):
+    with pytest.raises(DataFormatError, match=r"sample '000000000' lacks a caption \(\.txt\).*members: \.jpg, \.json"):
         check_first_samples(str(tmp_path / "00000.tar"))
 
 
@@ -76,7 +76,7 @@ def test_sample_without_image_stops_the_stream(tmp_path, tokenizer):
     _write_shard(tmp_path / "00001.tar", bad)
     stream = ShardStream([str(tmp_path / "00000.tar"), str(tmp_path / "00001.tar")], tokenizer, batch_size=4,
                          image_size=16, resample=False, shards_per_round=2)
-    with pytest.raises(DataFormatError, match="has no an image"):
+    with pytest.raises(DataFormatError, match="lacks an image"):
         _take(iter(stream), 5)
 
 

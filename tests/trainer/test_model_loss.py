@@ -65,12 +65,19 @@ def test_no_weight_decay_on_gains_biases_and_temperature():
     decay, no_decay = parameter_groups(model, 0.2)
     names = {id(p): n for n, p in model.named_parameters()}
     assert decay["weight_decay"] == 0.2 and no_decay["weight_decay"] == 0.0
-    no_decay_names = {names[id(p)] for p in no_decay["params"]}
-    assert "logit_scale" in no_decay_names
-    assert all(n.endswith(("bias", "weight")) and "ln" in n or n.endswith("bias") or n in
-               ("logit_scale", "visual.class_embedding") for n in no_decay_names)
+    exempt = {names[id(p)] for p in no_decay["params"]}
+    assert {"logit_scale", "visual.ln_pre.weight", "visual.ln_pre.bias", "text.ln_final.weight",
+            "visual.transformer.blocks.0.attn.qkv.bias"} <= exempt
+    assert all(p.ndim < 2 or names[id(p)] == "logit_scale" for p in no_decay["params"])
     assert all(p.ndim >= 2 for p in decay["params"])
     assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
+
+
+def test_cli_model_choices_match_the_configs():
+    from trainer.cli import MODELS
+    from trainer.model import MODEL_CONFIGS
+
+    assert set(MODELS) == set(MODEL_CONFIGS)
 
 
 def test_forward_shapes_normalisation_and_causal_text():

@@ -87,7 +87,7 @@ def test_missing_captions_in_a_later_shard_stop_the_run(tmp_path, shards_dir):
         for i in range(20):
             writer.write({"__key__": f"0001{i:05d}", "jpg": open(os.path.join(shards_dir, "00000.tar"), "rb").read(64),
                           "json": {}})
-    with pytest.raises(UserError, match=r"has no a caption \(\.txt\)") as info:
+    with pytest.raises(UserError, match=r"lacks a caption \(\.txt\)") as info:
         train(_config(str(shards), tmp_path / "run", workers=2, steps=40, resample=False, shards_per_round=1))
     assert "\n" not in str(info.value) and "00001.tar" in str(info.value)
 
