@@ -145,24 +145,29 @@ def provenance_key(row: dict) -> tuple:
                                             "license_url", "creator"))
 
 
-def keep_first(item):
-    _uid, rows = item
+def first_by_provenance(rows, stage: str) -> dict:
+    """One row of a group of exact duplicates: the smallest provenance, so never the order's choice."""
     rows = list(rows)
     if len(rows) > 1:
-        counter(STAGE, "dropped_duplicate").inc(len(rows) - 1)
+        counter(stage, "dropped_duplicate").inc(len(rows) - 1)
     return min(rows, key=provenance_key)
 
 
-def language_filter(groups, lang: str, seed: int):
+def keep_first(item):
+    _uid, rows = item
+    return first_by_provenance(rows, STAGE)
+
+
+def language_filter(groups, lang: str, seed: int, stage: str = STAGE):
     """A batch of (text, rows) groups: langdetect once per distinct text, the batch in lockstep."""
     decided = detect_languages([text for text, _rows in groups], seed)
-    counter(STAGE, "lang_detect_calls").inc(len(groups))
+    counter(stage, "lang_detect_calls").inc(len(groups))
     for (_text, rows), found in zip(groups, decided):
         rows = list(rows)
         if found == lang:
             yield from rows
         else:
-            counter(STAGE, "dropped_lang").inc(len(rows))
+            counter(stage, "dropped_lang").inc(len(rows))
 
 
 def count_out(row):

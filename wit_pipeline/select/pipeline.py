@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from .. import fileio
 from ..beam import counter, make_pipeline, run
-from ..candidates.language import detect_languages
+from ..candidates.pipeline import first_by_provenance, language_filter
 from ..errors import UserError
 from ..parquet_parts import WriteParquetParts
 from ..schemas import CANDIDATE_COLUMNS, QUERY_COUNTS_SCHEMA, SELECTED_SCHEMA, pair_uid
@@ -98,29 +98,9 @@ class Match(beam.DoFn):
         yield dict(row, queries=found)
 
 
-def language_filter(groups, lang: str, seed: int):
-    """A batch of (text, rows) groups: langdetect once per distinct text, the batch in lockstep."""
-    decided = detect_languages([text for text, _rows in groups], seed)
-    counter(STAGE, "lang_detect_calls").inc(len(groups))
-    for (_text, rows), found in zip(groups, decided):
-        rows = list(rows)
-        if found == lang:
-            yield from rows
-        else:
-            counter(STAGE, "dropped_lang").inc(len(rows))
-
-
-def provenance_key(row: dict) -> tuple:
-    return tuple(row.get(k) or "" for k in ("source", "source_file", "page_url", "search_query", "license",
-                                            "license_url", "creator"))
-
-
 def one_per_uid(item):
     uid, rows = item
-    rows = list(rows)
-    if len(rows) > 1:
-        counter(STAGE, "dropped_duplicate").inc(len(rows) - 1)
-    return uid, min(rows, key=provenance_key)
+    return uid, first_by_provenance(rows, STAGE)
 
 
 def join_kept(item):
@@ -162,7 +142,7 @@ def build(pipeline: beam.Pipeline, options: SelectOptions) -> None:
                 | "KeyByText" >> beam.Map(lambda row: (row["text"], row))
                 | "GroupTexts" >> beam.GroupByKey()
                 | "BatchTexts" >> beam.BatchElements(min_batch_size=16, max_batch_size=512)
-                | "Language" >> beam.FlatMap(language_filter, options.lang, options.seed))
+                | "Language" >> beam.FlatMap(language_filter, options.lang, options.seed, STAGE))
     by_uid = (rows
               | "KeyByUid" >> beam.Map(lambda row: (row["uid"], row))
               | "GroupUid" >> beam.GroupByKey()
