@@ -156,16 +156,17 @@ def register(subparsers) -> None:
     probe.set_defaults(func=_cmd_linear_probe)
 
 
-DEMO_TRAIN_STEPS = 150
+DEMO_TRAIN_STEPS = 300
 
 
 def sample_web_templates() -> list[str]:
-    """Prompt templates in the sample web's own caption forms, one per colour pair (colours marginalised)."""
-    from wit_pipeline.sampleweb.draw import COLOURS
+    """Prompt templates in the sample web's own caption forms for its eval classes (the shape's colour),
+    one per shape and background colour (both marginalised)."""
+    from wit_pipeline.sampleweb.draw import COLOURS, SHAPES
     from wit_pipeline.sampleweb.site import ENGLISH_TEMPLATES
 
-    return [form.format(c=colour, s="{}", b=background) for form in ENGLISH_TEMPLATES
-            for colour in COLOURS for background in COLOURS if colour != background]
+    return [form.format(c="{}", s=shape, b=background) for form in ENGLISH_TEMPLATES
+            for shape in SHAPES for background in COLOURS]
 
 
 def step_train(ctx) -> None:

@@ -22,7 +22,7 @@ class SampleFiles:
     warc: list[str]                # WARC files (the last page of the second has broken HTML)
     broken_wat: list[str]          # WAT files with a corrupt gzip member after good records (faults only)
     urls_table: str                # parquet: url, text, kind ("image" or a fault kind) for every image URL
-    eval_dir: str                  # ImageFolder: eval/images/<shape>/<NNNNN>.jpg
+    eval_dir: str                  # ImageFolder: eval/images/<colour of the shape>/<NNNNN>.jpg
     eval_truth: str                # json: classes and the planted eval images with their web URLs
     wikipedia: list[str] = field(default_factory=list)   # pages-articles XML, bz2
     pageviews: list[str] = field(default_factory=list)   # hourly pageview dumps, gz
@@ -61,7 +61,7 @@ def write_files(web, root: str) -> SampleFiles:
         with open(target, "wb") as handle:
             handle.write(eval_image_bytes(image))
     truth = {
-        "classes": sorted({image.shape for image in site.eval_images}),
+        "classes": sorted({image.colour for image in site.eval_images}),
         "planted": [{"eval_id": e.eval_id, "image_id": e.planted_as,
                      "url": web.image_url(site.images[e.planted_as])}
                     for e in site.eval_images if e.planted_as is not None],

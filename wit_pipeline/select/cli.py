@@ -47,7 +47,7 @@ def register(subparsers) -> None:
     parser.set_defaults(func=_cmd, beam=True)
 
 
-DEMO_CAP = 12   # the sample web is small: a cap this low shows the balancing at work
+DEMO_CAP = 40   # the sample web is small: a cap this low shows the balancing at work on its head queries
 
 
 def demo_queries(ctx) -> str:
