@@ -1,7 +1,8 @@
-"""`wit demo` runs every stage end to end on the sample web and exits 0."""
+"""`wit demo` runs every stage end to end on the sample web, exits 0, and its model learns."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -15,6 +16,14 @@ def test_demo_runs_end_to_end(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     assert result.stdout.startswith("wit demo: finished in")
-    assert "sample web" in result.stdout and "served at" in result.stdout
-    assert (out / "sampleweb" / "urls.parquet").exists()
-    assert (out / "sampleweb" / "eval" / "truth.json").exists()
+    for step in ("sample web", "queries", "candidates", "select", "download", "train", "overlap"):
+        assert f"\n  {step} " in result.stdout, step
+    assert (out / "queries" / "queries.parquet").exists()
+    assert (out / "shards" / "manifest.json").exists()
+    assert (out / "overlap" / "overlap.json").exists()
+
+    # The tiny CLIP learns from the downloaded pairs: loss falls, zero-shot beats chance clearly.
+    losses = [json.loads(line)["loss"] for line in open(out / "train" / "metrics.jsonl") if '"loss"' in line]
+    assert losses[-1] < losses[0] - 1.0
+    zeroshot = json.load(open(out / "train" / "zeroshot" / "metrics.json"))
+    assert zeroshot["top1"] >= 2 * zeroshot["chance"], zeroshot
