@@ -76,16 +76,21 @@ class MinHasher:
         self.seed = seed
         template = MinHash(num_perm=num_perm, seed=seed, hashfunc=identity_hash)
         self.permutations = template.permutations
-        self._a = self.permutations[0][None, :]
-        self._b = self.permutations[1][None, :]
+        self._a = np.ascontiguousarray(self.permutations[0], dtype=np.uint32)
+        self._b_column = np.ascontiguousarray(self.permutations[1][:, None], dtype=np.uint32)
 
     def hashvalues(self, codes: np.ndarray) -> np.ndarray:
-        out = np.full(self.num_perm, _UINT32_MAX, dtype=np.uint32)
         if len(codes) == 0:
-            return out
-        mixed = _fmix32(np.asarray(codes))[:, None]
+            return np.full(self.num_perm, _UINT32_MAX, dtype=np.uint32)
+        mixed = _fmix32(np.asarray(codes))
+        out = None
+        # One row per permutation: each multiply is a scalar times a contiguous vector and each min a
+        # reduction along a contiguous row, numpy's fastest layout for both.
         for start in range(0, len(mixed), 4096):  # bounded memory for very large sets
-            np.minimum(out, (mixed[start:start + 4096] * self._a + self._b).min(axis=0), out=out)
+            values = np.multiply.outer(self._a, mixed[start:start + 4096])
+            values += self._b_column
+            chunk_min = values.min(axis=1)
+            out = chunk_min if out is None else np.minimum(out, chunk_min, out=out)
         return out
 
     def minhash(self, codes: np.ndarray = None, hashvalues: np.ndarray | None = None) -> MinHash:
@@ -164,8 +169,7 @@ class OverlapIndex:
 
     def _prepare(self) -> None:
         self.hasher = MinHasher(self.num_perm, self.seed)
-        self._stop_mask = np.zeros(1 << CODE_BITS, dtype=bool)
-        self._stop_mask[self.stop_codes] = True
+        self._stop_sorted = np.unique(self.stop_codes)   # searched, not masked: 4 bytes a stop element, not 1 MB
         self._local = threading.local()   # per-thread scratch: Beam may run DoFns in threads sharing this index
 
     def _member(self) -> np.ndarray:
@@ -189,6 +193,8 @@ class OverlapIndex:
                 for key in range(len(store)):
                     if store.size(key):
                         session.insert(key, self.hasher.minhash(hashvalues=values[key]), check_duplication=False)
+        self._image_bands = _band_lookup(self.image_lsh)
+        self._text_bands = _band_lookup(self.text_lsh)
 
     # -- queries
 
@@ -198,41 +204,50 @@ class OverlapIndex:
 
     def prepare_image(self, codes: np.ndarray) -> np.ndarray:
         """Raw region elements -> the sorted unique set the index compares (stop elements removed)."""
-        codes = np.unique(codes)
-        return codes[~self._stop_mask[codes]]
+        codes = np.sort(codes)
+        if len(codes) > 1:   # np.unique, without its general-purpose overhead (it is most of the cost here)
+            first = np.empty(len(codes), dtype=bool)
+            first[0] = True
+            np.not_equal(codes[1:], codes[:-1], out=first[1:])
+            codes = codes[first]
+        stop = self._stop_sorted
+        if len(stop) and len(codes):
+            codes = codes[stop.take(np.searchsorted(stop, codes), mode="clip") != codes]
+        return codes
 
     def image_candidates(self, image_codes: np.ndarray) -> list[int]:
-        """LSH candidates for raw or prepared image elements (repeats do not change a MinHash)."""
-        kept = image_codes[~self._stop_mask[image_codes]]
-        if len(kept) == 0:
+        """LSH candidates for raw or prepared image elements."""
+        return self._image_candidates(self.prepare_image(image_codes))
+
+    def _image_candidates(self, image_set: np.ndarray) -> list[int]:
+        if len(image_set) == 0:
             return []
-        return _query(self.image_lsh, self.hasher.hashvalues(kept))
+        return _query(self._image_bands, self.hasher.hashvalues(image_set))
 
     def text_candidates(self, text_set: np.ndarray) -> list[int]:
         if len(text_set) == 0:
             return []
-        return _query(self.text_lsh, self.hasher.hashvalues(text_set))
+        return _query(self._text_bands, self.hasher.hashvalues(text_set))
 
     def image_similarities(self, image_set: np.ndarray, keys: Sequence[int]) -> np.ndarray:
-        """Exact Jaccard between ``image_set`` and the eval images ``keys``, in one vectorised pass."""
+        """Exact Jaccard between ``image_set`` (sorted unique) and the eval images ``keys``, in one vectorised pass."""
         if len(keys) == 0 or len(image_set) == 0:
             return np.zeros(len(keys))
         store = self.images
-        starts = store.offsets[np.asarray(keys)]
-        ends = store.offsets[np.asarray(keys) + 1]
-        lengths = ends - starts
-        gather = np.concatenate([store.codes[s:e] for s, e in zip(starts, ends)])
-        member = self._member()
-        member[image_set] = True
-        try:
-            hits = member[gather].astype(np.int64)
-        finally:
-            member[image_set] = False
-        bounds = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        inter = np.add.reduceat(hits, bounds) if len(gather) else np.zeros(len(keys), np.int64)
-        inter[lengths == 0] = 0
-        union = len(image_set) + lengths - inter
-        return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+        keys = np.asarray(keys, dtype=np.int64)
+        starts = store.offsets[keys]
+        lengths = store.offsets[keys + 1] - starts
+        if len(keys) == 1:
+            gather = store.codes[starts[0]:starts[0] + lengths[0]]
+        else:
+            gather = np.concatenate([store.codes[s:s + n] for s, n in zip(starts.tolist(), lengths.tolist())])
+        # Membership by binary search in the (small, sorted) query set: it stays in cache, where a
+        # membership array over the whole element universe would not.
+        hits = image_set.take(np.searchsorted(image_set, gather), mode="clip") == gather
+        running = np.concatenate([[0], np.cumsum(hits)])
+        ends = np.cumsum(lengths)
+        inter = running[ends] - running[ends - lengths]
+        return inter / (len(image_set) + lengths - inter)     # the union is at least len(image_set) > 0
 
     def text_similarities(self, text_set: np.ndarray, keys: Sequence[int]) -> np.ndarray:
         out = np.zeros(len(keys))
@@ -254,10 +269,11 @@ class OverlapIndex:
         matches: list[Match] = []
         checked = 0
         if image_codes is not None and len(image_codes):
-            keys = self.image_candidates(image_codes)
+            image_set = self.prepare_image(image_codes)
+            keys = self._image_candidates(image_set)
             if keys:
                 checked += len(keys)
-                sims = self.image_similarities(self.prepare_image(image_codes), keys)
+                sims = self.image_similarities(image_set, keys)
                 matches.extend(Match(int(k), "image", float(s)) for k, s in zip(keys, sims) if s >= floor)
         if text_set is not None and len(text_set):
             keys = self.text_candidates(text_set)
@@ -287,14 +303,29 @@ class OverlapIndex:
         return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
 
 
-def _query(lsh: MinHashLSH, hashvalues: np.ndarray) -> list[int]:
+def _band_lookup(lsh: MinHashLSH) -> list[tuple[int, int, object]]:
+    """(first byte, end byte, lookup) of every band of ``lsh``, for ``_query``.
+
+    The lookup is the ``get`` of the band's own dict where datasketch keeps one (its in-memory
+    storage): a plain dict lookup, without datasketch's per-call wrapper, is most of a query's cost
+    saved. Other storage backends keep their own ``get``.
+    """
+    width = np.dtype(np.uint32).itemsize
+    bands = []
+    for (start, end), table in zip(lsh.hashranges, lsh.hashtables):
+        table_dict = getattr(table, "_dict", None)
+        lookup = table_dict.get if isinstance(table_dict, dict) else table.get
+        bands.append((start * width, end * width, lookup))
+    return bands
+
+
+def _query(bands: list[tuple[int, int, object]], hashvalues: np.ndarray) -> list[int]:
     """``lsh.query`` for bare hash values: the same band keys datasketch makes (big-endian bytes of each
     band's values), cut from one byte string instead of one numpy slice per band, and no MinHash object."""
-    raw = hashvalues.byteswap().tobytes()
-    width = hashvalues.itemsize
+    raw = hashvalues.astype(np.uint32, copy=False).byteswap().tobytes()
     candidates: set[int] = set()
-    for (start, end), table in zip(lsh.hashranges, lsh.hashtables):
-        bucket = table.get(raw[start * width:end * width])
+    for start, end, lookup in bands:
+        bucket = lookup(raw[start:end])
         if bucket:
             candidates.update(bucket)
     return list(candidates)

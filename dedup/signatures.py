@@ -60,6 +60,7 @@ CANVAS = 48                    # side of the square canvas regions are cut from
 DRAFT = CANVAS                 # JPEGs are decoded at the smallest DCT scale that keeps both sides >= this
 TRIM_TOLERANCE = 10            # a border row/column is "uniform" if every channel spans <= this
 FLAT_LEVEL = 4.0               # regions whose mean |block difference| is below this are skipped
+TIE_LEVEL = 0.01               # block means closer than this are equal: their difference's bit is 0
 CELLS = 3                      # the canvas is cut into CELLS x CELLS position cells
 # (block size in canvas px, channels hashed): 16 px blocks = the whole canvas.
 SCALES: tuple[tuple[int, int], ...] = ((16, 3), (8, 3), (4, 1))
@@ -85,11 +86,12 @@ class BadImage(ValueError):
 # --------------------------------------------------------------------------- decoding
 
 
-def decode_planes(data: bytes) -> np.ndarray:
-    """Decode image bytes to small (3, h, w) float32 YCbCr planes, uniform borders trimmed.
+def decode_pixels(data: bytes) -> np.ndarray:
+    """Decode image bytes to small (h, w, 3) uint8 YCbCr pixels, uniform borders trimmed (a view).
 
     Raises ``BadImage`` for anything Pillow cannot decode (truncated, not an
-    image, zero-sized, decompression bomb).
+    image, zero-sized, decompression bomb). The pixels stay uint8; ``to_canvas``
+    converts them once, as it resizes.
     """
     try:
         with warnings.catch_warnings():
@@ -107,63 +109,81 @@ def decode_planes(data: bytes) -> np.ndarray:
                     background.paste(image.convert("RGBA"), mask=image.convert("RGBA").getchannel("A"))
                     image = background
                 image = image.convert("RGB").convert("YCbCr")
-            pixels = np.asarray(image)
+            # Pillow's own 4-byte pixels (Y, Cb, Cr, pad): as uint32 they transpose in one fast copy (3-byte
+            # pixels are many times slower), which the row measure in _trim_box needs.
+            raw = image.tobytes("raw", "YCbCrX")
+            width, height = image.size
     except Exception as exc:  # Pillow raises many types (OSError, SyntaxError, ValueError, ...)
         raise BadImage(f"{exc.__class__.__name__}: {exc}".splitlines()[0][:200]) from None
-    if pixels.ndim != 3 or pixels.shape[0] < 2 or pixels.shape[1] < 2:
-        raise BadImage(f"image too small to sign: {pixels.shape[1]}x{pixels.shape[0]}")
-    channels = np.ascontiguousarray(pixels.transpose(2, 0, 1))          # (3, h, w) uint8
-    top, bottom, left, right = _trim_box(channels)
-    return channels[:, top:bottom, left:right].astype(np.float32)
+    if height < 2 or width < 2:
+        raise BadImage(f"image too small to sign: {width}x{height}")
+    packed = np.frombuffer(raw, np.uint32).reshape(height, width)
+    by_row = packed.view(np.uint8).reshape(height, width, 4)
+    by_column = np.ascontiguousarray(packed.T).view(np.uint8).reshape(width, height, 4)
+    top, bottom, left, right = _trim_box(by_row, by_column)
+    return by_row[top:bottom, left:right, :3]
 
 
-def to_canvas(planes: np.ndarray) -> np.ndarray:
-    """Resize (3, h, w) planes to the (3, CANVAS, CANVAS) canvas (antialiased linear)."""
-    _, height, width = planes.shape
-    return _resample(height, CANVAS) @ planes @ _resample(width, CANVAS).T
+def to_canvas(pixels: np.ndarray) -> np.ndarray:
+    """Resize (h, w, 3) pixels to the canvas, as (3, CANVAS/2, CANVAS/2) float32 sums of its 2x2-pixel cells.
+
+    Every region block is a whole number of cells (the smallest block is 4 px,
+    taken every 2 px), so the 48 px canvas itself is never needed: summing
+    pixel pairs is folded into the resize matrices, which halves the
+    arithmetic and the array sizes after it.
+    """
+    height, width, _ = pixels.shape
+    planes = np.ascontiguousarray(pixels.transpose(2, 0, 1), dtype=np.float32)   # one copy: transpose + convert
+    return _cell_matrix(height) @ planes @ _cell_matrix(width).T
 
 
 def decode_canvas(data: bytes) -> np.ndarray:
-    """Image bytes -> the (3, CANVAS, CANVAS) float32 YCbCr canvas the regions are cut from."""
-    return to_canvas(decode_planes(data))
+    """Image bytes -> the canvas cells (``to_canvas``) the regions are cut from."""
+    return to_canvas(decode_pixels(data))
 
 
-@lru_cache(maxsize=1024)
 def _resample(n_in: int, n_out: int) -> np.ndarray:
-    """(n_out, n_in) matrix of an antialiased linear (triangle) resize, like Pillow's BILINEAR."""
+    """(n_out, n_in) float64 matrix of an antialiased linear (triangle) resize, like Pillow's BILINEAR."""
     scale = n_in / n_out
     support = max(scale, 1.0)
     centres = (np.arange(n_out) + 0.5) * scale
     weights = np.maximum(0.0, 1.0 - np.abs(np.arange(n_in)[None, :] + 0.5 - centres[:, None]) / support)
-    weights /= weights.sum(axis=1, keepdims=True)
-    return weights.astype(np.float32)
+    return weights / weights.sum(axis=1, keepdims=True)
 
 
-def _spans(planes: np.ndarray, axis: int) -> np.ndarray:
-    """Largest per-channel value range of every row (``axis=2``) or column (``axis=1``)."""
-    return (planes.max(axis=axis) - planes.min(axis=axis)).max(axis=0)   # max >= min: no uint8 wrap
+@lru_cache(maxsize=1024)
+def _cell_matrix(n_in: int) -> np.ndarray:
+    """(CANVAS // 2, n_in) float32: resize n_in -> CANVAS, then add adjacent pixel pairs."""
+    weights = _resample(n_in, CANVAS)
+    return (weights[0::2] + weights[1::2]).astype(np.float32)
 
 
-def _trim_box(planes: np.ndarray) -> tuple[int, int, int, int]:
-    """(top, bottom, left, right) of ``planes`` (3, h, w) after dropping uniform border rows and columns.
+def _busy_lines(pixels: np.ndarray) -> np.ndarray:
+    """For each column of (h, w, 4) pixels: does some channel (of the first three) span more than TRIM_TOLERANCE?"""
+    # Reducing over the outermost axis is one vectorised elementwise pass; numpy's uint8 reductions over
+    # an inner axis are many times slower, which is why rows are measured on the transposed pixels.
+    spans = pixels.max(axis=0) - pixels.min(axis=0)          # max >= min: no uint8 wrap
+    return (spans[:, :3] > TRIM_TOLERANCE).any(axis=1)
 
-    Most images have no uniform border, which four single-line checks show;
-    only then are all lines measured. If trimming would leave less than a
-    quarter of either side (a nearly flat image), the image is kept whole.
+
+def _trim_box(by_row: np.ndarray, by_column: np.ndarray) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) after dropping uniform border rows and columns.
+
+    ``by_row`` is the (h, w, 4) image, ``by_column`` the same transposed, (w, h, 4).
+    A line is uniform if every channel spans at most ``TRIM_TOLERANCE`` levels
+    along it. If trimming would leave less than a quarter of either side (a
+    nearly flat image), the image is kept whole.
     """
-    _, height, width = planes.shape
-    corners = np.stack([planes[:, 0, :], planes[:, -1, :]], axis=1), np.stack([planes[:, :, 0], planes[:, :, -1]], axis=1)
-    if (_spans(corners[0], 2) > TRIM_TOLERANCE).all() and (_spans(corners[1], 2) > TRIM_TOLERANCE).all():
-        return 0, height, 0, width
+    height, width, _ = by_row.shape
 
-    def _edges(span: np.ndarray) -> tuple[int, int]:
-        busy = np.flatnonzero(span > TRIM_TOLERANCE)
-        if len(busy) == 0:
-            return 0, len(span)
-        return int(busy[0]), int(busy[-1]) + 1
+    def _edges(busy: np.ndarray) -> tuple[int, int]:
+        lines = np.flatnonzero(busy)
+        if len(lines) == 0:
+            return 0, len(busy)
+        return int(lines[0]), int(lines[-1]) + 1
 
-    top, bottom = _edges(_spans(planes, 2))
-    left, right = _edges(_spans(planes, 1))
+    top, bottom = _edges(_busy_lines(by_column))
+    left, right = _edges(_busy_lines(by_row))
     if (bottom - top) * 4 < height or (right - left) * 4 < width or bottom - top < 2 or right - left < 2:
         return 0, height, 0, width
     return top, bottom, left, right
@@ -174,40 +194,65 @@ def _trim_box(planes: np.ndarray) -> tuple[int, int, int, int]:
 
 @lru_cache(maxsize=None)
 def _plan():
-    """For every scale: block size, the flat indices of each region's 12 block pairs, the element tags."""
-    plans = []
+    """Where every region's 12 block differences sit in ``image_codes``' difference vector, and per region
+    the flatness limit and the element tag (scale, cell, channel)."""
+    gather, limits, ties, tags = [], [], [], []
+    offset = 0
     for scale, (block, channels) in enumerate(SCALES):
-        unit = block // 2                       # block sums are taken every half block
-        side = CANVAS // unit - 1               # side of the block-sum map
-        starts = np.arange(0, side - 5 + 1)     # a region spans 3 blocks = 6 half-block units
+        unit = block // 2                          # blocks are taken every half block
+        side = CANVAS // unit - 1                  # side of the block-sum map
+        h_size, v_size = side * (side - 2), (side - 2) * side      # per channel: horizontal, vertical diffs
+        starts = np.arange(0, side - 5 + 1)        # a region spans 3 blocks = 6 half-block units
         ys, xs = (m.ravel() for m in np.meshgrid(starts, starts, indexing="ij"))
-        first = np.stack([(ys + 2 * a[0]) * side + xs + 2 * a[1] for a, _ in _PAIRS], 1).ravel()
-        second = np.stack([(ys + 2 * b[0]) * side + xs + 2 * b[1] for _, b in _PAIRS], 1).ravel()
         centre_y = (ys * unit + 1.5 * block) / CANVAS
         centre_x = (xs * unit + 1.5 * block) / CANVAS
         cell = (np.minimum(centre_y * CELLS, CELLS - 1).astype(np.int64) * CELLS
                 + np.minimum(centre_x * CELLS, CELLS - 1).astype(np.int64))
-        tags = ((scale << 6) | (cell[None, :] << 2) | np.arange(channels)[:, None]).astype(np.int64)
-        plans.append((block, unit, channels, first, second, tags, len(ys)))
-    return plans
+        for channel in range(channels):
+            h_base = offset + channel * h_size
+            v_base = offset + channels * h_size + channel * v_size
+            columns = []
+            for (i, j), _ in _PAIRS[:6]:           # block (i, j) minus block (i, j + 1)
+                columns.append(h_base + (ys + 2 * i) * (side - 2) + xs + 2 * j)
+            for (i, j), _ in _PAIRS[6:]:           # block (i, j) minus block (i + 1, j)
+                columns.append(v_base + (ys + 2 * i) * side + xs + 2 * j)
+            gather.append(np.stack(columns, axis=1))
+            limits.append(np.full(len(ys), FLAT_LEVEL * 12 * block * block, np.float32))
+            ties.append(np.full(len(ys), TIE_LEVEL * block * block, np.float32))
+            tags.append((scale << 6) | (cell << 2) | channel)
+        offset += channels * (h_size + v_size)
+    return (np.concatenate(gather), np.concatenate(limits), np.concatenate(ties)[:, None],
+            np.concatenate(tags).astype(np.uint32))
 
 
-def image_codes(canvas: np.ndarray) -> np.ndarray:
-    """The region elements of a decoded canvas (uint32, unsorted, may repeat)."""
-    pyramid = {}
-    level = canvas
-    for unit in (2, 4, 8):  # 2x2 sums by slicing: numpy's multi-axis sum is far slower here
-        level = level[:, 0::2, 0::2] + level[:, 1::2, 0::2] + level[:, 0::2, 1::2] + level[:, 1::2, 1::2]
-        pyramid[unit] = level
-    out = []
-    for block, unit, channels, first, second, tags, regions in _plan():
-        sums = pyramid[unit][:channels]
-        boxes = (sums[:, :-1, :-1] + sums[:, 1:, :-1] + sums[:, :-1, 1:] + sums[:, 1:, 1:]).reshape(channels, -1)
-        diffs = (boxes[:, first] - boxes[:, second]).reshape(channels, regions, 12)
-        busy = (np.abs(diffs) @ _ONES) > FLAT_LEVEL * 12 * block * block
-        dhash = ((diffs > 0).astype(np.float32) @ _BIT_WEIGHTS).astype(np.int64)
-        out.append(((dhash << 8) | tags)[busy])
-    return np.concatenate(out).astype(np.uint32)
+def _pair_sums(level: np.ndarray, stride: int) -> np.ndarray:
+    """Sums of 2x2 neighbours of every (c, y, x) map: disjoint (``stride`` 2) or overlapping (``stride`` 1)."""
+    rows = level[:, :, 0:-1:stride] + level[:, :, 1::stride]
+    return rows[:, 0:-1:stride] + rows[:, 1::stride]
+
+
+def image_codes(cells: np.ndarray) -> np.ndarray:
+    """The region elements of a canvas (``to_canvas``' cells), as uint32, unsorted, may repeat.
+
+    Each scale's block sums (the 2x2 sums of a pyramid level, taken every
+    half block) give one map of horizontal and one of vertical differences
+    between blocks two half-blocks apart; all regions of all scales then
+    gather their 12 differences from those maps in one indexing pass.
+    """
+    levels = {2: cells}
+    for unit in (4, 8):
+        levels[unit] = _pair_sums(levels[unit // 2], 2)
+    maps = []
+    for block, channels in SCALES:
+        boxes = _pair_sums(levels[block // 2][:channels], 1)
+        maps.append((boxes[:, :, :-2] - boxes[:, :, 2:]).ravel())
+        maps.append((boxes[:, :-2, :] - boxes[:, 2:, :]).ravel())
+    gather, limits, ties, tags = _plan()
+    diffs = np.concatenate(maps)[gather]                     # (regions, 12)
+    # Row sums of 12 as matrix-vector products: numpy's reductions over a short inner axis are far slower.
+    busy = np.abs(diffs) @ _ONES > limits
+    dhash = ((diffs > ties).astype(np.float32) @ _BIT_WEIGHTS).astype(np.uint32)   # bit k: difference k > 0
+    return ((dhash << 8) | tags)[busy]
 
 
 def image_signature(data: bytes) -> np.ndarray:
@@ -215,7 +260,7 @@ def image_signature(data: bytes) -> np.ndarray:
     return np.unique(image_codes(decode_canvas(data)))
 
 
-def stable_codes(planes: np.ndarray, crop: float = STABLE_CROP, keep: int = STABLE_KEEP) -> np.ndarray:
+def stable_codes(pixels: np.ndarray, crop: float = STABLE_CROP, keep: int = STABLE_KEEP) -> np.ndarray:
     """The eval side's signature: region elements that survive small crops.
 
     The image is signed as it is and cropped by ``crop`` of each side at each
@@ -226,12 +271,12 @@ def stable_codes(planes: np.ndarray, crop: float = STABLE_CROP, keep: int = STAB
     about 0.14 to 0.20) while distinct images stay as far apart. Only the eval
     side pays the five signings; training images are signed once.
     """
-    _, height, width = planes.shape
+    height, width, _ = pixels.shape
     dy, dx = int(round(crop * height)), int(round(crop * width))
-    views = [planes]
+    views = [pixels]
     if dy >= 1 and dx >= 1:
-        views += [planes[:, dy:, dx:], planes[:, dy:, :width - dx], planes[:, :height - dy, dx:],
-                  planes[:, :height - dy, :width - dx]]
+        views += [pixels[dy:, dx:], pixels[dy:, :width - dx], pixels[:height - dy, dx:],
+                  pixels[:height - dy, :width - dx]]
     else:
         keep = 1
     codes = np.concatenate([np.unique(image_codes(to_canvas(v))) for v in views])
@@ -241,7 +286,7 @@ def stable_codes(planes: np.ndarray, crop: float = STABLE_CROP, keep: int = STAB
 
 def eval_image_signature(data: bytes) -> np.ndarray:
     """Sorted unique crop-stable region elements of an eval image (uint32). Raises ``BadImage``."""
-    return stable_codes(decode_planes(data))
+    return stable_codes(decode_pixels(data))
 
 
 # --------------------------------------------------------------------------- text
