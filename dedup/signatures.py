@@ -194,61 +194,60 @@ def _trim_box(by_row: np.ndarray, by_column: np.ndarray) -> tuple[int, int, int,
 
 @lru_cache(maxsize=None)
 def _plan():
-    """Where every region's 12 block differences sit in ``image_codes``' difference vector, and per region
-    the flatness limit and the element tag (scale, cell, channel)."""
+    """The matrix that maps the canvas cells to block sums and block differences, and for every region
+    where its 12 differences sit in the product, its flatness limit, its tie level and its element tag.
+
+    Rows of the matrix, for each scale: the block sums along one axis (a block every half block), then
+    the differences of blocks two half-blocks (one block) apart. ``M @ cells @ M.T`` thus holds, for
+    every scale, block sums x block differences (horizontal differences) and block differences x block
+    sums (vertical ones): every region's 12 differences are entries of that one product.
+    """
+    sums, diffs = [], []
+    for block, _ in SCALES:
+        width, step = block // 2, block // 4          # in cells of 2 canvas px
+        count = CANVAS // (block // 2) - 1            # blocks along a side, a half block apart
+        rows = np.zeros((count, CANVAS // 2), np.float64)
+        for k in range(count):
+            rows[k, k * step:k * step + width] = 1.0
+        sums.append(rows)
+        diffs.append(rows[:-2] - rows[2:])            # block k minus block k + 2 half-blocks on
+    matrix = np.concatenate(sums + diffs)
+    side = len(matrix)
+    sum_at = np.cumsum([0] + [len(s) for s in sums])
+    diff_at = sum_at[-1] + np.cumsum([0] + [len(d) for d in diffs])
+
     gather, limits, ties, tags = [], [], [], []
-    offset = 0
     for scale, (block, channels) in enumerate(SCALES):
-        unit = block // 2                          # blocks are taken every half block
-        side = CANVAS // unit - 1                  # side of the block-sum map
-        h_size, v_size = side * (side - 2), (side - 2) * side      # per channel: horizontal, vertical diffs
-        starts = np.arange(0, side - 5 + 1)        # a region spans 3 blocks = 6 half-block units
+        unit = block // 2
+        starts = np.arange(0, CANVAS // unit - 1 - 5 + 1)     # a region spans 3 blocks = 6 half-block units
         ys, xs = (m.ravel() for m in np.meshgrid(starts, starts, indexing="ij"))
         centre_y = (ys * unit + 1.5 * block) / CANVAS
         centre_x = (xs * unit + 1.5 * block) / CANVAS
         cell = (np.minimum(centre_y * CELLS, CELLS - 1).astype(np.int64) * CELLS
                 + np.minimum(centre_x * CELLS, CELLS - 1).astype(np.int64))
         for channel in range(channels):
-            h_base = offset + channel * h_size
-            v_base = offset + channels * h_size + channel * v_size
+            base = channel * side * side
             columns = []
-            for (i, j), _ in _PAIRS[:6]:           # block (i, j) minus block (i, j + 1)
-                columns.append(h_base + (ys + 2 * i) * (side - 2) + xs + 2 * j)
-            for (i, j), _ in _PAIRS[6:]:           # block (i, j) minus block (i + 1, j)
-                columns.append(v_base + (ys + 2 * i) * side + xs + 2 * j)
+            for (i, j), _ in _PAIRS[:6]:           # block (i, j) minus block (i, j + 1): sums x differences
+                columns.append(base + (sum_at[scale] + ys + 2 * i) * side + diff_at[scale] + xs + 2 * j)
+            for (i, j), _ in _PAIRS[6:]:           # block (i, j) minus block (i + 1, j): differences x sums
+                columns.append(base + (diff_at[scale] + ys + 2 * i) * side + sum_at[scale] + xs + 2 * j)
             gather.append(np.stack(columns, axis=1))
             limits.append(np.full(len(ys), FLAT_LEVEL * 12 * block * block, np.float32))
             ties.append(np.full(len(ys), TIE_LEVEL * block * block, np.float32))
             tags.append((scale << 6) | (cell << 2) | channel)
-        offset += channels * (h_size + v_size)
-    return (np.concatenate(gather), np.concatenate(limits), np.concatenate(ties)[:, None],
-            np.concatenate(tags).astype(np.uint32))
-
-
-def _pair_sums(level: np.ndarray, stride: int) -> np.ndarray:
-    """Sums of 2x2 neighbours of every (c, y, x) map: disjoint (``stride`` 2) or overlapping (``stride`` 1)."""
-    rows = level[:, :, 0:-1:stride] + level[:, :, 1::stride]
-    return rows[:, 0:-1:stride] + rows[:, 1::stride]
+    return (matrix.astype(np.float32), np.concatenate(gather), np.concatenate(limits),
+            np.concatenate(ties)[:, None], np.concatenate(tags).astype(np.uint32))
 
 
 def image_codes(cells: np.ndarray) -> np.ndarray:
     """The region elements of a canvas (``to_canvas``' cells), as uint32, unsorted, may repeat.
 
-    Each scale's block sums (the 2x2 sums of a pyramid level, taken every
-    half block) give one map of horizontal and one of vertical differences
-    between blocks two half-blocks apart; all regions of all scales then
-    gather their 12 differences from those maps in one indexing pass.
+    Two small matrix products give every block difference of every scale
+    (``_plan``); each region then gathers its 12 in one indexing pass.
     """
-    levels = {2: cells}
-    for unit in (4, 8):
-        levels[unit] = _pair_sums(levels[unit // 2], 2)
-    maps = []
-    for block, channels in SCALES:
-        boxes = _pair_sums(levels[block // 2][:channels], 1)
-        maps.append((boxes[:, :, :-2] - boxes[:, :, 2:]).ravel())
-        maps.append((boxes[:, :-2, :] - boxes[:, 2:, :]).ravel())
-    gather, limits, ties, tags = _plan()
-    diffs = np.concatenate(maps)[gather]                     # (regions, 12)
+    matrix, gather, limits, ties, tags = _plan()
+    diffs = (matrix @ cells @ matrix.T).ravel()[gather]      # (regions, 12)
     # Row sums of 12 as matrix-vector products: numpy's reductions over a short inner axis are far slower.
     busy = np.abs(diffs) @ _ONES > limits
     dhash = ((diffs > ties).astype(np.float32) @ _BIT_WEIGHTS).astype(np.uint32)   # bit k: difference k > 0
