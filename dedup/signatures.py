@@ -14,7 +14,9 @@ The image signature, step by step:
    spans at most ``TRIM_TOLERANCE`` levels. The trimmed box is content-defined,
    so it also re-aligns a copy whose crop cut into a flat margin.
 3. Resize to a 48x48 canvas (bilinear), whatever the aspect ratio: resizing
-   and aspect changes from small crops are normalised away.
+   and aspect changes from small crops are normalised away. Every block below
+   is made of 2x2-pixel cells, so the resize goes straight to the 24x24 cell
+   sums (``to_canvas``).
 4. Regions at three scales, each a 3x3 grid of blocks: blocks of 16 px (the
    whole canvas), blocks of 8 px (24 px regions every 4 px, 49 of them) and
    blocks of 4 px (12 px regions every 2 px, 361 of them). Regions overlap, so
@@ -24,6 +26,10 @@ The image signature, step by step:
    and 6 vertical differences between adjacent block means. Signs ignore
    brightness, contrast and small colour shifts. Flat regions (mean absolute
    difference under ``FLAT_LEVEL`` levels) carry no information and are left out.
+   Block means within ``TIE_LEVEL`` of each other (two blocks of one flat
+   colour) count as equal, bit 0: otherwise float rounding, which differs
+   with the order of the arithmetic and so between BLAS builds and machines,
+   would pick that bit, and eval and training sides could disagree on it.
 6. An element is ``dhash << 8 | scale << 6 | cell << 2 | channel``: the hash,
    the scale, the 3x3 cell of the canvas holding the region's centre (so the
    same texture in another part of another image does not count) and the

@@ -151,7 +151,7 @@ def test_demo_step_reports_the_table_and_planted_copies(small_world, tmp_path):
     table = [v for _, what, v in rows if what == "table"]
     assert table[0].split() == ["eval", "set", "examples", "flagged", "overlap", "%", "threshold"]
     assert table[1].split()[:3] == ["sample", "13", "4"]
-    assert ("overlap", "planted copies", "5 on the web, 4 in the shards, 4 flagged; 0 other pairs flagged") in rows
+    assert ("overlap", "planted copies", "5 on the web, 4 in the shards, 4 flagged; flagged but not planted: 0") in rows
     assert ("overlap", "zero-shot all / clean / overlap",
             "100.0% / 100.0% / 100.0% (4 of 12 overlapping; accuracy.md)") in rows
 
