@@ -35,18 +35,15 @@ def pipeline_options(beam_args: Sequence[str] | None = None) -> PipelineOptions:
     """
     beam_args = list(beam_args or [])
     options = PipelineOptions(beam_args)
-    known = set(options.get_all_options(retain_unknown_options=False))
-    for arg in beam_args:
-        if arg.startswith("--"):
-            name = arg[2:].split("=", 1)[0].replace("-", "_")
-            if name not in known:
-                raise UserError(f"unknown Beam pipeline option {arg.split('=', 1)[0]!r}")
+    given = {arg[2:].split("=", 1)[0].replace("-", "_") for arg in beam_args if arg.startswith("--")}
+    unknown = sorted(given - set(options.get_all_options(retain_unknown_options=False)))
+    if unknown:
+        raise UserError(f"unknown Beam pipeline option '--{unknown[0]}'")
     standard = options.view_as(StandardOptions)
     if not standard.runner:
         standard.runner = "DirectRunner"
     if standard.runner in ("DirectRunner", "direct"):
         direct = options.view_as(DirectOptions)
-        given = {arg[2:].split("=", 1)[0] for arg in beam_args if arg.startswith("--")}
         if "direct_running_mode" not in given:
             direct.direct_running_mode = os.environ.get("WIT_DIRECT_RUNNING_MODE", "multi_processing")
         if "direct_num_workers" not in given and direct.direct_running_mode != "in_memory":
