@@ -241,9 +241,18 @@ class OverlapIndex:
             gather = store.codes[starts[0]:starts[0] + lengths[0]]
         else:
             gather = np.concatenate([store.codes[s:s + n] for s, n in zip(starts.tolist(), lengths.tolist())])
-        # Membership by binary search in the (small, sorted) query set: it stays in cache, where a
-        # membership array over the whole element universe would not.
-        hits = image_set.take(np.searchsorted(image_set, gather), mode="clip") == gather
+        if len(gather) > 16 * len(image_set):
+            # Many candidates (a large index): one membership array over the element universe is cheapest.
+            member = self._member()
+            member[image_set] = True
+            try:
+                hits = member[gather]
+            finally:
+                member[image_set] = False
+        else:
+            # Few candidates (the usual case): binary search in the small sorted query set, which stays in
+            # cache between images where the 1 MB membership array would not.
+            hits = image_set.take(np.searchsorted(image_set, gather), mode="clip") == gather
         running = np.concatenate([[0], np.cumsum(hits)])
         ends = np.cumsum(lengths)
         inter = running[ends] - running[ends - lengths]
