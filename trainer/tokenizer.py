@@ -94,14 +94,7 @@ class Tokenizer:
                 for old in zip(seq, seq[1:]):
                     pair_counts[old] -= freq
                     changed.add(old)
-                merged, i = [], 0
-                while i < len(seq):
-                    if i + 1 < len(seq) and (seq[i], seq[i + 1]) == pair:
-                        merged.append(new_id)
-                        i += 2
-                    else:
-                        merged.append(seq[i])
-                        i += 1
+                merged = _merge_pair(seq, pair, new_id)
                 seqs[index] = merged
                 for new in zip(merged, merged[1:]):
                     pair_counts[new] += freq
@@ -128,15 +121,7 @@ class Tokenizer:
             rank = ranks.get(best)
             if rank is None:
                 break
-            new_id, merged, i = 256 + rank, [], 0
-            while i < len(seq):
-                if i + 1 < len(seq) and (seq[i], seq[i + 1]) == best:
-                    merged.append(new_id)
-                    i += 2
-                else:
-                    merged.append(seq[i])
-                    i += 1
-            seq = merged
+            seq = _merge_pair(seq, best, 256 + rank)
         if len(self._cache) < 200_000:
             self._cache[word] = seq
         return seq
@@ -199,3 +184,17 @@ class Tokenizer:
 
     def __setstate__(self, state):
         self.__init__([tuple(m) for m in state["merges"]], context_length=state["context_length"])
+
+
+def _merge_pair(seq: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
+    """``seq`` with every non-overlapping occurrence of ``pair``, left to right, replaced by ``new_id``:
+    one merge step, the same in training and in encoding."""
+    merged, i = [], 0
+    while i < len(seq):
+        if i + 1 < len(seq) and (seq[i], seq[i + 1]) == pair:
+            merged.append(new_id)
+            i += 2
+        else:
+            merged.append(seq[i])
+            i += 1
+    return merged
