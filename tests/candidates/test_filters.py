@@ -62,3 +62,28 @@ def test_unknown_filter_name_is_a_user_error():
     assert parse_disabled("dedup, boilerplate") == frozenset({"dedup", "boilerplate"})
     with pytest.raises(UserError, match="unknown filter"):
         parse_disabled("boilerplate,nonsense")
+
+
+def test_url_reason_shortcut_agrees_with_urlsplit():
+    """The plain-http(s) shortcut decides exactly as the urlsplit-based rule on tricky URLs."""
+    import random
+    from urllib.parse import urlsplit
+
+    from wit_pipeline.candidates.filters import url_reason
+
+    def by_urlsplit(url):
+        if url[:5].lower() == "data:":
+            return "data_uri"
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            return "non_http_url"
+        ok = parts.scheme in ("http", "https") and parts.netloc and not any(c in url for c in " \n\r\t")
+        return None if ok else "non_http_url"
+
+    rng = random.Random(1)
+    pieces = ["http://", "https://", "HTTP://", "host.com", "/", "?", "#", "[", "]", "::1", "@", ":80", "é", "ﬁ",
+              " ", "\t", "", ".", "data:", "%", "\x00", "/a.jpg"]
+    for _ in range(20_000):
+        url = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 6)))
+        assert url_reason(url) == by_urlsplit(url), url

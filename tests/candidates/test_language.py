@@ -4,8 +4,8 @@ import gzip
 import re
 
 
-from wit_pipeline.candidates.language import (FastDetector, _factory, detect_language, detect_language_reference,
-                                             detect_languages)
+from wit_pipeline.candidates.language import (_factory, _Stream, detect_language, detect_language_reference,
+                                             detect_languages, language_probabilities)
 from wit_pipeline.sampleweb.site import ENGLISH_TEMPLATES, FOREIGN_CAPTIONS
 
 
@@ -17,23 +17,51 @@ def _texts():
     return texts + ["Escopete ye un municipio d'a provincia de Guadalajara", "123 456", "!!!", ""]
 
 
-def test_fast_detector_gives_langdetects_probabilities_bit_for_bit():
-    factory = _factory()
-    for text in _texts():
-        for seed in (0, 7):
-            ours, theirs = FastDetector(factory), factory.create()
-            ours.seed = theirs.seed = seed
-            ours.append(text)
-            theirs.append(text)
-            try:
-                expected = [(p.lang, p.prob) for p in theirs.get_probabilities()]
-            except Exception as exc:  # noqa: BLE001 - no features: both must fail alike
-                expected = type(exc)
-            try:
-                got = [(p.lang, p.prob) for p in ours.get_probabilities()]
-            except Exception as exc:  # noqa: BLE001
-                got = type(exc)
-            assert got == expected, text
+def _hard_texts():
+    """Texts that take langdetect's rarer paths: non-Latin scripts (cleaning_text drops the Latin letters
+    of a mostly non-Latin text), CJK and kana normalisation, Vietnamese diacritics, capitalised words,
+    URLs and e-mail addresses, runs of spaces, punctuation-only and over-long texts."""
+    return ["東京タワーの夜景 Tokyo", "Москва ночью, красная площадь", "ΑΘΗΝΑ acropolis at night",
+            "Ngày hôm nay trời đẹp", "مرحبا بالعالم", "한국어 텍스트 abc", "IBM PC XT and NASA", "a  b   c    d",
+            "http://x.com/a/b.jpg hi there", "mail me at someone@example.org now", "ñandú ÇA VA très bien",
+            "Ții și ștrengari", "…—“quoted”—…", "word " * 3000, "ab" * 6000, "x", " leading and trailing spaces "]
+
+
+def _langdetect_probabilities(text, seed):
+    detector = _factory().create()
+    detector.seed = seed
+    detector.append(text)
+    try:
+        detector.get_probabilities()
+    except Exception:  # noqa: BLE001 - "no features": ours must answer None
+        return None
+    return detector.langprob
+
+
+def test_probabilities_are_langdetects_bit_for_bit():
+    import random
+
+    rng = random.Random(11)
+    texts = _texts() + _hard_texts()
+    texts += [" ".join(rng.sample(texts, 3)) for _ in range(150)]   # mixed languages, longer texts
+    for seed in (0, 7):
+        expected = [_langdetect_probabilities(t, seed) for t in texts]
+        for batch in (512, 7):   # all texts in flight at once (wide sums) and slots refilled many times
+            got = [None if p is None else p.tolist() for p in language_probabilities(texts, seed, batch)]
+            assert got == expected
+
+
+def test_the_shared_stream_draws_what_random_draws():
+    import random
+
+    stream = _Stream(5)
+    for pos in (0, 1, 4, 99, 1000, 70_000):
+        reference = random.Random(5)
+        for _ in range(pos):
+            reference.getrandbits(32)
+        assert stream.gauss_pair(pos) == (reference.gauss(0.0, 1.0), reference.gauss(0.0, 1.0))
+        reference = random.Random(5)
+        assert [int(v) for v in stream.upto(pos + 3)[:pos + 3]] == [reference.getrandbits(32) for _ in range(pos + 3)]
 
 
 def test_detection_is_seeded_and_repeatable():

@@ -36,6 +36,7 @@ DROP_REASONS = ("data_uri", "non_http_url", "empty_text", "boilerplate", "too_sh
                 "lang", "duplicate")
 
 MAX_URL_CHARS = 4096
+_HTTP_HOST = re.compile(r"https?://([^/?#]*)")
 
 _IMAGE_EXT = r"(?:jpe?g|jfif|png|gif|webp|bmp|tiff?|svg|heic|heif|avif|ico)"
 # A bare file name: "IMG_1234.JPG", "photo-2.png", "banner.webp".
@@ -92,13 +93,16 @@ def url_reason(url: str) -> str | None:
     """The drop reason for an image URL, or None when it is an absolute http(s) URL."""
     if url[:5].lower() == "data:":
         return "data_uri"
-    if len(url) > MAX_URL_CHARS:
+    if len(url) > MAX_URL_CHARS or any(c in url for c in " \n\r\t"):
         return "non_http_url"
+    plain = _HTTP_HOST.match(url)   # the common case, decided without urlsplit
+    if plain and plain[1].isascii() and "[" not in plain[1] and "]" not in plain[1]:   # else urlsplit may reject it
+        return None if plain[1] else "non_http_url"
     try:
         parts = urlsplit(url)
     except ValueError:
         return "non_http_url"
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or any(c in url for c in " \n\r\t"):
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         return "non_http_url"
     return None
 

@@ -1,20 +1,34 @@
-"""Language identification with langdetect, seeded so the same text always gets the same answer.
+"""Language identification: langdetect's answers, seeded, for many texts at once.
 
 langdetect manages only ~700 short texts per second per core, so callers ask
 once per *distinct* text and, in ``wit select``, only for texts that matched a
 query. Because the answer is a pure function of (text, seed), deciding after
 matching keeps exactly the pairs that deciding on every text would keep
 (bench/bench_candidates.py checks this).
+
+``detect_languages`` computes langdetect's own probabilities, bit for bit, but
+not text by text. langdetect re-seeds its random generator with the same seed
+for every text, so every text draws from one and the same stream of 32-bit
+outputs, and texts differ only in which outputs they accept (``choice`` keeps
+an output when ``output >> (32 - k)`` is below the number of n-grams). The
+stream is generated once, each text's accepted draws are found with numpy, and
+the per-language products of hundreds of texts advance in lockstep, five
+samples and one normalisation per step, exactly the operations langdetect does
+for each text (tests/candidates/test_language.py compares every probability).
 """
 
 from __future__ import annotations
 
+import math
+import random
+import re
 import sys
 import threading
 
 import numpy as np
 from langdetect.detector import Detector
-from langdetect.lang_detect_exception import ErrorCode, LangDetectException
+from langdetect.lang_detect_exception import LangDetectException
+from langdetect.utils.ngram import NGram
 
 from ..errors import UserError
 
@@ -38,206 +52,353 @@ def _factory():
     return detector_factory._factory
 
 
-class FastDetector(Detector):
-    """langdetect's ``Detector`` with its inner loop on numpy arrays: the same answers, ~3x sooner.
+# -- the text langdetect samples from ------------------------------------------------------------
+_SPACE_RUNS = re.compile(" {2,}")
+_TOKEN = re.compile("[^ ]+")
+_MAX_TEXT_LENGTH = 10_000        # Detector.max_text_length's default
+_WORD_CACHE_LIMIT = 1 << 19      # (word, followed by a space) -> n-gram rows; alt texts repeat words a lot
 
-    ``_detect_block`` is langdetect's, step for step: the same seeded random draws,
-    the same per-language products in the same order (``prob[i] *= weight +
-    p_word[i]``, elementwise, in IEEE double), the normalising sum taken with
-    Python's own ``sum`` over the same values, the same convergence test. Only
-    the 55-language loops run in numpy instead of the interpreter, and
-    ``weight + p_word`` is computed once per word per trial. Every float is
-    therefore bit-identical to langdetect's (tests/candidates/test_language.py
-    compares probabilities on real and sample texts).
+
+def _prepared(text: str) -> str:
+    """``Detector.append`` then ``Detector.cleaning_text``, with the same result."""
+    text = Detector.URL_RE.sub(" ", text)
+    text = Detector.MAIL_RE.sub(" ", text)
+    text = _SPACE_RUNS.sub(" ", NGram.normalize_vi(text)[:_MAX_TEXT_LENGTH])   # append keeps one space of a run
+    if not text or max(text) < "\u0300":
+        return text                       # no non-Latin letters: cleaning_text changes nothing
+    latin = sum(1 for ch in text if "A" <= ch <= "z")
+    # langdetect means to spare the Latin Extended Additional block here, but compares its block number
+    # with the block's name, so every character from U+0300 on counts as non-Latin: so do we.
+    non_latin = sum(1 for ch in text if ch >= "\u0300")
+    if latin * 2 < non_latin:
+        text = "".join(ch for ch in text if ch < "A" or "z" < ch)
+    return text
+
+
+class _NormalisedChars(dict):
+    """A ``str.translate`` table: each character as ``NGram.normalize`` maps it, filled on first use."""
+
+    def __missing__(self, code: int) -> str:
+        self[code] = value = NGram.normalize(chr(code))
+        return value
+
+
+class _Model:
+    """langdetect's profiles as rows of one growing matrix, and the n-gram rows of each word.
+
+    langdetect's n-gram buffer starts afresh after every character that
+    normalises to a space, so the n-grams of a text are those of its words taken
+    one by one (a word followed by a space also yields its last letters plus the
+    space). Words are cached, texts are not.
     """
 
-    _arrays: dict = {}   # n-gram -> its per-language probabilities as an array (shared, filled lazily)
+    def __init__(self, factory):
+        self.table = factory.word_lang_prob_map
+        self.langs: list[str] = list(factory.langlist)
+        self.index: dict[str, int] = {}
+        self.matrix = np.empty((4096, len(self.langs)))
+        self.words: dict[tuple[str, bool], list[int]] = {}
+        self.normal = _NormalisedChars()
+        self.lock = threading.Lock()      # Beam may run several threads in one process
 
-    def _detect_block(self):
-        self.cleaning_text()
-        ngrams = self._extract_ngrams()
-        if not ngrams:
-            raise LangDetectException(ErrorCode.CantDetectError, "No features in text.")
-        table, arrays = self.word_lang_prob_map, self._arrays
-        langprob = np.zeros(len(self.langlist))
-        self.random.seed(self.seed)
-        # random.choice(ngrams) is ngrams[_randbelow(len)], and _randbelow draws getrandbits(k) until the
-        # value is below len: inlined here, drawing the very same numbers in the same order.
-        getrandbits, n = self.random.getrandbits, len(ngrams)
-        k = n.bit_length()
-        for _trial in range(self.n_trial):
-            prob = np.array(self._init_probability(), dtype=np.float64)
-            alpha = self.alpha + self.random.gauss(0.0, 1.0) * self.ALPHA_WIDTH
-            weight = alpha / self.BASE_FREQ
-            factors: dict[str, np.ndarray] = {}
-            i = 0
-            while True:
-                r = getrandbits(k)
-                while r >= n:
-                    r = getrandbits(k)
-                word = ngrams[r]
-                factor = factors.get(word)
-                if factor is None:
-                    base = arrays.get(word)
-                    if base is None:
-                        base = arrays[word] = np.asarray(table[word], dtype=np.float64)
-                    factor = factors[word] = weight + base
-                np.multiply(prob, factor, out=prob)
-                if i % 5 == 0:
-                    np.divide(prob, sum(prob.tolist()), out=prob)
-                    if prob.max() > self.CONV_THRESHOLD or i >= self.ITERATION_LIMIT:
-                        break
-                i += 1
-            langprob += prob / self.n_trial
-        self.langprob = langprob.tolist()
-
-
-class _Rows:
-    """n-gram -> row of one growing matrix of per-language probabilities (shared by all batches)."""
-
-    def __init__(self, table: dict, n_lang: int):
-        self.table, self.index = table, {}
-        self.matrix = np.empty((4096, n_lang))
-        self.lock = threading.Lock()
-
-    def row(self, word: str) -> int:
-        row = self.index.get(word)
+    def _row(self, gram: str) -> int:
+        row = self.index.get(gram)
         if row is None:
-            with self.lock:   # Beam may run several threads in one process
-                row = self.index.get(word)
+            with self.lock:
+                row = self.index.get(gram)
                 if row is None:
                     row = len(self.index)
-                    if row >= len(self.matrix):
+                    if row >= len(self.matrix):   # readers keep using the old matrix: its rows stay valid
                         self.matrix = np.concatenate([self.matrix, np.empty_like(self.matrix)])
-                    self.matrix[row] = self.table[word]
-                    self.index[word] = row
+                    self.matrix[row] = self.table[gram]
+                    self.index[gram] = row
         return row
 
+    def _word_rows(self, word: str, spaced: bool) -> list[int]:
+        """``Detector._extract_ngrams`` over one word (and its following space): the same loop."""
+        grams, ngram, table = [], NGram(), self.table
+        for ch in word + " " if spaced else word:
+            ngram.add_char(ch)
+            if ngram.capitalword:
+                continue
+            for n in (1, 2, 3):
+                if len(ngram.grams) < n:
+                    break
+                gram = ngram.grams[-n:]
+                if gram and gram != " " and gram in table:
+                    grams.append(self._row(gram))
+        if len(self.words) >= _WORD_CACHE_LIMIT:
+            self.words.clear()
+        self.words[(word, spaced)] = grams
+        return grams
 
-_rows: _Rows | None = None
+    def features(self, text: str) -> list[int]:
+        """The matrix rows of the n-grams langdetect samples from for ``text``, in its order."""
+        text = _prepared(text)
+        normal = text.translate(self.normal)
+        rows: list[int] = []
+        for match in _TOKEN.finditer(normal):
+            start, end = match.span()
+            key = (text[start:end], end < len(normal))
+            word_rows = self.words.get(key)
+            rows.extend(self._word_rows(*key) if word_rows is None else word_rows)
+        return rows
+
+
+# -- the seeded random stream ----------------------------------------------------------------------
+class _Stream:
+    """The 32-bit outputs of ``random.Random(seed)`` in order, generated as far as anyone has asked."""
+
+    def __init__(self, seed: int):
+        self._random = random.Random(seed)
+        self.outputs = np.empty(0, dtype=np.int64)
+        self.pairs: dict[int, tuple[float, float]] = {}   # gauss pairs by position
+        self.lock = threading.Lock()
+
+    def upto(self, end: int) -> np.ndarray:
+        outputs = self.outputs
+        if len(outputs) < end:
+            with self.lock:
+                outputs = self.outputs
+                if len(outputs) < end:
+                    more = max(end, 2 * len(outputs), 1 << 16) - len(outputs)
+                    bits = self._random.getrandbits
+                    outputs = self.outputs = np.concatenate(
+                        [outputs, np.fromiter((bits(32) for _ in range(more)), dtype=np.int64, count=more)])
+        return outputs
+
+    def gauss_pair(self, pos: int) -> tuple[float, float]:
+        """``Random.gauss`` from output ``pos`` on (it takes two ``random()``, four outputs): the value
+        and the one it caches for the next call. Every text's first trial draws it at position 0."""
+        pair = self.pairs.get(pos)
+        if pair is None:
+            a, b, c, d = self.upto(pos + 4)[pos:pos + 4].tolist()   # random() is 53 bits of two outputs
+            x2pi = ((a >> 5) * 67108864.0 + (b >> 6)) * (1.0 / 9007199254740992.0) * (2.0 * math.pi)
+            g2rad = math.sqrt(-2.0 * math.log(1.0 - ((c >> 5) * 67108864.0 + (d >> 6)) * (1.0 / 9007199254740992.0)))
+            pair = self.pairs[pos] = (math.cos(x2pi) * g2rad, math.sin(x2pi) * g2rad)
+        return pair
+
+
+_model: _Model | None = None
+_streams: dict[int, _Stream] = {}
+
+
+def _shared(seed: int) -> tuple[_Model, _Stream]:
+    global _model
+    factory = _factory()
+    with _lock:
+        if _model is None:
+            _model = _Model(factory)
+        stream = _streams.get(seed)
+        if stream is None:
+            stream = _streams[seed] = _Stream(seed)
+    return _model, stream
+
+
+# -- langdetect's sampling loop, many texts in lockstep ---------------------------------------------
 _SEQUENTIAL_SUM = sys.version_info < (3, 12)   # from 3.12 on, sum() of floats is compensated
+_WINDOW = 512                                  # accepted draws found ahead per text
+_STEP = 5                                      # langdetect normalises and tests every 5 samples
+
+
+class _Text:
+    """One text in flight: its n-gram rows, and the draws found ahead for it."""
+
+    __slots__ = ("index", "rows", "n", "shift", "start", "positions")
+
+    def __init__(self, index: int, rows: list[int]):
+        self.index, self.rows, self.n = index, np.asarray(rows, dtype=np.intp), len(rows)
+        self.shift = 32 - self.n.bit_length()   # choice() draws getrandbits(n.bit_length()) until below n
+        self.start, self.positions = 0, np.empty(0, dtype=np.int64)   # raw stream positions of the draws
+
+
+class _Lockstep:
+    """Up to ``size`` texts, each in its own slot; live slots are kept packed in ``[0, live)``.
+
+    Per slot, numpy holds the state langdetect keeps per text: the probabilities
+    of the current trial and their running total, the trial's weight, number and
+    sample count, the cached second gauss value, and the next accepted draws.
+    """
+
+    def __init__(self, model: _Model, stream: _Stream, texts: list[str], size: int):
+        self.model, self.stream, self.texts = model, stream, texts
+        n_lang = len(model.langs)
+        self.init = 1.0 / n_lang
+        self.prob = np.empty((size, n_lang))
+        self.total = np.zeros((size, n_lang))
+        self.weight = np.zeros(size)
+        self.gauss_next = np.zeros(size)
+        self.trial = np.zeros(size, dtype=np.intp)
+        self.iters = np.zeros(size, dtype=np.intp)
+        self.draws = np.zeros((size, _WINDOW), dtype=np.intp)    # matrix rows of the next accepted draws
+        self.cursor = np.zeros(size, dtype=np.intp)
+        self.filled = np.zeros(size, dtype=np.intp)
+        self.per_slot = (self.prob, self.total, self.weight, self.gauss_next, self.trial, self.iters,
+                         self.draws, self.cursor, self.filled)
+        self.slots: list[_Text | None] = [None] * size
+        self.results: list[np.ndarray | None] = [None] * len(texts)
+        self.pending = iter(range(len(texts)))
+        self.live = size
+        self.starting: list[int] = []
+        self.retired: list[int] = []
+
+    def take_next(self, b: int) -> None:
+        for index in self.pending:
+            rows = self.model.features(self.texts[index])
+            if rows:                               # no features: langdetect raises, the answer is "unknown"
+                self.slots[b] = _Text(index, rows)
+                self.total[b] = 0.0
+                self.trial[b] = self.cursor[b] = self.filled[b] = 0
+                self.starting.append(b)
+                return
+        self.slots[b] = None
+        self.retired.append(b)
+
+    def next_position(self, b: int) -> int:
+        text, cursor = self.slots[b], self.cursor[b]
+        return int(text.positions[cursor - 1]) + 1 if cursor else text.start
+
+    def refill(self, b: int, pos: int) -> None:
+        """Find the slot's next accepted draws from stream position ``pos`` on."""
+        text, span = self.slots[b], 3 * _WINDOW
+        while True:
+            values = self.stream.upto(pos + span)[pos:pos + span] >> text.shift
+            accepted = np.flatnonzero(values < text.n)[:_WINDOW]
+            if len(accepted) >= _STEP or span > 1 << 20:
+                break
+            span *= 2
+        self.draws[b, :len(accepted)] = text.rows[values[accepted]]
+        text.start, text.positions = pos, pos + accepted
+        self.cursor[b], self.filled[b] = 0, len(accepted)
+
+    def draw_gauss(self, b: int) -> None:
+        """Even trials call gauss() afresh: four outputs of the stream, skipped by the draws after them."""
+        text, pos = self.slots[b], self.next_position(b)
+        z, self.gauss_next[b] = self.stream.gauss_pair(pos)
+        self.weight[b] = z
+        pos += 4
+        cursor = int(np.searchsorted(text.positions, pos)) if len(text.positions) else 0
+        if cursor < self.filled[b]:                # the window already holds the draws after the pair
+            self.cursor[b] = cursor
+        else:
+            self.refill(b, pos)
+
+    def begin_trials(self, at: np.ndarray) -> None:
+        even = self.trial[at] % 2 == 0
+        for b in at[even].tolist():
+            self.draw_gauss(b)                     # leaves the gauss value in weight[b]
+        odd = at[~even]
+        self.weight[odd] = self.gauss_next[odd]    # odd trials take the value the last gauss() cached
+        # alpha = ALPHA_DEFAULT + gauss * ALPHA_WIDTH, weight = alpha / BASE_FREQ: the same IEEE steps
+        self.weight[at] = (Detector.ALPHA_DEFAULT + self.weight[at] * Detector.ALPHA_WIDTH) / Detector.BASE_FREQ
+        self.iters[at] = 0
+        for b in at[self.filled[at] - self.cursor[at] < _STEP + 1].tolist():
+            self.refill(b, self.next_position(b))
+
+    def end_trials(self, done: np.ndarray) -> None:
+        self.total[done] += self.prob[done] / 7   # langprob[j] += prob[j] / n_trial
+        self.trial[done] += 1
+        finished = self.trial[done] == 7
+        self.starting.extend(done[~finished].tolist())
+        for b in done[finished].tolist():
+            self.results[self.slots[b].index] = self.total[b].copy()
+            self.take_next(b)
+
+    # All slots at once, in numpy: the same IEEE operations langdetect does per text.
+    def normalised_maxima(self, prob: np.ndarray) -> np.ndarray:
+        """langdetect's ``_normalize_prob`` for each row: divide by ``sum(row)``, return the row's maximum."""
+        if not _SEQUENTIAL_SUM:
+            sums = np.array([sum(row) for row in prob.tolist()])
+        elif len(prob) < 64:
+            sums = np.cumsum(prob, axis=1)[:, -1]     # a running sum is sequential by definition
+        else:                                          # the same additions, a language at a time: faster
+            columns = np.ascontiguousarray(prob.T)
+            sums = columns[0].copy()
+            for column in columns[1:]:
+                sums += column
+        prob /= sums[:, None]
+        return prob.max(axis=1)
+
+    def first_samples(self) -> None:
+        """Start the trials waiting to start: the first sample of each, then langdetect's test at i = 0."""
+        while self.starting:
+            at, self.starting = np.array(self.starting), []
+            self.begin_trials(at)
+            factor = self.model.matrix[self.draws[at, self.cursor[at]]]
+            factor += self.weight[at, None]
+            self.cursor[at] += 1
+            prob = self.init * factor               # prob[i] = 1/n_lang, then prob[i] *= weight + p_word[i]
+            maxima = self.normalised_maxima(prob)
+            self.prob[at] = prob
+            self.end_trials(at[maxima > Detector.CONV_THRESHOLD])
+
+    def pack(self) -> None:
+        """Move the last live slots into the retired ones, so the live ones stay in ``[0, live)``."""
+        for b in sorted(self.retired, reverse=True):
+            last = self.live - 1
+            if b != last:
+                for array in self.per_slot:
+                    array[b] = array[last]
+                self.slots[b] = self.slots[last]
+            self.slots[last] = None
+            self.live -= 1
+        self.retired = []
+
+    def step(self) -> None:
+        """Five more samples in every live trial, then the normalisation and convergence test."""
+        live = self.live
+        for b in np.flatnonzero(self.filled[:live] - self.cursor[:live] < _STEP).tolist():
+            self.refill(b, self.next_position(b))
+        cursor = self.cursor[:live]
+        rows = self.draws[np.arange(live)[:, None], cursor[:, None] + np.arange(_STEP)]
+        factors = self.model.matrix[rows]
+        factors += self.weight[:live, None, None]
+        prob = self.prob[:live]
+        for j in range(_STEP):                      # one sample after the other, as langdetect multiplies
+            prob *= factors[:, j]
+        cursor += _STEP
+        self.iters[:live] += _STEP
+        maxima = self.normalised_maxima(prob)
+        done = (maxima > Detector.CONV_THRESHOLD) | (self.iters[:live] >= Detector.ITERATION_LIMIT)
+        self.end_trials(np.flatnonzero(done))
+
+    def run(self) -> list[np.ndarray | None]:
+        for b in range(len(self.slots)):
+            self.take_next(b)
+        while True:
+            self.first_samples()
+            self.pack()
+            if not self.live:
+                return self.results
+            self.step()
+
+
+def language_probabilities(texts: list[str], seed: int = 0, batch: int = 512) -> list[np.ndarray | None]:
+    """langdetect's probability of each of its languages (``_factory().langlist`` order) for each
+    text, as ``Detector.langprob`` holds them after detection; None where it finds no features."""
+    if not texts:
+        return []
+    model, stream = _shared(seed)
+    return _Lockstep(model, stream, texts, min(batch, len(texts))).run()
 
 
 def detect_languages(texts: list[str], seed: int = 0, batch: int = 512) -> list[str]:
-    """``[detect_language(t, seed) for t in texts]``, with up to ``batch`` texts advanced in lockstep.
-
-    Each text keeps its own seeded random stream, trial and iteration counters,
-    exactly as langdetect's loop; only the per-language products of all texts
-    in flight are done in one numpy operation per step (``P *= weight + p_word``
-    row by row: the same IEEE operations per element as langdetect's). The
-    convergence test's sum is Python's sequential float sum (numpy's cumulative
-    sum, on Pythons whose ``sum`` is sequential; Python's own ``sum`` otherwise).
-    """
-    global _rows
-    import random as _random
-
-    factory = _factory()
-    n_lang = len(factory.langlist)
-    with _lock:
-        if _rows is None:
-            _rows = _Rows(factory.word_lang_prob_map, n_lang)
-    rows = _rows
-    results: list[str] = ["unknown"] * len(texts)
-    limit, conv, n_trial = Detector.ITERATION_LIMIT, Detector.CONV_THRESHOLD, 7
-    init = 1.0 / n_lang
-    prob = np.empty((batch, n_lang))
-    langprob = np.zeros((batch, n_lang))
-    weight = np.zeros(batch)
-    slot_text = [-1] * batch
-    slot_det: list = [None] * batch
-    slot_grams: list = [None] * batch
-    slot_bits: list = [None] * batch
-    slot_rand: list = [None] * batch
-    slot_trial = [0] * batch
-    slot_iter = [0] * batch
-    pending = iter(range(len(texts)))
-
-    def start_trial(b):
-        prob[b] = init
-        alpha = Detector.ALPHA_DEFAULT + slot_rand[b].gauss(0.0, 1.0) * Detector.ALPHA_WIDTH
-        weight[b] = alpha / Detector.BASE_FREQ
-        slot_iter[b] = 0
-
-    def fill(b) -> bool:
-        for index in pending:
-            detector = FastDetector(factory)
-            detector.seed = seed
-            try:
-                detector.append(texts[index])
-            except LangDetectException:
-                continue
-            detector.cleaning_text()
-            grams = detector._extract_ngrams()
-            if not grams:
-                continue                      # "No features in text.": unknown
-            rand = _random.Random()
-            rand.seed(seed)
-            slot_text[b], slot_det[b], slot_rand[b] = index, detector, rand
-            slot_grams[b] = [rows.row(g) for g in grams]
-            slot_bits[b] = (rand.getrandbits, len(grams), len(grams).bit_length())
-            slot_trial[b] = 0
-            langprob[b] = 0.0
-            start_trial(b)
-            return True
-        slot_text[b] = -1
-        return False
-
-    active = [b for b in range(batch) if fill(b)]
-    while active:
-        picks = []
-        for b in active:
-            getrandbits, n, k = slot_bits[b]
-            r = getrandbits(k)
-            while r >= n:
-                r = getrandbits(k)
-            picks.append(slot_grams[b][r])
-        where = np.array(active)
-        factor = rows.matrix[picks]
-        factor += weight[where, None]            # weight + p_word, per element
-        prob[where] *= factor
-        check = [b for b in active if slot_iter[b] % 5 == 0]
-        done_trial = set()
-        if check:
-            at = np.array(check)
-            block = prob[at]
-            sums = np.cumsum(block, axis=1)[:, -1] if _SEQUENTIAL_SUM else np.array(
-                [sum(row) for row in block.tolist()])
-            block /= sums[:, None]
-            prob[at] = block
-            maxima = block.max(axis=1)
-            for j, b in enumerate(check):
-                if maxima[j] > conv or slot_iter[b] >= limit:
-                    done_trial.add(b)
-        still = []
-        for b in active:
-            if b not in done_trial:
-                slot_iter[b] += 1
-                still.append(b)
-                continue
-            langprob[b] += prob[b] / n_trial
-            slot_trial[b] += 1
-            if slot_trial[b] < n_trial:
-                start_trial(b)
-                still.append(b)
-                continue
-            detector = slot_det[b]
-            detector.langprob = langprob[b].tolist()
-            results[slot_text[b]] = detector.detect()
-            if fill(b):
-                still.append(b)
-        active = still
-    return results
+    """``[detect_language(t, seed) for t in texts]``, with up to ``batch`` texts advanced in lockstep."""
+    langs = _shared(seed)[0].langs
+    answers = []
+    for prob in language_probabilities(texts, seed, batch):
+        best, best_p = "unknown", Detector.PROB_THRESHOLD
+        if prob is not None:    # langdetect sorts the languages above the threshold, first on a tie
+            for lang, p in zip(langs, prob.tolist()):
+                if p > best_p:
+                    best, best_p = lang, p
+        answers.append(best)
+    return answers
 
 
 def detect_language(text: str, seed: int = 0) -> str:
     """The most probable language code of ``text`` ("en", "fr", ...), or "unknown" when undecidable."""
-    detector = FastDetector(_factory())
-    detector.seed = seed   # the detector re-seeds its own Random from this before sampling
-    try:
-        detector.append(text)
-        return detector.detect()
-    except LangDetectException:
-        return "unknown"
+    return detect_languages([text], seed)[0]
 
 
 def detect_language_reference(text: str, seed: int = 0) -> str:

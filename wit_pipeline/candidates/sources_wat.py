@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from typing import Iterator
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from ..schemas import candidate_row
 from .warc_records import iter_records
@@ -29,11 +29,33 @@ from .warc_records import iter_records
 IMG_PATH = "IMG@/src"
 
 
-def resolve(base: str, ref: str) -> str:
-    """``ref`` made absolute against ``base`` (relative, ``../``, protocol-relative or absolute)."""
+def origin(base: str) -> str | None:
+    """``scheme://host`` of an http(s) page URL: what an absolute-path reference ("/img/a.jpg") joins."""
+    try:
+        parts = urlsplit(base)
+    except ValueError:
+        return None
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+def _plain_absolute_path(ref: str) -> bool:
+    """``/a/b.jpg?q=1``-like: ``urljoin`` only prefixes the origin (no dot or empty segments to fold, no
+    empty parameters, query or fragment to drop, no tab or newline to strip)."""
+    return (ref[:1] == "/" and "//" not in ref and "/." not in ref and "#" not in ref and ref[-1] not in "?;"
+            and ";?" not in ref and not any(c in ref for c in "\t\r\n"))
+
+
+def resolve(base: str, ref: str, base_origin: str | None = None) -> str:
+    """``ref`` made absolute against ``base`` (relative, ``../``, protocol-relative or absolute).
+
+    ``base_origin`` (``origin(base)``, computed once per page) answers the common
+    absolute-path case without ``urljoin``, which costs more than parsing the JSON.
+    """
     ref = ref.strip()
     if ref.startswith(("http://", "https://", "data:")):
         return ref
+    if base_origin and _plain_absolute_path(ref):
+        return base_origin + ref
     try:
         return urljoin(base, ref)
     except ValueError:
@@ -51,6 +73,7 @@ def image_links(envelope: dict) -> tuple[str | None, list[tuple[str, str | None]
     head_base = (html_meta.get("Head") or {}).get("Base")
     if isinstance(head_base, str) and head_base.strip():
         base = resolve(base, head_base)
+    base_origin = origin(base)
     pairs = []
     for link in links:
         if not isinstance(link, dict) or link.get("path") != IMG_PATH:
@@ -59,7 +82,7 @@ def image_links(envelope: dict) -> tuple[str | None, list[tuple[str, str | None]
         if not isinstance(url, str) or not url.strip():
             continue
         alt = link.get("alt")
-        pairs.append((resolve(base, url), alt if isinstance(alt, str) else None))
+        pairs.append((resolve(base, url, base_origin), alt if isinstance(alt, str) else None))
     return page_url, pairs
 
 
