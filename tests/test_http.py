@@ -78,3 +78,41 @@ def test_robots_txt_is_honoured(sample_web):
         before = sample_web.hits("/robots.txt")
         robots.allowed(sample_web.url("/page/000.html"))
         assert sample_web.hits("/robots.txt") == before  # fetched once per origin
+
+
+def test_a_server_that_trickles_bytes_hits_the_deadline():
+    """Each byte arrives well within the read timeout, but the request as a whole must not run forever."""
+    import socket
+    import threading
+    import time
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    stop = threading.Event()
+
+    def trickle():
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: 100000\r\n\r\n")
+            while not stop.is_set():
+                try:
+                    conn.sendall(b"x")
+                except OSError:
+                    return
+                time.sleep(0.1)
+
+    server = threading.Thread(target=trickle, daemon=True)
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/slow.jpg"
+        with make_session(allow_private_networks=True, retries=0, timeout=(1.0, 1.0), deadline_s=1.5) as session:
+            started = time.monotonic()
+            result = session.fetch(url)
+        assert result.error == "timeout" and result.body is None
+        assert time.monotonic() - started < 5
+    finally:
+        stop.set()
+        listener.close()
+        server.join(timeout=5)

@@ -13,7 +13,9 @@ What it guarantees, for the download and the search crawl alike:
   timeouts, retries with exponential backoff and jitter on timeouts, connection
   errors, 429 and 5xx (``Retry-After`` honoured, capped).
 - **Bounded bodies.** Responses are streamed and cut at ``max_bytes``; a larger
-  declared ``Content-Length`` is refused before reading.
+  declared ``Content-Length`` is refused before reading. Each attempt also has a
+  total deadline (``deadline_s``, default six read timeouts): the read timeout
+  alone lets a server that trickles a byte every few seconds hold a thread for hours.
 - A user agent that names the project.
 
 ``fetch`` never raises for network trouble: it returns a ``FetchResult`` whose
@@ -34,6 +36,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -160,9 +163,11 @@ class GuardedSession:
     def __init__(self, *, allow_private_networks: bool = False, timeout: tuple[float, float] = DEFAULT_TIMEOUT,
                  retries: int = 2, backoff_s: float = 0.5, max_bytes: int = DEFAULT_MAX_BYTES,
                  max_redirects: int = 5, per_host_limit: int = 16, pool_maxsize: int = 64,
-                 user_agent: str = USER_AGENT, honour_noai: bool = True, dns_ttl_s: float = 300.0):
+                 user_agent: str = USER_AGENT, honour_noai: bool = True, dns_ttl_s: float = 300.0,
+                 deadline_s: float | None = None):
         self.allow_private_networks = allow_private_networks
         self.timeout = timeout
+        self.deadline_s = deadline_s if deadline_s is not None else 6 * timeout[1]
         self.retries = retries
         self.backoff_s = backoff_s
         self.max_bytes = max_bytes
@@ -216,9 +221,10 @@ class GuardedSession:
                 return FetchResult(url, current, error="invalid_url", message=f"not an http(s) URL: {current[:200]}")
             try:
                 with self._slot(parts.hostname):
+                    deadline = time.monotonic() + self.deadline_s
                     response = self.session.get(current, timeout=self.timeout, stream=True, allow_redirects=False)
                     try:
-                        result = self._read(url, current, response, max_bytes)
+                        result = self._read(url, current, response, max_bytes, deadline)
                     finally:
                         response.close()
             except BlockedAddressError as exc:
@@ -236,7 +242,8 @@ class GuardedSession:
         return FetchResult(url, current, error="too_many_redirects",
                            message=f"more than {self.max_redirects} redirects")
 
-    def _read(self, url: str, current: str, response: requests.Response, max_bytes: int) -> FetchResult:
+    def _read(self, url: str, current: str, response: requests.Response, max_bytes: int,
+              deadline: float) -> FetchResult:
         headers = dict(response.headers)
         result = FetchResult(url, current, status=response.status_code, headers=headers)
         if response.status_code in (301, 302, 303, 307, 308):
@@ -252,12 +259,23 @@ class GuardedSession:
             result.error, result.message = "too_large", f"Content-Length {declared} > {max_bytes}"
             return result
         chunks, size = [], 0
-        for chunk in response.iter_content(chunk_size=65536):
+        while True:
+            try:   # read1: whatever has arrived (decoded), so the deadline is checked however slow the server
+                chunk = response.raw.read1(65536, decode_content=True)
+            except (urllib3.exceptions.ReadTimeoutError, socket.timeout) as exc:
+                raise requests.Timeout(str(exc)) from exc
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise requests.ConnectionError(str(exc)) from exc
+            if not chunk:
+                break
             size += len(chunk)
             if size > max_bytes:
                 result.error, result.message = "too_large", f"body over {max_bytes} bytes"
                 return result
             chunks.append(chunk)
+            if time.monotonic() > deadline:
+                result.error, result.message = "timeout", f"body not complete after {self.deadline_s:g} s"
+                return result
         result.body = b"".join(chunks)
         return result
 

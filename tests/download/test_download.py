@@ -111,6 +111,15 @@ def test_rerun_skips_complete_shards(downloaded, sample_web, sample_files, capsy
     assert sample_web.hits("/img/00000.jpg") + sample_web.hits("/img/00000.png") == hits
 
 
+def test_resume_with_other_image_settings_is_refused(downloaded, sample_files, capsys):
+    before = sorted(os.listdir(downloaded))
+    code = wit(["download", "--input", sample_files.urls_table, "--out", downloaded, "--samples-per-shard", "100",
+                "--max-bytes", "2M", "--image-size", "384", *FAST])
+    err = capsys.readouterr().err
+    assert code == 2 and "--image-size 256 (now 384)" in err and "new --out" in err and "Traceback" not in err
+    assert sorted(os.listdir(downloaded)) == before
+
+
 def test_shards_cli(downloaded, tmp_path, capsys):
     assert wit(["shards", "ls", downloaded]) == 0
     listing = capsys.readouterr().out

@@ -80,6 +80,11 @@ class DownloadOptions:
         if not 1 <= self.encode_quality <= 100:
             raise UserError("--encode-quality must be within 1..100")
 
+    def output_settings(self) -> dict:
+        """The flags that shape the samples written: a resume must not mix shards made with other values."""
+        return {"image_size": self.image_size, "resize_mode": self.resize_mode, "min_image_size": self.min_image_size,
+                "max_aspect_ratio": self.max_aspect_ratio, "encode_quality": self.encode_quality}
+
     def config(self) -> DownloadConfig:
         return DownloadConfig(
             image_size=self.image_size, resize_mode=self.resize_mode, samples_per_shard=self.samples_per_shard,
@@ -120,18 +125,31 @@ def rows_digest(rows: list[InputRow]) -> str:
     return digest.hexdigest()
 
 
-def shard_is_complete(out: str, shard_id: int, rows: int, input_sha256: str) -> bool:
-    """True when the shard's status parquet exists, was written from the same rows, and its tar is whole."""
+def complete_shard_meta(out: str, shard_id: int, rows: int, input_sha256: str) -> dict | None:
+    """The shard's metadata when its status parquet exists, was written from the same rows, and its tar is
+    whole; None otherwise (the shard is to be written)."""
     meta = read_shard_meta(fileio.join(out, f"{shard_name(shard_id)}.parquet"))
     if meta is None or meta.get("rows") != rows or meta.get("input_sha256") != input_sha256:
-        return False
+        return None
     tar = fileio.join(out, f"{shard_name(shard_id)}.tar")
     try:
         from apache_beam.io.filesystems import FileSystems
 
-        return FileSystems.match([tar])[0].metadata_list[0].size_in_bytes == meta["bytes"]
+        whole = FileSystems.match([tar])[0].metadata_list[0].size_in_bytes == meta["bytes"]
     except Exception:  # noqa: BLE001 - missing tar
-        return False
+        return None
+    return meta if whole else None
+
+
+def check_same_settings(options: DownloadOptions, shard_id: int, meta: dict) -> None:
+    """A complete shard made with other image settings stops the run: resuming would mix the two."""
+    written, wanted = meta.get("settings"), options.output_settings()
+    if written is None or written == wanted:
+        return
+    changed = ", ".join(f"--{name.replace('_', '-')} {written.get(name)} (now {value})"
+                        for name, value in wanted.items() if written.get(name) != value)
+    raise UserError(f"{options.out}: shard {shard_name(shard_id)} was written with {changed}; "
+                    "resume with the same settings, or write to a new --out")
 
 
 def _has_retryable(out: str, shard_id: int, retry: tuple[str, ...]) -> bool:
@@ -162,7 +180,10 @@ def plan(options: DownloadOptions) -> tuple[list[ShardTask], int, int]:
     for shard_id, rows in shard_rows(iter_rows(options.input), options.samples_per_shard):
         shards, total = shard_id + 1, total + len(rows)
         digest = rows_digest(rows)
-        complete = shard_is_complete(options.out, shard_id, len(rows), digest)
+        meta = complete_shard_meta(options.out, shard_id, len(rows), digest)
+        if meta is not None:
+            check_same_settings(options, shard_id, meta)
+        complete = meta is not None
         retry = complete and options.retry_failed is not None and _has_retryable(
             options.out, shard_id, options.retry_failed)
         if complete and not retry:
@@ -180,8 +201,8 @@ def plan(options: DownloadOptions) -> tuple[list[ShardTask], int, int]:
 class DownloadShard(beam.DoFn):
     """Downloads whole shards; one guarded session (DNS cache, keep-alive pool) per worker."""
 
-    def __init__(self, out: str, config: DownloadConfig, retry_failed: tuple[str, ...] | None):
-        self.out, self.config, self.retry_failed = out, config, retry_failed
+    def __init__(self, out: str, config: DownloadConfig, retry_failed: tuple[str, ...] | None, settings: dict):
+        self.out, self.config, self.retry_failed, self.settings = out, config, retry_failed, settings
         self.session = None
 
     def setup(self):
@@ -196,7 +217,7 @@ class DownloadShard(beam.DoFn):
                                      frozenset(self.retry_failed) if self.retry_failed else None)
         started = time.monotonic()
         counts = process_shard(self.out, task.shard_id, rows, self.config, self.session, previous,
-                               extra_meta={"input_sha256": task.input_sha256})
+                               extra_meta={"input_sha256": task.input_sha256, "settings": self.settings})
         for status, n in counts.items():
             counter(STAGE, f"status/{status}").inc(n)
         self.shards.inc()
@@ -236,7 +257,8 @@ def _run_downloads(options: DownloadOptions, tasks: list[ShardTask], beam_args: 
     p = beam.Pipeline(options=pipeline_options(beam_args))
     _ = (p | "Shards" >> beam.Create(tasks)
          | "Spread" >> beam.Reshuffle()
-         | "Download" >> beam.ParDo(DownloadShard(options.out, options.config(), options.retry_failed)))
+         | "Download" >> beam.ParDo(DownloadShard(options.out, options.config(), options.retry_failed,
+                                                         options.output_settings())))
     return run(p, STAGE)
 
 
@@ -272,7 +294,7 @@ def drop_from_shard(out: str, shard_id: int, drops: dict[str, str]) -> None:
             row["status"], row["error_message"] = "duplicate", f"same sha256 as {drops[row['key']]}"
             row["width"] = row["height"] = None
     write_status(fileio.join(out, f"{name}.parquet"), status, tar.summary,
-                 {"input_sha256": old_meta.get("input_sha256")})
+                 {"input_sha256": old_meta.get("input_sha256"), "settings": old_meta.get("settings")})
 
 
 class DropDuplicates(beam.DoFn):
