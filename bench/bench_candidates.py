@@ -220,9 +220,10 @@ def main() -> None:
         from wit_pipeline.candidates.pipeline import CandidateOptions, run_candidates
         from wit_pipeline.select.pipeline import SelectOptions, run_select
 
-        qfile = os.path.join(tmp, "queries.txt")
-        with open(qfile, "w") as handle:
-            handle.write("\n".join(queries) + "\n")
+        from queries.output import write_query_files
+
+        qfile = os.path.join(tmp, "queries")   # a queries DIR, as `wit queries build` writes it
+        write_query_files([{"query": q, "sources": ["bench"], "count": 0} for q in queries], qfile)
         beam_args = ["--direct_num_workers", "1", "--direct_running_mode", "in_memory"]
         cand, wall_c, cpu_c = timed(lambda: run_candidates(
             CandidateOptions(source="wat", inputs=[path], out=os.path.join(tmp, "cand")), beam_args))

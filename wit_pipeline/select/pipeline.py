@@ -141,7 +141,7 @@ def build(pipeline: beam.Pipeline, options: SelectOptions) -> None:
         rows = (rows
                 | "KeyByText" >> beam.Map(lambda row: (row["text"], row))
                 | "GroupTexts" >> beam.GroupByKey()
-                | "BatchTexts" >> beam.BatchElements(min_batch_size=256, max_batch_size=1024)
+                | "BatchTexts" >> beam.BatchElements(min_batch_size=1024, max_batch_size=8192)
                 | "Language" >> beam.FlatMap(language_filter, options.lang, options.seed, STAGE))
     by_uid = (rows
               | "KeyByUid" >> beam.Map(lambda row: (row["uid"], row))
