@@ -81,6 +81,25 @@ def test_search_source_job_keeps_licence_provenance(sample_web, tmp_path):
     assert set(table.search_query) <= {"circle", "red star"}
 
 
+def test_search_rate_holds_for_the_whole_job_with_several_crawlers(sample_web, tmp_path):
+    """Three crawls in three worker threads share --rate: the host never sees more than the rate."""
+    words = ["circle", "square", "star", "triangle", "red", "blue"]
+    queries = tmp_path / "q.txt"
+    queries.write_text("\n".join(words) + "\n")
+    start, rate = len(sample_web.requests), 15.0
+    run_candidates(CandidateOptions(source="search", inputs=[str(queries)], out=str(tmp_path / "s"),
+                                    endpoint=sample_web.base_url + "/v1/images/", page_size=2, rate_per_host=rate,
+                                    crawlers=3, allow_private_networks=True),
+                   ["--direct_running_mode", "multi_threading", "--direct_num_workers", "3"])
+    times = [t for t, path, _ua in sample_web.requests[start:] if path.startswith("/v1/images/")]
+    expected = {sample_web.image_url(i) for w in words for i in sample_web.search(w)}
+    assert set(pd.read_parquet(os.path.join(tmp_path / "s", "parts")).url) == expected
+    # Each crawl spaces its requests by 3 / rate, so any n requests span at least (n - 3) / rate seconds.
+    window = 16
+    assert len(times) > window
+    assert min(b - a for a, b in zip(times, times[window - 1:])) >= (window - 3) / rate - 0.05
+
+
 def test_cli_errors_are_one_line(tmp_path, capsys):
     table = tmp_path / "t.parquet"
     pq.write_table(pa.table({"link": ["http://a.example/1.jpg"], "caption": ["a caption here"]}), table)

@@ -18,7 +18,7 @@ def options_from_args(args: argparse.Namespace) -> CandidateOptions:
         lang=parse_lang(args.lang, allow_defer=True), seed=args.seed,
         url_col=args.url_col, text_col=args.text_col, page_url_col=args.page_url_col,
         api=args.api, endpoint=args.endpoint or "", per_query_cap=args.per_query_cap, page_size=args.page_size,
-        rate_per_host=args.rate, allow_private_networks=args.allow_private_networks,
+        rate_per_host=args.rate, crawlers=args.crawlers, allow_private_networks=args.allow_private_networks,
         rows_per_part=args.rows_per_part)
 
 
@@ -69,7 +69,12 @@ def register(subparsers) -> None:
                         "https://commons.wikimedia.org/w/api.php")
     search.add_argument("--per-query-cap", type=int, default=20_000, help="stop a query's crawl after this many")
     search.add_argument("--page-size", type=int, default=0, help="results per request (0: the API's default)")
-    search.add_argument("--rate", type=float, default=2.0, help="requests per second per host (per worker process; 0: no limit)")
+    search.add_argument("--rate", type=float, default=2.0,
+                        help="requests per second to the API host for the whole job, however many workers "
+                        "(0: no limit)")
+    search.add_argument("--crawlers", type=int, default=1,
+                        help="crawls run side by side, each taking a share of the queries and of --rate; more "
+                        "than one helps when one request takes longer than 1/rate s (default 1)")
     search.add_argument("--allow-private-networks", action="store_true",
                         help="allow loopback/private addresses (tests and the sample web only)")
     parser.add_argument("--rows-per-part", type=int, default=200_000, help="rows per output parquet part")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+import zlib
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
@@ -48,7 +49,8 @@ class CandidateOptions:
     endpoint: str = ""
     per_query_cap: int = 20_000
     page_size: int = 0                   # 0: the API's usual page size
-    rate_per_host: float = 2.0
+    rate_per_host: float = 2.0           # requests/s per host for the whole job (search)
+    crawlers: int = 1                    # search: sequential crawls sharing that rate
     allow_private_networks: bool = False
     rows_per_part: int = 200_000
 
@@ -98,31 +100,39 @@ class ReadFiles(beam.DoFn):
             _flush(counts)
 
 
+def crawler_of(query: str, crawlers: int) -> int:
+    """Which of the ``crawlers`` crawls takes ``query`` (stable across runs and workers)."""
+    return zlib.crc32(query.encode("utf-8")) % crawlers
+
+
 class CrawlQueries(beam.DoFn):
-    """One query -> rows from the search API (a guarded session and robots cache per worker)."""
+    """One crawl's queries, one after the other -> rows from the search API. Each crawl has its own
+    share of the host's rate; the guarded session and robots cache are per worker."""
 
     def __init__(self, options: CandidateOptions):
         self.options = options
 
     def setup(self):
         from ..http import RobotsCache, make_session
-        from .sources_search import HostRateLimiter
 
         self.session = make_session(allow_private_networks=self.options.allow_private_networks, retries=3,
                                     backoff_s=0.5, max_bytes=32 << 20)
         self.robots = RobotsCache(self.session)
-        self.limiter = HostRateLimiter(self.options.rate_per_host)
 
-    def process(self, query: str):
-        from .sources_search import DEFAULT_PAGE_SIZE, crawl_query
+    def process(self, crawl):
+        from .sources_search import DEFAULT_PAGE_SIZE, HostRateLimiter, crawl_query
 
-        options, counts = self.options, Counter()
-        try:
-            yield from crawl_query(query, api=options.api, endpoint=options.endpoint, session=self.session,
-                                   robots=self.robots, limiter=self.limiter, cap=options.per_query_cap,
-                                   page_size=options.page_size or DEFAULT_PAGE_SIZE[options.api], counts=counts)
-        finally:
-            _flush(counts)
+        options, (_crawler, queries) = self.options, crawl
+        limiter = HostRateLimiter(options.rate_per_host, share=options.crawlers)
+        for query in sorted(queries):
+            counts = Counter()
+            try:
+                yield from crawl_query(query, api=options.api, endpoint=options.endpoint, session=self.session,
+                                       robots=self.robots, limiter=limiter, cap=options.per_query_cap,
+                                       page_size=options.page_size or DEFAULT_PAGE_SIZE[options.api],
+                                       counts=counts)
+            finally:
+                _flush(counts)
 
     def teardown(self):
         self.session.close()
@@ -184,9 +194,12 @@ def build(pipeline: beam.Pipeline, options: CandidateOptions):
         if len(options.inputs) != 1:
             raise UserError("--source search takes one --input: a queries directory or text file")
         queries = load_query_list(options.inputs[0])
+        if options.crawlers < 1:
+            raise UserError("--crawlers must be at least 1")
         raw = (pipeline
                | "Queries" >> beam.Create(queries)
-               | "SpreadQueries" >> beam.Reshuffle()
+               | "ToCrawler" >> beam.Map(lambda query, n: (crawler_of(query, n), query), options.crawlers)
+               | "GroupByCrawler" >> beam.GroupByKey()
                | "Crawl" >> beam.ParDo(CrawlQueries(options)))
     else:
         files = fileio.expand(options.inputs, what=f"{options.source} input")

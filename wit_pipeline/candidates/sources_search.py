@@ -17,8 +17,11 @@ configurable endpoint:
 Politeness: every request goes through the guarded session (retries with
 exponential backoff on 429/5xx and timeouts, ``Retry-After`` honoured), the
 host's robots.txt is obeyed (a disallowed endpoint is never requested), and
-requests to one host are spaced by at least ``1 / rate`` seconds (or the
-robots.txt ``Crawl-delay`` when larger) within a worker process.
+the request rate to one host is bounded for the whole job: the queries are
+split among ``crawlers`` sequential crawls, each spacing its requests by
+``crawlers / rate`` seconds (or ``crawlers`` robots.txt ``Crawl-delay``s when
+longer), so the host sees at most ``rate`` requests per second however the
+crawls are spread over workers.
 
 Licence, creator and landing page go into each row's provenance.
 
@@ -46,15 +49,20 @@ DEFAULT_PAGE_SIZE = {"openverse": 20, "mediawiki": 50}
 
 
 class HostRateLimiter:
-    """At most one request per ``interval_s`` to each host (thread-safe)."""
+    """At most one request per ``interval_s`` to each host (thread-safe).
 
-    def __init__(self, rate_per_s: float):
-        self.interval_s = 1.0 / rate_per_s if rate_per_s and rate_per_s > 0 else 0.0
+    ``share``: the number of crawls splitting ``rate_per_s`` (and the host's
+    Crawl-delay); each waits ``share`` times as long, so together they keep to it.
+    """
+
+    def __init__(self, rate_per_s: float, share: int = 1):
+        self.share = max(1, share)
+        self.interval_s = self.share / rate_per_s if rate_per_s and rate_per_s > 0 else 0.0
         self._next: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def wait(self, host: str, min_interval_s: float = 0.0) -> None:
-        interval = max(self.interval_s, min_interval_s)
+        interval = max(self.interval_s, min_interval_s * self.share)
         if interval <= 0:
             return
         with self._lock:
