@@ -168,18 +168,44 @@ def keep_first(item):
     return first_by_provenance(rows, STAGE)
 
 
-def language_filter(groups, lang: str, seed: int, stage: str = STAGE):
-    """A batch of (text, rows) groups: langdetect once per distinct text, the batch in lockstep. Batches
-    are large (``BatchTexts``): a call runs until its slowest text converges, with ever fewer texts in
+def distinct_pairs(rows, stage: str):
+    """The rows of one text, one per (url, text) pair (``first_by_provenance``), in uid order."""
+    by_uid: dict[str, list] = {}
+    for row in rows:
+        by_uid.setdefault(row["uid"], []).append(row)
+    for uid in sorted(by_uid):
+        yield first_by_provenance(by_uid[uid], stage)
+
+
+def language_filter(groups, lang: str, seed: int, stage: str = STAGE, dedup: bool = True):
+    """A batch of (text, rows) groups: langdetect once per distinct text, the batch in lockstep; the rows of
+    a kept text de-duplicated by pair, those of a dropped one all counted under ``lang``. Batches are
+    large (``BatchTexts``): a call runs until its slowest text converges, with ever fewer texts in
     flight, so fewer and larger calls waste less."""
     decided = detect_languages([text for text, _rows in groups], seed)
     counter(stage, "lang_detect_calls").inc(len(groups))
     for (_text, rows), found in zip(groups, decided):
-        rows = list(rows)
         if found == lang:
-            yield from rows
+            yield from distinct_pairs(rows, stage) if dedup else rows
         else:
-            counter(stage, "dropped_lang").inc(len(rows))
+            counter(stage, "dropped_lang").inc(sum(1 for _row in rows))
+
+
+class LanguageAndDedup(beam.PTransform):
+    """The language filter and exact (url, text) de-duplication in one shuffle. Every copy of a pair has
+    the same text (a pair's uid hashes its url and text), so grouping the rows by text gathers each
+    pair's copies as well as each text's one langdetect call: one GroupByKey serves both."""
+
+    def __init__(self, lang: str, seed: int, stage: str, dedup: bool = True):
+        super().__init__()
+        self.lang, self.seed, self.stage, self.dedup = lang, seed, stage, dedup
+
+    def expand(self, rows):
+        return (rows
+                | "KeyByText" >> beam.Map(lambda row: (row["text"], row))
+                | "GroupTexts" >> beam.GroupByKey()
+                | "BatchTexts" >> beam.BatchElements(min_batch_size=1024, max_batch_size=8192)
+                | "Language" >> beam.FlatMap(language_filter, self.lang, self.seed, self.stage, self.dedup))
 
 
 def count_out(row):
@@ -213,17 +239,14 @@ def build(pipeline: beam.Pipeline, options: CandidateOptions):
                | "SpreadFiles" >> beam.Reshuffle()
                | "Read" >> beam.ParDo(ReadFiles(options)))
     rows = raw | "CleanFilter" >> beam.FlatMap(clean_and_filter, options.filters)
-    if options.filters.on("dedup"):
+    if options.lang not in ("any", "defer"):
+        rows = rows | "LanguageAndDedup" >> LanguageAndDedup(options.lang, options.seed, STAGE,
+                                                             options.filters.on("dedup"))
+    elif options.filters.on("dedup"):
         rows = (rows
                 | "KeyByPair" >> beam.Map(lambda row: (row["uid"], row))
                 | "GroupPairs" >> beam.GroupByKey()
                 | "Dedup" >> beam.Map(keep_first))
-    if options.lang not in ("any", "defer"):
-        rows = (rows
-                | "KeyByText" >> beam.Map(lambda row: (row["text"], row))
-                | "GroupTexts" >> beam.GroupByKey()
-                | "BatchTexts" >> beam.BatchElements(min_batch_size=1024, max_batch_size=8192)
-                | "Language" >> beam.FlatMap(language_filter, options.lang, options.seed))
     return (rows
             | "CountOut" >> beam.Map(count_out)
             | "WriteParts" >> WriteParquetParts(fileio.join(options.out, PARTS_DIR), CANDIDATE_SCHEMA,

@@ -3,7 +3,7 @@
 ::
 
     candidate parts ─► match (Aho–Corasick; unmatched counted) ─► language, once per distinct
-    matched text (GroupByKey on text) ─► one row per uid ─► CapPerQuery (top-cap or probabilistic)
+    matched text, and one row per uid (one GroupByKey on text) ─► CapPerQuery (top-cap or probabilistic)
     ─► join kept uids back to rows ─► selected/part-*.parquet
                                    └► query_counts.parquet, stats.json, query_counts.png, summary.html
 
@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from .. import fileio
 from ..beam import counter, make_pipeline, run
-from ..candidates.pipeline import first_by_provenance, language_filter
+from ..candidates.pipeline import LanguageAndDedup, first_by_provenance
 from ..errors import UserError
 from ..parquet_parts import WriteParquetParts
 from ..schemas import CANDIDATE_COLUMNS, QUERY_COUNTS_SCHEMA, SELECTED_SCHEMA, pair_uid
@@ -138,15 +138,14 @@ def build(pipeline: beam.Pipeline, options: SelectOptions) -> None:
             | "Read" >> beam.FlatMap(read_rows)
             | "Match" >> beam.ParDo(Match(options.queries, options.match, options.keep_case)))
     if options.lang != "any":
-        rows = (rows
-                | "KeyByText" >> beam.Map(lambda row: (row["text"], row))
-                | "GroupTexts" >> beam.GroupByKey()
-                | "BatchTexts" >> beam.BatchElements(min_batch_size=1024, max_batch_size=8192)
-                | "Language" >> beam.FlatMap(language_filter, options.lang, options.seed, STAGE))
-    by_uid = (rows
-              | "KeyByUid" >> beam.Map(lambda row: (row["uid"], row))
-              | "GroupUid" >> beam.GroupByKey()
-              | "OnePerUid" >> beam.Map(one_per_uid))
+        by_uid = (rows
+                  | "LanguageAndDedup" >> LanguageAndDedup(options.lang, options.seed, STAGE)
+                  | "KeyByUid" >> beam.Map(lambda row: (row["uid"], row)))
+    else:
+        by_uid = (rows
+                  | "KeyByUid" >> beam.Map(lambda row: (row["uid"], row))
+                  | "GroupUid" >> beam.GroupByKey()
+                  | "OnePerUid" >> beam.Map(one_per_uid))
     capped = (by_uid
               | "UidQueries" >> beam.MapTuple(lambda uid, row: (uid, row["queries"]))
               | "Cap" >> CapPerQuery(options.cap, options.seed, options.balance))
