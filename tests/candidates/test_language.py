@@ -51,6 +51,17 @@ def test_probabilities_are_langdetects_bit_for_bit():
             assert got == expected
 
 
+def test_the_sum_through_python_gives_the_same_probabilities(monkeypatch):
+    """The path taken on Pythons whose sum() is compensated (3.12+): Python's own sum, row by row."""
+    import wit_pipeline.candidates.language as language
+
+    texts = _texts() + _hard_texts()
+    expected = [_langdetect_probabilities(t, 0) for t in texts]
+    monkeypatch.setattr(language, "_SEQUENTIAL_SUM", False)
+    got = [None if p is None else p.tolist() for p in language_probabilities(texts, 0)]
+    assert got == expected
+
+
 def test_the_shared_stream_draws_what_random_draws():
     import random
 
