@@ -204,7 +204,7 @@ class LanguageAndDedup(beam.PTransform):
         return (rows
                 | "KeyByText" >> beam.Map(lambda row: (row["text"], row))
                 | "GroupTexts" >> beam.GroupByKey()
-                | "BatchTexts" >> beam.BatchElements(min_batch_size=1024, max_batch_size=8192)
+                | "BatchTexts" >> beam.BatchElements(min_batch_size=8192, max_batch_size=8192)
                 | "Language" >> beam.FlatMap(language_filter, self.lang, self.seed, self.stage, self.dedup))
 
 
