@@ -56,7 +56,7 @@ def _factory():
 _SPACE_RUNS = re.compile(" {2,}")
 _TOKEN = re.compile("[^ ]+")
 _MAX_TEXT_LENGTH = 10_000        # Detector.max_text_length's default
-_WORD_CACHE_LIMIT = 1 << 19      # (word, followed by a space) -> n-gram rows; alt texts repeat words a lot
+_WORD_CACHE_LIMIT = 1 << 18      # (word, followed by a space) -> n-gram rows (~300 B each); words repeat a lot
 
 
 def _prepared(text: str) -> str:
