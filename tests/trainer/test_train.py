@@ -68,6 +68,16 @@ def test_run_writes_checkpoints_metrics_tokenizer_and_evals(shards_dir, eval_dir
     assert os.path.exists(out / "tokenizer.json") and json.load(open(out / "config.json"))["global_batch"] == 16
 
 
+def test_the_gpu_settings_run_on_cpu_too(shards_dir, tmp_path):
+    """bf16 autocast, gradient checkpointing and accumulation together: the path a GPU run takes."""
+    result = train(_config(shards_dir, tmp_path / "bf16", steps=3, precision="bf16", grad_checkpointing=True,
+                           accum=2, save_every=10))
+    losses = [r["loss"] for r in _metrics(tmp_path / "bf16") if "loss" in r]
+    assert result.steps == 3 and len(losses) == 3 and all(map(torch.isfinite, map(torch.tensor, losses)))
+    with open(tmp_path / "bf16" / "config.json") as handle:
+        assert json.load(handle)["precision"] == "bf16"
+
+
 def test_bad_inputs_are_one_line_errors(shards_dir, tmp_path, capsys):
     with pytest.raises(UserError, match="unknown"):
         train(_config(shards_dir, tmp_path / "x", model="resnet"))
