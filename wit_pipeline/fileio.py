@@ -47,7 +47,8 @@ def makedirs(path: str) -> None:
 
 
 def expand(patterns: list[str] | str, *, what: str = "input") -> list[str]:
-    """Expand files, directories (all files inside, recursively) and globs into a sorted file list.
+    """Expand files, directories (all files inside, recursively; on object stores, every object under
+    the prefix) and globs into a sorted file list; names starting with ``.`` or ``_`` are left out.
 
     Raises ``UserError`` naming the pattern when it matches nothing, so a typo
     never turns into an empty, silently "successful" run.
@@ -67,15 +68,24 @@ def expand(patterns: list[str] | str, *, what: str = "input") -> list[str]:
                 if not name.startswith((".", "_"))
             )
         else:
-            try:
-                result = FileSystems.match([pattern])[0]
-            except Exception as exc:  # Beam raises BeamIOError with a long chain; keep one line
-                raise UserError(f"cannot list {what} {pattern!r}: {exc.__class__.__name__}") from exc
-            found = sorted(m.path for m in result.metadata_list)
+            found = _match(pattern, what)
+            if not found and is_remote(pattern) and not any(c in pattern for c in "*?["):
+                # An object store has no directories: "gs://bucket/cand" means every object under it.
+                prefix = pattern.rstrip("/") + "/"
+                found = [path for path in _match(prefix + "**", what)
+                         if not any(part.startswith((".", "_")) for part in path[len(prefix):].split("/"))]
         if not found:
             raise UserError(f"{what} {pattern!r} matches no files")
         files.extend(found)
     return files
+
+
+def _match(pattern: str, what: str) -> list[str]:
+    try:
+        result = FileSystems.match([pattern])[0]
+    except Exception as exc:  # Beam raises BeamIOError with a long chain; keep one line
+        raise UserError(f"cannot list {what} {pattern!r}: {exc.__class__.__name__}") from exc
+    return sorted(m.path for m in result.metadata_list)
 
 
 @contextmanager
