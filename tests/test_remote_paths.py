@@ -58,23 +58,45 @@ def test_candidates_and_select_read_and_write_an_object_store(bucket, sample_fil
     assert memfs.keys(f"{bucket}/sel/query_counts.parquet") and memfs.keys(f"{bucket}/sel/stats.json")
 
 
-def test_download_writes_shards_to_an_object_store(bucket, sample_web, sample_files, capsys):
+DOWNLOAD = ["--samples-per-shard", "100", "--max-bytes", "2M", "--timeout", "1.0", "--retries", "0", "--threads", "8",
+            "--allow-private-networks"]
+
+
+@pytest.fixture(scope="module")
+def remote_shards(bucket, sample_web, sample_files):
     with open(sample_files.urls_table, "rb") as handle:
         memfs.put(f"{bucket}/urls.parquet", handle.read())
     out = f"{bucket}/shards"
-    args = ["download", "--input", f"{bucket}/urls.parquet", "--out", out, "--samples-per-shard", "100",
-            "--max-bytes", "2M", "--timeout", "1.0", "--retries", "0", "--threads", "8", "--allow-private-networks"]
-    assert wit(args) == 0
+    assert wit(["download", "--input", f"{bucket}/urls.parquet", "--out", out, *DOWNLOAD]) == 0
+    return out
+
+
+def test_download_writes_shards_to_an_object_store(bucket, remote_shards, sample_files, capsys):
+    out = remote_shards
     tars = [k for k in memfs.keys(out + "/") if k.endswith(".tar")]
     rows = pq.read_table(sample_files.urls_table).num_rows
     assert len(tars) == -(-rows // 100)
     assert wit(["shards", "verify", out]) == 0
     capsys.readouterr()
-    assert wit(args) == 0                                   # a re-run finds every shard complete
-    assert "(0 written now)" in capsys.readouterr().out
+    assert wit(["download", "--input", f"{bucket}/urls.parquet", "--out", out, *DOWNLOAD]) == 0
+    assert "(0 written now)" in capsys.readouterr().out       # a re-run finds every shard complete
 
     # The overlap scan reads those shards where they are and writes its report there too.
     assert wit(["overlap", "scan", "--shards", out, "--eval", f"sample={sample_files.eval_dir}",
                 "--out", f"{bucket}/overlap"]) == 0
     report = json.loads(memfs.get(f"{bucket}/overlap/overlap.json"))
     assert report["eval_sets"]["sample"]["flagged"] > 0
+
+
+def test_the_trainer_streams_shards_from_an_object_store(remote_shards, tmp_path):
+    from trainer.data import resolve_shards
+    from trainer.train import TrainConfig, train
+
+    shards = resolve_shards(remote_shards)
+    manifest = json.loads(memfs.get(f"{remote_shards}/manifest.json"))
+    assert shards.source == "manifest" and shards.epoch_samples == manifest["total_samples"]
+    assert shards.urls == [f"{remote_shards}/{entry['path']}" for entry in manifest["shards"]]
+    result = train(TrainConfig(shards=remote_shards, out=str(tmp_path / "train"), model="tiny", batch_size=16,
+                               steps=4, workers=2, shuffle_buffer=16, shards_per_round=2, save_every=10,
+                               log_every=1, tokenizer_captions=200))
+    assert result.steps == 4 and result.first_loss > 0

@@ -19,6 +19,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     p = parser
     p.add_argument("--shards", required=True, metavar="DIR_OR_PATTERN",
                    help="shard directory (uses its manifest.json), brace pattern DIR/{00000..00099}.tar, "
+                   "object-store prefix or pattern (gs://b/shards, s3://...; read through Beam's filesystems), "
                    "http(s) URL pattern, or 'pipe:COMMAND' (e.g. pipe:aws s3 cp s3://b/{00000..00099}.tar -)")
     p.add_argument("--out", required=True, metavar="DIR", help="run directory: checkpoints/, metrics.jsonl, ...")
     p.add_argument("--model", default="vit-b-32", choices=MODELS, help="model shape (default vit-b-32)")

@@ -1,7 +1,10 @@
 """Streaming WebDataset shards into training batches, resumable to the exact sample.
 
-Shards are read with webdataset (local paths, brace patterns, ``http(s)://``
-and ``pipe:`` commands). Every data-loader worker of every rank is one
+Shards are read with webdataset's tar reader from local paths, brace patterns,
+``http(s)://`` and ``pipe:`` commands, and from any filesystem Beam knows
+(``gs://``, ``s3://``, ``hdfs://``: a "directory" there is every ``.tar`` under
+the prefix, its ``manifest.json`` read where present), streamed through
+``wit_pipeline.fileio``. Every data-loader worker of every rank is one
 *stream* (``global stream = rank * workers + worker``). A stream reads its
 shards in *rounds*: round ``r`` opens ``shards_per_round`` shards chosen from
 ``(seed, stream, r)`` alone -- drawn with replacement from all shards
@@ -101,15 +104,49 @@ def count_tar_samples(path: str) -> int:
     return samples
 
 
+# Schemes webdataset opens itself; any other ``scheme://`` goes through Beam's filesystems.
+_WDS_SCHEMES = ("http", "https", "sftp", "ftps", "scp", "ais", "htgs", "hf")
+
+
+def _on_beam_filesystem(url: str) -> bool:
+    """``gs://``, ``s3://``, ``hdfs://``, ...: a URL webdataset cannot open but Beam's FileSystems can."""
+    scheme, sep, _ = url.partition("://")
+    return bool(sep) and not url.startswith("pipe:") and scheme not in _WDS_SCHEMES
+
+
+def _object_store_shards(spec: str) -> ShardSet:
+    """Shards on an object store: prefixes and globs listed, sizes from the manifests beside them."""
+    from wit_pipeline import fileio  # imports Beam: only here
+
+    urls = [url for pattern in _expand_braces(spec) for url in fileio.expand(pattern, what="--shards")
+            if url.endswith(".tar")]
+    if not urls:
+        raise UserError(f"--shards {spec!r}: no .tar shards there")
+    counts: dict[str, int] = {}
+    for directory in sorted({url.rsplit("/", 1)[0] for url in urls}):
+        manifest = directory + "/manifest.json"
+        if fileio.exists(manifest):
+            try:
+                counts.update({f"{directory}/{entry['path']}": int(entry["samples"])
+                               for entry in fileio.read_json(manifest)["shards"]})
+            except (ValueError, KeyError, TypeError) as exc:
+                raise UserError(f"{manifest}: not a shard manifest ({exc.__class__.__name__}: {exc})") from None
+    if all(url in counts for url in urls):
+        return ShardSet(urls, sum(counts[url] for url in urls), "manifest")
+    return ShardSet(urls, None, "unknown")
+
+
 def resolve_shards(spec: str) -> ShardSet:
-    """Shard URLs from a directory, a (brace/glob) pattern, an ``http(s)://`` URL or a ``pipe:`` command.
+    """Shard URLs from a directory, a (brace/glob) pattern, an ``http(s)://`` URL, a ``pipe:`` command,
+    or a prefix or pattern on an object store.
 
     The epoch length comes from ``manifest.json`` beside the shards when there is
-    one; local shards it does not list are counted; remote shards without a
+    one; local shards it does not list are counted; other remote shards without a
     manifest leave it unknown.
     """
-    remote = spec.startswith("pipe:") or "://" in spec
-    if remote:
+    if _on_beam_filesystem(spec):
+        return _object_store_shards(spec)
+    if spec.startswith("pipe:") or "://" in spec:
         return ShardSet(_expand_braces(spec), None, "unknown")
     manifests: dict[str, dict[str, int] | None] = {}
 
@@ -225,10 +262,31 @@ def load_blocklist(path: str) -> frozenset[str]:
     return frozenset(keys)
 
 
-def _tar_samples(urls: Iterable[str], on_error, select_files=None) -> Iterator[dict]:
-    from webdataset.tariterators import tarfile_samples
+def _opened(urls: Iterable[str], on_error) -> Iterator[dict]:
+    """``{"url", "stream"}`` for each shard (webdataset's ``url_opener``, plus Beam's filesystems)."""
+    from webdataset.gopen import gopen
 
-    return tarfile_samples(({"url": u} for u in urls), handler=on_error, select_files=select_files)
+    for url in urls:
+        try:
+            if _on_beam_filesystem(url):
+                from wit_pipeline import fileio
+
+                stream = fileio.open_stream(url)
+            else:
+                stream = gopen(url)
+        except Exception as exc:  # noqa: BLE001 - the handler decides (skip and count, or stop)
+            exc.args = exc.args + (url,)
+            if on_error(exc):
+                continue
+            return
+        yield {"url": url, "stream": stream}
+
+
+def _tar_samples(urls: Iterable[str], on_error, select_files=None) -> Iterator[dict]:
+    from webdataset.tariterators import group_by_keys, tar_file_expander
+
+    files = tar_file_expander(_opened(urls, on_error), handler=on_error, select_files=select_files)
+    return group_by_keys(files, handler=on_error)
 
 
 def read_captions(urls: list[str], limit: int) -> list[str]:

@@ -117,6 +117,15 @@ def open_read(path: str, *, decompress: bool = True) -> Iterator[IO[bytes]]:
         handle.close()
 
 
+def open_stream(path: str) -> IO[bytes]:
+    """A binary read handle on ``path`` (no decompression) that the caller closes; object-store files
+    are streamed, not read whole."""
+    try:
+        return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    except Exception as exc:
+        raise UserError(f"cannot open {path!r}: {exc}".splitlines()[0]) from exc
+
+
 def read_bytes(path: str) -> bytes:
     with open_read(path, decompress=False) as handle:
         return handle.read()
