@@ -1,7 +1,8 @@
 """dedup: near-duplicates of eval examples in the training shards, as in the CLIP paper's overlap analysis.
 
 - ``signatures``: an image as a set of region hashes at three scales, a text as a set of character n-grams.
-- ``index``: datasketch MinHash + MinHashLSH over the eval sets, with exact verification of candidates.
+- ``index``: datasketch MinHash and MinHashLSH banding over the eval sets (buckets as sorted arrays), with exact
+  verification of candidates.
 - ``evalsets``: ImageFolder, WebDataset-tar and CSV/JSONL eval sets; WebDataset shard reading.
 - ``scan``: the Beam job over training shards (``wit overlap scan``).
 - ``report``: overlap.json / overlap.md / overlap.html / overlap.png.

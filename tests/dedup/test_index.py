@@ -40,6 +40,26 @@ def test_lsh_candidates_are_verified_exactly_and_agree_with_brute_force():
         assert int(np.argmax(brute)) == i
 
 
+def test_band_tables_answer_exactly_as_datasketch_minhashlsh():
+    """Our sorted-array buckets against a real MinHashLSH holding the same hash values, on crowded buckets."""
+    from datasketch import MinHashLSH
+
+    from dedup.index import BandTables, MinHasher, _SetStore
+
+    rng = np.random.default_rng(0)
+    hasher = MinHasher()
+    values = rng.integers(0, 6, (300, hasher.num_perm)).astype(np.uint32)    # few values: many shared buckets
+    sets = [np.array([i], np.uint32) if i % 7 else np.array([], np.uint32) for i in range(300)]  # some empty
+    for threshold, weights in ((0.15, (0.2, 0.8)), (0.5, (0.5, 0.5)), (0.8, (0.5, 0.5))):
+        lsh = MinHashLSH(threshold=threshold, num_perm=hasher.num_perm, weights=weights)
+        for key, row in enumerate(values):
+            if len(sets[key]):
+                lsh.insert(key, hasher.minhash(hashvalues=row))
+        tables = BandTables.build(lsh.hashranges, values, _SetStore(sets))
+        for query in list(values[:40]) + list(rng.integers(0, 6, (40, hasher.num_perm)).astype(np.uint32)):
+            assert sorted(tables.query(query)) == sorted(lsh.query(hasher.minhash(hashvalues=query)))
+
+
 def test_text_matches():
     index = _index(20)
     matches, _ = index.match(None, text_signature(caption(7).upper() + "!"), 0.7)
