@@ -29,6 +29,7 @@ exact check.
 
 from __future__ import annotations
 
+import functools
 import logging
 import pickle
 import threading
@@ -347,11 +348,17 @@ class BandTables:
         return np.unique(self.keys[positions]).tolist()
 
 
+@functools.lru_cache(maxsize=None)
+def _band_numbers(bands: int) -> np.ndarray:
+    """``[bands, 2]``: each band's number as 2 big-endian bytes (made once: every query needs them)."""
+    return np.arange(bands, dtype=">u2").view(np.uint8).reshape(bands, 2)
+
+
 def _band_strings(hashvalues: np.ndarray, bands: int, rows: int) -> np.ndarray:
     """``[n, bands]`` byte strings: the band number (2 bytes) then the band's hash values, big-endian."""
     n = len(hashvalues)
     raw = np.empty((n, bands, 2 + 4 * rows), dtype=np.uint8)
-    raw[:, :, :2] = np.arange(bands, dtype=">u2").view(np.uint8).reshape(bands, 2)
+    raw[:, :, :2] = _band_numbers(bands)
     raw[:, :, 2:] = (np.ascontiguousarray(hashvalues[:, :bands * rows], dtype=">u4")
                      .view(np.uint8).reshape(n, bands, 4 * rows))
     return raw.view(np.dtype((np.void, 2 + 4 * rows))).reshape(n, bands)

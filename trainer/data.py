@@ -78,17 +78,29 @@ def _expand_braces(pattern: str) -> list[str]:
 
 
 def _manifest_counts(directory: str) -> dict[str, int] | None:
-    """``{shard path: samples}`` from ``directory/manifest.json`` in its order, ``None`` without one."""
-    path = os.path.join(directory, "manifest.json")
-    if not os.path.isfile(path):
-        return None
+    """``{shard path: samples}`` from ``directory/manifest.json`` in its order, ``None`` without one.
+    ``directory`` is local or on an object store (read through Beam's filesystems)."""
+    if "://" in directory:
+        from wit_pipeline import fileio  # imports Beam: only for object stores
+
+        path = f"{directory}/manifest.json"
+        if not fileio.exists(path):
+            return None
+        read, place = fileio.read_text, (lambda name: f"{directory}/{name}")
+    else:
+        path = os.path.join(directory, "manifest.json")
+        if not os.path.isfile(path):
+            return None
+        read, place = _read_local_text, (lambda name: os.path.normpath(os.path.join(directory, name)))
     try:
-        with open(path, encoding="utf-8") as handle:
-            manifest = json.load(handle)
-        return {os.path.normpath(os.path.join(directory, entry["path"])): int(entry["samples"])
-                for entry in manifest["shards"]}
+        return {place(entry["path"]): int(entry["samples"]) for entry in json.loads(read(path))["shards"]}
     except (ValueError, KeyError, TypeError) as exc:
         raise UserError(f"{path}: not a shard manifest ({exc.__class__.__name__}: {exc})") from None
+
+
+def _read_local_text(path: str) -> str:
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
 
 
 def count_tar_samples(path: str) -> int:
@@ -124,13 +136,7 @@ def _object_store_shards(spec: str) -> ShardSet:
         raise UserError(f"--shards {spec!r}: no .tar shards there")
     counts: dict[str, int] = {}
     for directory in sorted({url.rsplit("/", 1)[0] for url in urls}):
-        manifest = directory + "/manifest.json"
-        if fileio.exists(manifest):
-            try:
-                counts.update({f"{directory}/{entry['path']}": int(entry["samples"])
-                               for entry in fileio.read_json(manifest)["shards"]})
-            except (ValueError, KeyError, TypeError) as exc:
-                raise UserError(f"{manifest}: not a shard manifest ({exc.__class__.__name__}: {exc})") from None
+        counts.update(_manifest_counts(directory) or {})
     if all(url in counts for url in urls):
         return ShardSet(urls, sum(counts[url] for url in urls), "manifest")
     return ShardSet(urls, None, "unknown")

@@ -106,24 +106,27 @@ def open_read(path: str, *, decompress: bool = True) -> Iterator[IO[bytes]]:
             raw = bz2.BZ2File(raw)
         yield raw
         return
-    compression = CompressionTypes.AUTO if decompress else CompressionTypes.UNCOMPRESSED
-    try:
-        handle = FileSystems.open(path, compression_type=compression)
-    except Exception as exc:
-        raise UserError(f"cannot open {path!r}: {exc}".splitlines()[0]) from exc
+    handle = open_stream(path, decompress=decompress)
     try:
         yield handle
     finally:
         handle.close()
 
 
-def open_stream(path: str) -> IO[bytes]:
-    """A binary read handle on ``path`` (no decompression) that the caller closes; object-store files
-    are streamed, not read whole."""
+def open_stream(path: str, *, decompress: bool = False) -> IO[bytes]:
+    """A binary read handle on ``path`` (Beam's filesystems) that the caller closes; object-store files
+    are streamed, not read whole; ``.gz``/``.bz2`` decompressed when ``decompress``."""
+    compression = CompressionTypes.AUTO if decompress else CompressionTypes.UNCOMPRESSED
     try:
-        return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+        return FileSystems.open(path, compression_type=compression)
     except Exception as exc:
         raise UserError(f"cannot open {path!r}: {exc}".splitlines()[0]) from exc
+
+
+def remove(path: str) -> None:
+    """Delete ``path`` if it exists (a local file or an object)."""
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
 
 
 def read_bytes(path: str) -> bytes:

@@ -421,8 +421,3 @@ def parse_lang(value: str, *, allow_defer: bool = False) -> str:
         choices = "'any', 'defer' or a language code like 'en'" if allow_defer else "'any' or a language code like 'en'"
         raise UserError(f"--lang must be {choices}, not {value!r}")
     return value
-
-
-def keeps(text: str, lang: str, seed: int = 0) -> bool:
-    """True when ``lang`` is 'any' or ``text`` is detected as ``lang``."""
-    return lang in ("any", "defer") or detect_language(text, seed) == lang

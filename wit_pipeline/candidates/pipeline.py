@@ -255,18 +255,14 @@ def build(pipeline: beam.Pipeline, options: CandidateOptions):
 
 def check_table_columns(options: CandidateOptions) -> None:
     """Fail fast, in one line, when a parquet/CSV table lacks the url/text columns."""
-    from .sources_table import read_table
+    import pyarrow.parquet as pq
+
+    from .sources_table import read_table, table_format
 
     for path in fileio.expand(options.inputs, what="table input")[:50]:
-        from .sources_table import table_format
-
         if table_format(path) == "parquet":
-            import io
-
-            import pyarrow.parquet as pq
-
             with fileio.open_read(path, decompress=False) as handle:
-                names = pq.ParquetFile(io.BytesIO(handle.read())).schema_arrow.names
+                names = pq.read_schema(handle).names      # the footer only, not the whole file
             missing = [c for c in (options.url_col, options.text_col) if c not in names]
             if missing:
                 raise UserError(f"table input {path!r} has no column(s) {', '.join(map(repr, missing))} "
@@ -287,10 +283,7 @@ def run_candidates(options: CandidateOptions, beam_args: list[str] | None = None
         check_table_columns(options)
     fileio.makedirs(options.out)
     stats_path = fileio.join(options.out, "stats.json")
-    if fileio.exists(stats_path):   # stats.json marks a finished run: remove it until this one finishes
-        from apache_beam.io.filesystems import FileSystems
-
-        FileSystems.delete([stats_path])
+    fileio.remove(stats_path)   # stats.json marks a finished run: gone until this one finishes
     started = time.monotonic()
     pipeline = make_pipeline(beam_args)
     build(pipeline, options)

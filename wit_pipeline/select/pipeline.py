@@ -175,10 +175,7 @@ def run_select(options: SelectOptions, beam_args: list[str] | None = None) -> di
     queries = load_query_list(options.queries, options.keep_case)   # a bad list fails here, in one line
     fileio.makedirs(options.out)
     stats_path = fileio.join(options.out, "stats.json")
-    if fileio.exists(stats_path):
-        from apache_beam.io.filesystems import FileSystems
-
-        FileSystems.delete([stats_path])
+    fileio.remove(stats_path)   # stats.json marks a finished run: gone until this one finishes
     started = time.monotonic()
     pipeline = make_pipeline(beam_args)
     build(pipeline, options)
