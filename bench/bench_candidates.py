@@ -37,8 +37,9 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _synth import EN_ADJ, EN_NOUN, alt_text, query_list, vocabulary  # noqa: E402
 
 from wit_pipeline.candidates.filters import clean_pair  # noqa: E402
-from wit_pipeline.candidates.language import detect_language_reference, detect_languages  # noqa: E402
-from wit_pipeline.candidates.sources_wat import read_wat  # noqa: E402
+from wit_pipeline.candidates.pipeline import DEFAULT_FILTERS  # noqa: E402
+from wit_pipeline.candidates.sources.wat import read_wat  # noqa: E402
+from wit_pipeline.language import detect_language_reference, detect_languages  # noqa: E402
 from wit_pipeline.schemas import pair_uid  # noqa: E402
 from wit_pipeline.select.matching import QueryMatcher  # noqa: E402
 
@@ -148,7 +149,7 @@ def main() -> None:
     def clean():
         kept = []
         for row in raw:
-            url, text, reason = clean_pair(row["url"], row["text"])
+            url, text, reason = clean_pair(row["url"], row["text"], DEFAULT_FILTERS)
             if reason is None:
                 kept.append((url, text))
             else:
@@ -159,7 +160,7 @@ def main() -> None:
     pairs, _, t_dedup = timed(lambda: list({pair_uid(u, t): (u, t) for u, t in cleaned}.values()))
     matched, _, t_match = timed(lambda: [(u, t, q) for u, t in pairs if (q := matcher.match(t))])
     distinct_matched = sorted({t for _u, t, _q in matched})
-    language, _, t_lang = timed(lambda: dict(zip(distinct_matched, detect_languages(distinct_matched))))
+    language, _, t_lang = timed(lambda: dict(zip(distinct_matched, detect_languages(distinct_matched), strict=True)))
     kept = [(u, t, q) for u, t, q in matched if language[t] == "en"]
     total_cpu = t_parse + t_clean + t_dedup + t_match + t_lang
 
@@ -175,11 +176,11 @@ def main() -> None:
     # Same kept set: language on every text first, then match -- vs -- match, then language on matched texts.
     subset = pairs[: args.check_pairs]
     every = sorted({t for _u, t in subset})
-    on_every = dict(zip(every, detect_languages(every)))
+    on_every = dict(zip(every, detect_languages(every), strict=True))
     lang_first = {(u, t) for u, t in subset if on_every[t] == "en" and matcher.match(t)}
     match_first = {(u, t) for u, t in subset if matcher.match(t)}
     matched_texts = sorted({t for _u, t in match_first})
-    decided = dict(zip(matched_texts, detect_languages(matched_texts)))
+    decided = dict(zip(matched_texts, detect_languages(matched_texts), strict=True))
     match_first = {(u, t) for u, t in match_first if decided[t] == "en"}
     same = lang_first == match_first
 
@@ -217,10 +218,9 @@ def main() -> None:
           f"({len(every):,} vs {len(matched_texts):,} langdetect calls)")
 
     if args.beam:
+        from queries.output import write_query_files
         from wit_pipeline.candidates.pipeline import CandidateOptions, run_candidates
         from wit_pipeline.select.pipeline import SelectOptions, run_select
-
-        from queries.output import write_query_files
 
         qfile = os.path.join(tmp, "queries")   # a queries DIR, as `wit queries build` writes it
         write_query_files([{"query": q, "sources": ["bench"], "count": 0} for q in queries], qfile)
@@ -230,7 +230,7 @@ def main() -> None:
         sel, wall_s, cpu_s = timed(lambda: run_select(
             SelectOptions(candidates=[os.path.join(tmp, "cand")], queries=qfile, out=os.path.join(tmp, "sel")),
             beam_args))
-        assert cand["pairs_out"] == len(pairs) and sel["selected"] == len(kept), (cand["pairs_out"], sel["selected"])
+        assert cand["out"] == len(pairs) and sel["out"] == len(kept), (cand["out"], sel["out"])
         figures["beam"] = {"candidates_wall_s": round(wall_c, 1), "select_wall_s": round(wall_s, 1),
                            "cpu_s": round(cpu_c + cpu_s, 1),
                            "s_per_300MB_wat": round((cpu_c + cpu_s) * scale, 1)}

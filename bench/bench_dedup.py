@@ -100,33 +100,67 @@ def part_throughput(n_train: int) -> dict:
     }
 
 
+def _scaling_row(n: int, n_queries: int) -> dict:
+    """One eval-set size: LSH query + verification against brute force, on half copies, half distinct images."""
+    started = time.perf_counter()
+    index, pictures, build_wall, lsh_bytes = build_index(n, size=160)
+    sign_wall = time.perf_counter() - started - build_wall
+    half = n_queries // 2
+    queries = [transformed_copy(pictures[i], seed=77 + i, border=i % 3 == 0) for i in range(half)]
+    queries += [jpeg_bytes(letterbox(distinct_image(2_000_000 + j)), 90) for j in range(n_queries - half)]
+    codes = [image_codes(decode_canvas(q)) for q in queries]
+    lsh, lsh_wall, lsh_cpu = timed(lambda: [index.match(c, None, DEFAULT_THRESHOLD) for c in codes])
+    brute, brute_wall, brute_cpu = timed(lambda: [index.brute_force_image(c) for c in codes])
+    truth = [set(np.flatnonzero(b >= DEFAULT_THRESHOLD).tolist()) for b in brute]
+    found = [{m.key for m in matches} for matches, _ in lsh]
+    true_pairs = sum(len(t) for t in truth)
+    recall = sum(len(t & f) for t, f in zip(truth, found, strict=True)) / true_pairs if true_pairs else 1.0
+    return {
+        "eval_images": n, "queries": n_queries, "sign_eval_s": sign_wall, "build_index_s": build_wall,
+        "lsh_tables_mb": lsh_bytes / 1e6,
+        "lsh_ms_per_query": 1e3 * lsh_cpu / n_queries, "brute_ms_per_query": 1e3 * brute_cpu / n_queries,
+        "speedup": brute_cpu / max(lsh_cpu, 1e-9),
+        "candidates_per_query": float(np.mean([checked for _, checked in lsh])),
+        "pairs_at_threshold": true_pairs, "lsh_recall_vs_brute": recall,
+        "copies_found": sum(1 for i in range(half) if i in found[i]) / half,
+    }
+
+
 def part_scaling(sizes: list[int], n_queries: int) -> list[dict]:
     rows = []
     for n in sizes:
         started = time.perf_counter()
-        index, pictures, build_wall, lsh_bytes = build_index(n, size=160)
-        sign_wall = time.perf_counter() - started - build_wall
-        half = n_queries // 2
-        queries = [transformed_copy(pictures[i], seed=77 + i, border=i % 3 == 0) for i in range(half)]
-        queries += [jpeg_bytes(letterbox(distinct_image(2_000_000 + j)), 90) for j in range(n_queries - half)]
-        codes = [image_codes(decode_canvas(q)) for q in queries]
-        lsh, lsh_wall, lsh_cpu = timed(lambda: [index.match(c, None, DEFAULT_THRESHOLD) for c in codes])
-        brute, brute_wall, brute_cpu = timed(lambda: [index.brute_force_image(c) for c in codes])
-        truth = [set(np.flatnonzero(b >= DEFAULT_THRESHOLD).tolist()) for b in brute]
-        found = [{m.key for m in matches} for matches, _ in lsh]
-        true_pairs = sum(len(t) for t in truth)
-        recall = sum(len(t & f) for t, f in zip(truth, found)) / true_pairs if true_pairs else 1.0
-        rows.append({
-            "eval_images": n, "queries": n_queries, "sign_eval_s": sign_wall, "build_index_s": build_wall,
-            "lsh_tables_mb": lsh_bytes / 1e6,
-            "lsh_ms_per_query": 1e3 * lsh_cpu / n_queries, "brute_ms_per_query": 1e3 * brute_cpu / n_queries,
-            "speedup": brute_cpu / max(lsh_cpu, 1e-9),
-            "candidates_per_query": float(np.mean([checked for _, checked in lsh])),
-            "pairs_at_threshold": true_pairs, "lsh_recall_vs_brute": recall,
-            "copies_found": sum(1 for i in range(half) if i in found[i]) / half,
-        })
+        rows.append(_scaling_row(n, n_queries))
         print(f"  {n} eval images done ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
     return rows
+
+
+def print_quality(rows: list[dict]) -> None:
+    print("precision / recall by --threshold: 200 eval images, 100 transformed copies, 1,000 distinct images")
+    print(f"  {'threshold':>9} {'recall':>7} {'precision':>9} {'false pos.':>10}")
+    for r in rows:
+        print(f"  {r['threshold']:>9.2f} {r['recall']:>7.3f} {r['precision']:>9.3f} {r['false_positives']:>10}")
+    print()
+
+
+def print_throughput(t: dict) -> None:
+    us = t["us_per_image_cpu"]
+    print(f"sign + check, one process, {t['images']} images of 256x256 (1,000-image eval index):")
+    print(f"  decode {us['decode']:.0f} us, region hashes {us['region_hashes']:.0f} us, "
+          f"MinHash + LSH + verify {us['minhash_lsh_verify']:.0f} us; total {us['total']:.0f} us CPU per image")
+    print(f"  {t['images_per_cpu_second']:.0f} images/s/core (CPU time), "
+          f"{t['images_per_wall_second']:.0f} images/s wall (goal: 2,000 images/s/core)")
+
+
+def print_scaling(rows: list[dict], n_queries: int) -> None:
+    print(f"\nLSH query + exact verification vs brute-force exact Jaccard, {n_queries} queries, "
+          f"threshold {DEFAULT_THRESHOLD}:")
+    print(f"  {'eval images':>11} {'LSH ms/q':>9} {'brute ms/q':>11} {'speedup':>8} {'cand/q':>7} "
+          f"{'LSH recall':>10} {'copies found':>12} {'build s':>8} {'LSH MB':>7}")
+    for r in rows:
+        print(f"  {r['eval_images']:>11} {r['lsh_ms_per_query']:>9.2f} {r['brute_ms_per_query']:>11.2f} "
+              f"{r['speedup']:>7.0f}x {r['candidates_per_query']:>7.1f} {r['lsh_recall_vs_brute']:>10.3f} "
+              f"{r['copies_found']:>12.3f} {r['build_index_s']:>8.1f} {r['lsh_tables_mb']:>7.0f}")
 
 
 def main() -> int:
@@ -142,30 +176,12 @@ def main() -> int:
     result = {"threshold": DEFAULT_THRESHOLD}
     if not args.skip_quality:
         result["quality"] = part_quality()
-        print("precision / recall by --threshold: 200 eval images, 100 transformed copies, 1,000 distinct images")
-        print(f"  {'threshold':>9} {'recall':>7} {'precision':>9} {'false pos.':>10}")
-        for r in result["quality"]:
-            print(f"  {r['threshold']:>9.2f} {r['recall']:>7.3f} {r['precision']:>9.3f} {r['false_positives']:>10}")
-        print()
+        print_quality(result["quality"])
     result["throughput"] = part_throughput(args.train)
-    t = result["throughput"]
-    us = t["us_per_image_cpu"]
-    print(f"sign + check, one process, {t['images']} images of 256x256 (1,000-image eval index):")
-    print(f"  decode {us['decode']:.0f} us, region hashes {us['region_hashes']:.0f} us, "
-          f"MinHash + LSH + verify {us['minhash_lsh_verify']:.0f} us; total {us['total']:.0f} us CPU per image")
-    print(f"  {t['images_per_cpu_second']:.0f} images/s/core (CPU time), {t['images_per_wall_second']:.0f} images/s wall "
-          f"(goal: 2,000 images/s/core)")
+    print_throughput(result["throughput"])
     if not args.skip_scaling:
-        sizes = [int(s) for s in args.sizes.split(",") if s]
-        result["scaling"] = part_scaling(sizes, args.queries)
-        print(f"\nLSH query + exact verification vs brute-force exact Jaccard, {args.queries} queries, "
-              f"threshold {DEFAULT_THRESHOLD}:")
-        print(f"  {'eval images':>11} {'LSH ms/q':>9} {'brute ms/q':>11} {'speedup':>8} {'cand/q':>7} "
-              f"{'LSH recall':>10} {'copies found':>12} {'build s':>8} {'LSH MB':>7}")
-        for r in result["scaling"]:
-            print(f"  {r['eval_images']:>11} {r['lsh_ms_per_query']:>9.2f} {r['brute_ms_per_query']:>11.2f} "
-                  f"{r['speedup']:>7.0f}x {r['candidates_per_query']:>7.1f} {r['lsh_recall_vs_brute']:>10.3f} "
-                  f"{r['copies_found']:>12.3f} {r['build_index_s']:>8.1f} {r['lsh_tables_mb']:>7.0f}")
+        result["scaling"] = part_scaling([int(s) for s in args.sizes.split(",") if s], args.queries)
+        print_scaling(result["scaling"], args.queries)
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(result, handle, indent=2)

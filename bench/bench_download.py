@@ -78,7 +78,7 @@ def timed(cmd: list[str]) -> tuple[float, int, str]:
 
 
 def count_wit(out: str) -> int:
-    return json.load(open(os.path.join(out, "manifest.json")))["total_samples"]
+    return json.load(open(os.path.join(out, "stats.json")))["out"]
 
 
 def count_img2dataset(out: str) -> int:
@@ -94,12 +94,12 @@ def resize_bench(images: list[bytes], repeat: int) -> dict[str, float]:
     import cv2
     from img2dataset.resizer import Resizer
 
-    from wit_pipeline.download.images import ImageChecks, load_image
+    from wit_pipeline.download.images import DEFAULT_MAX_PIXELS, ImageChecks, load_image
     from wit_pipeline.download.resize import encode_jpeg, resize
 
     cv2.setNumThreads(1)
     theirs = Resizer(image_size=256, resize_mode="border", resize_only_if_bigger=False)
-    checks = ImageChecks(min_image_size=0, max_aspect_ratio=1e9)
+    checks = ImageChecks(min_image_size=0, max_aspect_ratio=1e9, max_pixels=DEFAULT_MAX_PIXELS)
 
     def ours(data: bytes) -> bytes:
         image, size = load_image(data, checks, image_size=256, resize_mode="border")
@@ -142,7 +142,8 @@ def main() -> int:
                    "--image-size", str(args.image_size), "--resize-mode", "border",
                    "--samples-per-shard", str(per_shard), "--min-image-size", "0",
                    "--max-aspect-ratio", "1e9", "--allow-private-networks"]
-        i2d_cmd = [sys.executable, "-c", "import fire, img2dataset; fire.Fire(img2dataset.download)", "--url_list", urls,
+        i2d_cmd = [sys.executable, "-c", "import fire, img2dataset; fire.Fire(img2dataset.download)",
+                   "--url_list", urls,
                    "--input_format", "parquet", "--url_col", "url", "--caption_col", "text",
                    "--output_format", "webdataset", "--output_folder", i2d_out,
                    "--processes_count", str(args.processes), "--thread_count", str(args.threads),

@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from itertools import pairwise
 from xml.sax.saxutils import escape
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -133,7 +134,7 @@ def write_multistream(plain_path: str, out_path: str, pages_per_stream: int = 10
         starts.append(position)
     bounds = [0] + starts + [len(body)]
     with open(out_path, "wb") as out:
-        for a, b in zip(bounds, bounds[1:]):
+        for a, b in pairwise(bounds):
             if b > a:
                 out.write(bz2.compress(body[a:b], 9))
     return len(body)
@@ -181,14 +182,64 @@ def time_bz2(path: str) -> dict:
 
 
 def time_beam(path: str, workers: int, work: str) -> dict:
-    from queries.pipeline import QueryOptions, build_queries
+    from queries.pipeline import QueryOptions, run_queries
 
     out = os.path.join(work, "beam-out")
     started = time.monotonic()
-    stats = build_queries([path], out, options=QueryOptions(range_bytes=8 << 20),
-                          beam_args=[f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"])
+    stats = run_queries(QueryOptions(wikipedia=[path], out=out, range_bytes=8 << 20),
+                        beam_args=[f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"])
     return {"wall_s": time.monotonic() - started, "workers": workers, "tokens": stats["inputs"]["tokens"],
-            "entries": stats["entries"], "ranges": stats["inputs"]["wikipedia_read_ranges"]}
+            "entries": stats["out"], "ranges": stats["inputs"]["wikipedia_read_ranges"],
+            "accounted": stats["accounted"]}
+
+
+def prepare_dumps(work: str, mb: int) -> tuple[str, str]:
+    """The plain XML dump and its multistream bz2 prefix, generated once under ``work``."""
+    os.makedirs(work, exist_ok=True)
+    plain = os.path.join(work, f"bench-{mb}mb.xml")
+    if not os.path.exists(plain):
+        t0 = time.monotonic()
+        info = generate_dump(plain, mb)
+        print(f"generated {plain}: {info['bytes'] / 1e6:.1f} MB, {info['pages']:,} pages "
+              f"in {time.monotonic() - t0:.0f} s")
+    multistream = os.path.join(work, f"bench-{mb}mb-multistream.xml.bz2")
+    if not os.path.exists(multistream):
+        write_multistream(plain, multistream)
+    return plain, multistream
+
+
+def report_steps(steps: dict, xml_mb: float) -> None:
+    mb, words = steps["wikitext_mb"], steps["words"]
+    print(f"\none core, {xml_mb:.1f} MB XML, {steps['pages_counted']:,} articles, {mb:.1f} MB wikitext, "
+          f"{words:,} words")
+    print(f"{'step':<22} {'cpu s':>8} {'MB wikitext/s':>14} {'words/s':>12}")
+    for name in ("parse", "strip", "count", "total"):
+        seconds = steps[f"{name}_s"]
+        print(f"{name:<22} {seconds:>8.2f} {mb / seconds:>14.2f} {words / seconds:>12,.0f}")
+
+
+def extrapolate(steps: dict, bz2_figures: dict) -> dict:
+    """enwiki cost = reading (bz2 + XML parse, all pages) + stripping and counting (article words)."""
+    read_s_per_bz2_mb = bz2_figures["cpu_s"] / bz2_figures["compressed_mb"]
+    count_words_per_s = steps["words"] / (steps["strip_s"] + steps["count_s"])
+    read_hours = ENWIKI_BZ2_GB * 1000 * read_s_per_bz2_mb / 3600
+    count_hours = ENWIKI_WORDS / count_words_per_s / 3600
+    print(f"\nenwiki extrapolation (one core): read {ENWIKI_BZ2_GB:.0f} GB bz2 at {1 / read_s_per_bz2_mb:.2f} MB/s "
+          f"= {read_hours:,.1f} core-hours; strip+count {ENWIKI_WORDS / 1e9:.1f}e9 words at "
+          f"{count_words_per_s:,.0f} words/s = {count_hours:,.1f} core-hours; total {read_hours + count_hours:,.1f} "
+          f"core-hours before the shuffle")
+    return {"read_s_per_bz2_mb": read_s_per_bz2_mb, "strip_count_words_per_s": count_words_per_s,
+            "enwiki_read_core_hours": read_hours, "enwiki_count_core_hours": count_hours}
+
+
+def report_beam(plain: str, xml_mb: float, workers: int, work: str) -> dict:
+    beam = time_beam(plain, workers, work)
+    beam["xml_mb_per_s"] = xml_mb / beam["wall_s"]
+    beam["words_per_s_per_worker"] = beam["tokens"] / beam["wall_s"] / beam["workers"]
+    print(f"\nBeam DirectRunner, {beam['workers']} workers, {beam['ranges']} ranges: {beam['wall_s']:.1f} s wall, "
+          f"{beam['xml_mb_per_s']:.2f} MB XML/s, {beam['words_per_s_per_worker']:,.0f} words/s per worker, "
+          f"{beam['entries']:,} queries")
+    return beam
 
 
 def main() -> int:
@@ -199,51 +250,21 @@ def main() -> int:
     parser.add_argument("--skip-beam", action="store_true")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
-    os.makedirs(args.work, exist_ok=True)
-    plain = os.path.join(args.work, f"bench-{args.mb}mb.xml")
-    if not os.path.exists(plain):
-        t0 = time.monotonic()
-        info = generate_dump(plain, args.mb)
-        print(f"generated {plain}: {info['bytes'] / 1e6:.1f} MB, {info['pages']:,} pages in {time.monotonic() - t0:.0f} s")
-    multistream = os.path.join(args.work, f"bench-{args.mb}mb-multistream.xml.bz2")
-    if not os.path.exists(multistream):
-        write_multistream(plain, multistream)
+    plain, multistream = prepare_dumps(args.work, args.mb)
 
     xml_mb = os.path.getsize(plain) / 1e6
     steps = time_steps(plain)
-    mb, words = steps["wikitext_mb"], steps["words"]
+    report_steps(steps, xml_mb)
     results = {"xml_mb": xml_mb, **steps}
-    print(f"\none core, {xml_mb:.1f} MB XML, {steps['pages_counted']:,} articles, {mb:.1f} MB wikitext, {words:,} words")
-    print(f"{'step':<22} {'cpu s':>8} {'MB wikitext/s':>14} {'words/s':>12}")
-    for name in ("parse", "strip", "count", "total"):
-        seconds = steps[f"{name}_s"]
-        print(f"{name:<22} {seconds:>8.2f} {mb / seconds:>14.2f} {words / seconds:>12,.0f}")
 
-    bz2_info = time_bz2(multistream)
-    bz2_mb = os.path.getsize(multistream) / 1e6
-    results["bz2"] = {"compressed_mb": bz2_mb, **bz2_info}
-    print(f"{'bz2 read+parse':<22} {bz2_info['cpu_s']:>8.2f} {bz2_mb / bz2_info['cpu_s']:>10.2f} MB bz2/s")
-
-    # enwiki cost = reading (bz2 + XML parse, all pages) + stripping and counting (article words).
-    read_s_per_bz2_mb = bz2_info["cpu_s"] / bz2_mb
-    count_words_per_s = words / (steps["strip_s"] + steps["count_s"])
-    read_hours = ENWIKI_BZ2_GB * 1000 * read_s_per_bz2_mb / 3600
-    count_hours = ENWIKI_WORDS / count_words_per_s / 3600
-    results["extrapolation"] = {"read_s_per_bz2_mb": read_s_per_bz2_mb, "strip_count_words_per_s": count_words_per_s,
-                                "enwiki_read_core_hours": read_hours, "enwiki_count_core_hours": count_hours}
-    print(f"\nenwiki extrapolation (one core): read {ENWIKI_BZ2_GB:.0f} GB bz2 at {1 / read_s_per_bz2_mb:.2f} MB/s "
-          f"= {read_hours:,.1f} core-hours; strip+count {ENWIKI_WORDS / 1e9:.1f}e9 words at "
-          f"{count_words_per_s:,.0f} words/s = {count_hours:,.1f} core-hours; total {read_hours + count_hours:,.1f} "
-          f"core-hours before the shuffle")
+    bz2_figures = {"compressed_mb": os.path.getsize(multistream) / 1e6, **time_bz2(multistream)}
+    results["bz2"] = bz2_figures
+    print(f"{'bz2 read+parse':<22} {bz2_figures['cpu_s']:>8.2f} "
+          f"{bz2_figures['compressed_mb'] / bz2_figures['cpu_s']:>10.2f} MB bz2/s")
+    results["extrapolation"] = extrapolate(steps, bz2_figures)
 
     if not args.skip_beam:
-        beam = time_beam(plain, args.workers, args.work)
-        beam["xml_mb_per_s"] = xml_mb / beam["wall_s"]
-        beam["words_per_s_per_worker"] = beam["tokens"] / beam["wall_s"] / beam["workers"]
-        results["beam"] = beam
-        print(f"\nBeam DirectRunner, {beam['workers']} workers, {beam['ranges']} ranges: {beam['wall_s']:.1f} s wall, "
-              f"{beam['xml_mb_per_s']:.2f} MB XML/s, {beam['words_per_s_per_worker']:,.0f} words/s per worker, "
-              f"{beam['entries']:,} queries")
+        results["beam"] = report_beam(plain, xml_mb, args.workers, args.work)
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(results, handle, indent=2)

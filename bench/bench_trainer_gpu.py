@@ -41,7 +41,7 @@ from trainer.loss import contrastive_loss  # noqa: E402
 from trainer.model import CLIP, model_config, parameter_groups  # noqa: E402
 from trainer.synthetic import write_shape_shards  # noqa: E402
 from trainer.tokenizer import Tokenizer  # noqa: E402
-from trainer.train import TrainConfig, train  # noqa: E402
+from trainer.train import TrainOptions, run_train  # noqa: E402
 
 CLIP_VOCAB = 49408
 
@@ -65,13 +65,13 @@ def padded_tokenizer(captions: list[str], vocab_size: int, context_length: int) 
 def bench_train(args, shards: str, work: str, tokenizer_path: str) -> dict:
     out = os.path.join(work, "run")
     steps = args.warmup_steps + args.steps
-    train(TrainConfig(shards=shards, out=out, model=args.model, batch_size=args.batch_size, steps=steps,
-                      precision=args.precision, workers=args.workers, save_every=10 ** 9,
-                      log_every=args.warmup_steps, tokenizer=tokenizer_path, device=args.device))
+    run_train(TrainOptions(shards=shards, out=out, model=args.model, batch_size=args.batch_size, steps=steps,
+                           precision=args.precision, workers=args.workers, save_every=10 ** 9,
+                           log_every=args.warmup_steps, tokenizer=tokenizer_path, device=args.device))
     rows = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
     timed = [r for r in rows if "loss" in r and r["step"] > args.warmup_steps]
     seconds = sum((r["step"] - p["step"]) * args.batch_size / r["samples_per_s"]
-                  for p, r in zip([r for r in rows if "loss" in r], timed))
+                  for p, r in zip([r for r in rows if "loss" in r], timed, strict=False))
     samples = (timed[-1]["step"] - args.warmup_steps) * args.batch_size
     return {"samples_per_s": samples / seconds, "data_wait": sum(r["data_wait"] for r in timed) / len(timed),
             "gpu_memory_gb": timed[-1].get("gpu_memory_gb"), "final_loss": timed[-1]["loss"]}
@@ -184,7 +184,7 @@ def _autocast(precision: str, device: torch.device):
     return (lambda: torch.autocast(device.type, dtype=dtype)) if dtype else contextlib.nullcontext
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="vit-b-32")
     parser.add_argument("--batch-size", type=int, default=256)
@@ -202,30 +202,36 @@ def main() -> int:
         args.model, args.batch_size, args.precision, args.workers = "tiny", 16, "fp32", 2
         args.steps, args.warmup_steps, args.shards, args.samples_per_shard, args.image_size = 4, 2, 4, 48, 64
         args.device = args.device or "cpu"
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    with tempfile.TemporaryDirectory(prefix="bench-trainer-") as work:
-        shard_dir = os.path.join(work, "shards")
-        started = time.perf_counter()
-        write_shape_shards(shard_dir, args.shards, args.samples_per_shard, image_size=args.image_size)
-        print(f"wrote {args.shards} x {args.samples_per_shard} samples in {time.perf_counter() - started:.0f} s",
-              file=sys.stderr)
-        urls = resolve_shards(shard_dir).urls
-        config = model_config(args.model)
-        vocab = CLIP_VOCAB if not args.smoke else config.vocab_size
-        tokenizer = padded_tokenizer(read_captions(urls, 5000), vocab, config.context_length)
-        config = model_config(args.model, vocab_size=tokenizer.vocab_size)
-        tokenizer_path = os.path.join(work, "tokenizer.json")
-        with open(tokenizer_path, "w") as handle:
-            handle.write(tokenizer.to_json())
-        results = {
-            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({os.cpu_count()} cores)",
-            "model": args.model, "batch_size": args.batch_size, "precision": args.precision,
-            "workers": args.workers, "torch": torch.__version__,
-            "ours_end_to_end": bench_train(args, shard_dir, work, tokenizer_path),
-            "ours_compute_only": bench_compute(args, config, device),
-            "openclip": bench_openclip(args, urls, device),
-            "loader": bench_loader(args, urls, tokenizer, config.image_size),
-        }
+    return args
+
+
+def run_benches(args, device: torch.device, work: str) -> dict:
+    """Synthetic shards and a padded tokenizer under ``work``, then the four measurements."""
+    shard_dir = os.path.join(work, "shards")
+    started = time.perf_counter()
+    write_shape_shards(shard_dir, args.shards, args.samples_per_shard, image_size=args.image_size)
+    print(f"wrote {args.shards} x {args.samples_per_shard} samples in {time.perf_counter() - started:.0f} s",
+          file=sys.stderr)
+    urls = resolve_shards(shard_dir).urls
+    config = model_config(args.model)
+    vocab = CLIP_VOCAB if not args.smoke else config.vocab_size
+    tokenizer = padded_tokenizer(read_captions(urls, 5000), vocab, config.context_length)
+    config = model_config(args.model, vocab_size=tokenizer.vocab_size)
+    tokenizer_path = os.path.join(work, "tokenizer.json")
+    with open(tokenizer_path, "w") as handle:
+        handle.write(tokenizer.to_json())
+    return {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({os.cpu_count()} cores)",
+        "model": args.model, "batch_size": args.batch_size, "precision": args.precision,
+        "workers": args.workers, "torch": torch.__version__,
+        "ours_end_to_end": bench_train(args, shard_dir, work, tokenizer_path),
+        "ours_compute_only": bench_compute(args, config, device),
+        "openclip": bench_openclip(args, urls, device),
+        "loader": bench_loader(args, urls, tokenizer, config.image_size),
+    }
+
+
+def print_table(args, results: dict, device: torch.device) -> None:
     print(f"\n{args.model}, batch {args.batch_size}, {args.precision}, {args.workers} workers on {results['device']}")
     print(f"{'loop':<24}{'samples/s':>12}{'peak GiB':>10}")
     for key in ("ours_end_to_end", "ours_compute_only", "openclip"):
@@ -237,9 +243,16 @@ def main() -> int:
     print(f"{'loader alone':<24}{loader['samples_per_s']:>12.0f}{'':>10}  {loader['per_worker']:.0f} per worker")
     if device.type != "cuda":
         print("no GPU here: these CPU figures only show the script runs; GPU figures are pending a GPU machine")
+
+
+def main() -> int:
+    args = parse_args()
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    with tempfile.TemporaryDirectory(prefix="bench-trainer-") as work:
+        results = run_benches(args, device, work)
+    print_table(args, results, device)
     print(json.dumps(results))
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

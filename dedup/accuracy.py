@@ -22,13 +22,25 @@ from dataclasses import asdict, dataclass
 
 from wit_pipeline import fileio
 from wit_pipeline.errors import UserError
+from wit_pipeline.options import option
 
 from .evalsets import jsonl_rows
+from .report import read_report
 
 log = logging.getLogger(__name__)
 
 CONFIDENCE = 0.995      # Clopper-Pearson interval level used by the CLIP paper's overlap analysis
 ALPHA = 0.05            # family-wise significance level after Bonferroni correction
+
+
+
+@dataclass(kw_only=True)
+class AccuracyOptions:
+    overlap: str = option(help="the scan's output folder", metavar="DIR")
+    predictions: list[str] = option(
+        help="predictions.jsonl; rows name their eval set in 'eval_set', or give NAME=FILE; repeatable",
+        action="append", metavar="FILE|NAME=FILE")
+    out: str | None = option(None, help="where accuracy.json/md go (default: the --overlap folder)", metavar="DIR")
 
 
 # --------------------------------------------------------------------------- statistics
@@ -244,10 +256,7 @@ def read_predictions(specs: list[str], set_names: list[str]) -> dict[str, dict[s
 def overlap_accuracy(overlap: str, predictions: list[str] | str, out: str | None = None,
                      confidence: float = CONFIDENCE, alpha: float = ALPHA) -> dict:
     """Split the predictions by the overlap report; write accuracy.json and accuracy.md to ``out``."""
-    path = fileio.join(overlap, "overlap.json")
-    if not fileio.exists(path):
-        raise UserError(f"--overlap {overlap!r} has no overlap.json (run 'wit overlap scan' first)")
-    report = fileio.read_json(path)
+    report = read_report(overlap)
     sets = report.get("eval_sets", {})
     specs = [predictions] if isinstance(predictions, str) else list(predictions)
     by_set = read_predictions(specs, sorted(sets))
@@ -293,7 +302,8 @@ def markdown(result: dict) -> str:
         f"subset against the Clean accuracy; Bonferroni-corrected over {result['sets_tested']} eval sets tested "
         f"(significant below {result['alpha']}).",
         "",
-        "| Eval set | Examples | Overlap % | All | Clean | Overlap | All - Clean | Clean CI | Overlap CI | p | p (Bonferroni) |",
+        "| Eval set | Examples | Overlap % | All | Clean | Overlap | All - Clean | Clean CI | Overlap CI | p "
+        "| p (Bonferroni) |",
         "|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|",
     ]
     for r in result["eval_sets"]:

@@ -31,7 +31,7 @@ from typing import Iterator
 
 from wit_pipeline import fileio
 from wit_pipeline.errors import UserError
-from wit_pipeline.tario import iter_tar_samples
+from wit_pipeline.shardset import iter_tar_samples, read_manifest
 
 from .signatures import IMAGE_EXTENSIONS
 
@@ -84,13 +84,13 @@ def json_member(members: dict[str, bytes]) -> dict:
 def list_tars(spec: str) -> list[str]:
     """A ``.tar`` file, a glob, or a folder's top-level ``*.tar`` files (a ``manifest.json`` there wins)."""
     if (not fileio.is_remote(spec) and os.path.isdir(spec)) or (fileio.is_remote(spec) and spec.endswith("/")):
-        manifest = fileio.join(spec, "manifest.json")
-        if fileio.exists(manifest):
+        manifest = read_manifest(spec)
+        if manifest is not None:
             try:
-                shards = fileio.read_json(manifest).get("shards", [])
-                paths = [fileio.join(spec, s["path"]) for s in shards]
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                raise UserError(f"{manifest}: not a shard manifest ({exc.__class__.__name__})") from exc
+                paths = [fileio.join(spec, s["path"]) for s in manifest.get("shards", [])]
+            except (KeyError, TypeError) as exc:
+                raise UserError(f"{fileio.join(spec, 'manifest.json')}: not a shard manifest "
+                                f"({exc.__class__.__name__})") from exc
             if paths:
                 return paths
         return sorted(fileio.expand(fileio.join(spec, "*.tar"), what="shards"))

@@ -1,54 +1,58 @@
 """``wit overlap filter``: rewrite training shards without the samples a scan flagged.
 
-Reads ``OVERLAP/overlap.json``, takes every flagged pair's ``(shard, shard_key)``
-(all eval sets, image and text pairs alike) and writes each shard of
-``--shards`` to ``--out`` under the same name: shards with nothing flagged are
-copied byte for byte, the others are re-written member by member without the
-flagged samples (tar headers, order and mtimes kept). A Beam job does the
-rewriting, one shard per element. ``OUT/manifest.json`` has the download
-stage's format (``shards``: path, samples, bytes, sha256; ``total_samples``)
-plus what was removed; ``OUT/removed.jsonl`` lists every removed sample with
-the eval examples it matched.
+``run_overlap_filter(OverlapFilterOptions(shards, overlap, out))`` reads ``OVERLAP/overlap.json``, takes
+every flagged pair's ``(shard, shard_key)`` (all eval sets, image and text pairs alike) and writes each
+shard of ``shards`` to ``out`` under the same name: shards with nothing flagged are copied byte for byte,
+the others are re-written member by member without the flagged samples (tar headers and order kept,
+through ``wit_pipeline.shardset``). A Beam job does the rewriting, one shard per element.
+
+``OUT/manifest.json`` is a shard-set manifest (``shardset.write_manifest``: ``shards`` with path,
+samples, bytes, sha256; ``total_samples``) plus ``removed_samples``, ``source`` and ``overlap``;
+``OUT/removed.jsonl`` lists every removed sample with the eval examples it matched; ``OUT/stats.json``
+(stage ``overlap_filter``): ``in`` = samples read, ``out`` = samples written, ``dropped`` =
+``{"overlap": samples removed}``, extra ``shards``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import posixpath
 import shutil
-import tarfile
 from collections import defaultdict
+from dataclasses import dataclass
+from typing import IO
 
 import apache_beam as beam
 
 from wit_pipeline import beam as wbeam
 from wit_pipeline import fileio
 from wit_pipeline.errors import UserError
-from wit_pipeline.tario import split_member_name
+from wit_pipeline.options import option
+from wit_pipeline.shardset import (
+    HashingStream,
+    ShardTarWriter,
+    TarSummary,
+    iter_tar_keys,
+    iter_tar_members,
+    manifest_entry,
+    manifest_path,
+    write_manifest,
+)
+from wit_pipeline.stage import StageRun
 
 from .evalsets import list_tars
-from .scan import shard_name, shards_root
+from .scan import shard_label, shards_root
 
 STAGE = "overlap_filter"
+WORK_DIR = "_work"
 
 
-class _HashingWriter:
-    """A write-only file object that counts and hashes what passes through."""
-
-    def __init__(self, handle):
-        self.handle = handle
-        self.sha256 = hashlib.sha256()
-        self.bytes = 0
-
-    def write(self, data) -> int:
-        self.sha256.update(data)
-        self.bytes += len(data)
-        return self.handle.write(data)
-
-    def flush(self) -> None:
-        self.handle.flush()
+@dataclass(frozen=True)
+class OverlapFilterOptions:
+    shards: str = option(help="the shards that were scanned", metavar="DIR")
+    overlap: str = option(help="the scan's output folder", metavar="DIR")
+    out: str = option(help="where the filtered shards go", metavar="DIR")
 
 
 def flagged_samples(overlap_dir: str) -> dict[str, dict[str, list[dict]]]:
@@ -66,90 +70,65 @@ def flagged_samples(overlap_dir: str) -> dict[str, dict[str, list[dict]]]:
     return flagged
 
 
-class _TeeReader:
-    """A read-only file object that copies everything read through it to ``writer``."""
+# -- one shard ------------------------------------------------------------------------------------------
 
-    def __init__(self, raw, writer: _HashingWriter):
-        self.raw = raw
-        self.writer = writer
-
-    def read(self, size: int = -1) -> bytes:
-        data = self.raw.read(size)
-        if data:
-            self.writer.write(data)
-        return data
+def _copy_shard(source: IO[bytes], target: IO[bytes]) -> dict:
+    """Copy a shard byte for byte (read once: keys counted and bytes hashed on the way)."""
+    stream = HashingStream(source, copy_to=target)
+    samples = len({key for key, _ in iter_tar_keys(stream)})
+    stream.drain()                 # the end-of-archive blocks and padding the tar reader did not need
+    return {"samples": samples, "removed": 0, "bytes": stream.size, "sha256": stream.sha256}
 
 
-def _sample_key(info: tarfile.TarInfo) -> str | None:
-    parts = split_member_name(info.name) if info.isfile() else None
-    return parts[0] if parts else None
+def _drop_samples(source: IO[bytes], target: IO[bytes], drop: set[str]) -> dict:
+    """Write the shard's members again, without those of the samples in ``drop``."""
+    writer = ShardTarWriter(target)
+    seen: set[str] = set()
+    for member in iter_tar_members(source):
+        if member.key is not None:
+            seen.add(member.key)
+            if member.key in drop:
+                continue
+        writer.add_member(member.info, member.file)
+    summary = writer.close()
+    removed = len(seen & drop)
+    return {"samples": len(seen) - removed, "removed": removed, "bytes": summary.bytes, "sha256": summary.sha256}
 
 
 def rewrite_shard(source: str, target: str, drop: set[str]) -> dict:
-    """Write ``source`` to ``target`` without the samples whose key is in ``drop``; returns its manifest row.
-
-    With nothing to drop the shard is copied byte for byte (read once, counted on the way).
-    """
-    kept, removed, seen = 0, 0, set()
+    """Write ``source`` to ``target`` without the samples whose key is in ``drop``; returns its manifest row
+    (path, samples, removed, bytes, sha256). With nothing to drop the shard is copied byte for byte."""
     with fileio.open_read(source, decompress=False) as raw, fileio.open_write_atomic(target) as out:
-        writer = _HashingWriter(out)
-        if not drop:
-            tee = _TeeReader(raw, writer)
-            with tarfile.open(fileobj=tee, mode="r|*") as tar:
-                for info in tar:
-                    key = _sample_key(info)
-                    if key is not None and key not in seen:
-                        seen.add(key)
-            while tee.read(1 << 20):   # the end-of-archive blocks and padding tarfile did not need
-                pass
-            kept = len(seen)
-        else:
-            with tarfile.open(fileobj=raw, mode="r|*") as tar_in, \
-                    tarfile.open(fileobj=writer, mode="w|", format=tarfile.GNU_FORMAT) as tar_out:
-                for info in tar_in:
-                    key = _sample_key(info)
-                    if key is not None and key not in seen:
-                        seen.add(key)
-                        if key in drop:
-                            removed += 1
-                        else:
-                            kept += 1
-                    if key is not None and key in drop:
-                        continue
-                    tar_out.addfile(info, tar_in.extractfile(info) if info.isfile() else None)
-    return {"path": posixpath.basename(target), "samples": kept, "removed": removed,
-            "bytes": writer.bytes, "sha256": writer.sha256.hexdigest()}
+        row = _drop_samples(raw, out, drop) if drop else _copy_shard(raw, out)
+    return {"path": posixpath.basename(target), **row}
 
 
-class _FilterShardFn(beam.DoFn):
+class FilterShard(beam.DoFn):
+    """Rewrites one shard (``(path, label)``) into ``out``; yields its manifest row as JSON."""
+
     def __init__(self, out: str, drops: dict[str, list[str]]):
         self.out = out
         self.drops = drops
 
     def setup(self):
-        self.kept = wbeam.counter(STAGE, "samples_kept")
-        self.removed = wbeam.counter(STAGE, "samples_removed")
+        self.samples_in = wbeam.counter(STAGE, "in")
+        self.samples_out = wbeam.counter(STAGE, "out")
+        self.removed = wbeam.counter(STAGE, "dropped_overlap")
 
     def process(self, item):
         source, name = item
         row = rewrite_shard(source, fileio.join(self.out, posixpath.basename(name)), set(self.drops.get(name, ())))
-        self.kept.inc(row["samples"])
+        self.samples_in.inc(row["samples"] + row["removed"])
+        self.samples_out.inc(row["samples"])
         self.removed.inc(row["removed"])
         row["source"] = name
         yield json.dumps(row)
 
 
-def filter_shards(shards: str, overlap: str, out: str, beam_args: list[str] | None = None) -> dict:
-    """Write ``shards`` without the samples flagged in ``overlap`` to ``out``; returns the manifest."""
-    flagged = flagged_samples(overlap)
-    paths = list_tars(shards)
-    root = shards_root(shards)
-    names = [shard_name(p, root) for p in paths]
-    basenames = [posixpath.basename(n) for n in names]
-    if len(set(basenames)) != len(basenames):
-        raise UserError(f"shards under {shards!r} share file names; filter writes them side by side")
-    if not fileio.is_remote(out) and os.path.abspath(out) in {os.path.abspath(os.path.dirname(p)) for p in paths}:
-        raise UserError("--out must not be the folder the shards are read from")
+# -- the run --------------------------------------------------------------------------------------------
+
+def _drops_by_shard(shards: str, names: list[str], flagged: dict) -> dict[str, list[str]]:
+    """``{shard label: [flagged keys]}``; overlap.json may name a shard by its label or its file name."""
     drops: dict[str, list[str]] = {}
     unknown = set(flagged)
     for name in names:
@@ -159,38 +138,65 @@ def filter_shards(shards: str, overlap: str, out: str, beam_args: list[str] | No
                 unknown.discard(candidate)
     if unknown:
         raise UserError(f"overlap.json flags samples in shards not under {shards!r}: {', '.join(sorted(unknown)[:5])}")
-    fileio.makedirs(out)
-    if not fileio.is_remote(out):
-        shutil.rmtree(fileio.join(out, "_work"), ignore_errors=True)
-    parts = fileio.join(out, "_work", "filter")
-    pipeline = wbeam.make_pipeline(beam_args)
-    _ = (
-        pipeline
-        | "Shards" >> beam.Create(list(zip(paths, names)))
-        | "Spread" >> beam.Reshuffle()
-        | "Rewrite" >> beam.ParDo(_FilterShardFn(out, drops))
-        | "Write" >> beam.io.WriteToText(parts, file_name_suffix=".jsonl")
-    )
-    counters = wbeam.run(pipeline, stage=STAGE)
-    rows = [json.loads(line) for path in fileio.expand(parts + "*", what="filter output")
-            for line in fileio.read_text(path).splitlines() if line.strip()]
-    rows.sort(key=lambda r: r["path"])
+    return drops
+
+
+def _shards_to_filter(options: OverlapFilterOptions) -> tuple[list[str], list[str]]:
+    """The shard paths and their labels; refuses names that would collide in ``out``, or ``out`` = the source."""
+    paths = list_tars(options.shards)
+    root = shards_root(options.shards)
+    names = [shard_label(p, root) for p in paths]
+    basenames = [posixpath.basename(n) for n in names]
+    if len(set(basenames)) != len(basenames):
+        raise UserError(f"shards under {options.shards!r} share file names; filter writes them side by side")
+    out = options.out
+    if not fileio.is_remote(out) and os.path.abspath(out) in {os.path.abspath(os.path.dirname(p)) for p in paths}:
+        raise UserError("--out must not be the folder the shards are read from")
+    return paths, names
+
+
+def _removed_rows(drops: dict[str, list[str]], flagged: dict) -> list[dict]:
     removed = []
     for name, keys in sorted(drops.items()):
-        base = posixpath.basename(name)
-        for key in keys:
-            removed.append({"shard": name, "shard_key": key, "matches": flagged[name if name in flagged else base][key]})
-    manifest = {
-        "shards": [{"path": r["path"], "samples": r["samples"], "bytes": r["bytes"], "sha256": r["sha256"]} for r in rows],
-        "total_samples": sum(r["samples"] for r in rows),
-        "removed_samples": sum(r["removed"] for r in rows),
-        "source": shards,
-        "overlap": fileio.join(overlap, "overlap.json"),
-        "counters": counters,
-    }
-    fileio.write_text_atomic(fileio.join(out, "removed.jsonl"),
-                             "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in removed))
-    fileio.write_json_atomic(fileio.join(out, "manifest.json"), manifest)
+        matches = flagged[name if name in flagged else posixpath.basename(name)]
+        removed += [{"shard": name, "shard_key": key, "matches": matches[key]} for key in keys]
+    return removed
+
+
+def _clear_work(out: str) -> None:
     if not fileio.is_remote(out):
-        shutil.rmtree(fileio.join(out, "_work"), ignore_errors=True)
-    return manifest
+        shutil.rmtree(fileio.join(out, WORK_DIR), ignore_errors=True)
+
+
+def run_overlap_filter(options: OverlapFilterOptions, beam_args: list[str] | None = None) -> dict:
+    """Write ``options.shards`` without the samples flagged in ``options.overlap`` to ``options.out``;
+    returns the stats record written to ``OUT/stats.json``."""
+    flagged = flagged_samples(options.overlap)
+    paths, names = _shards_to_filter(options)
+    drops = _drops_by_shard(options.shards, names, flagged)
+    with StageRun(STAGE, options.out, settings=options) as stage:
+        _clear_work(options.out)
+        parts = fileio.join(options.out, WORK_DIR, "filter")
+        pipeline = stage.pipeline(beam_args)
+        _ = (
+            pipeline
+            | "Shards" >> beam.Create(list(zip(paths, names, strict=True)))
+            | "Spread" >> beam.Reshuffle()
+            | "Rewrite" >> beam.ParDo(FilterShard(options.out, drops))
+            | "Write" >> beam.io.WriteToText(parts, file_name_suffix=".jsonl")
+        )
+        stage.run(pipeline)
+        rows = sorted((json.loads(line) for path in fileio.expand(parts + "*", what="filter output")
+                       for line in fileio.read_text(path).splitlines() if line.strip()), key=lambda r: r["path"])
+        kept, removed = sum(r["samples"] for r in rows), sum(r["removed"] for r in rows)
+        fileio.write_text_atomic(fileio.join(options.out, "removed.jsonl"), "".join(
+            json.dumps(r, ensure_ascii=False) + "\n" for r in _removed_rows(drops, flagged)))
+        write_manifest(options.out, {
+            "shards": [manifest_entry(r["path"], TarSummary(r["samples"], r["bytes"], r["sha256"])) for r in rows],
+            "total_samples": kept, "removed_samples": removed, "source": options.shards,
+            "overlap": fileio.join(options.overlap, "overlap.json")})
+        _clear_work(options.out)
+        return stage.finish(records_in=kept + removed, records_out=kept, dropped={"overlap": removed},
+                            outputs={"shards": options.out, "manifest": manifest_path(options.out),
+                                     "removed": fileio.join(options.out, "removed.jsonl")},
+                            shards=len(rows))

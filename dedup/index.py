@@ -233,7 +233,8 @@ class OverlapIndex:
         if len(keys) == 1:
             gather = store.codes[starts[0]:starts[0] + lengths[0]]
         else:
-            gather = np.concatenate([store.codes[s:s + n] for s, n in zip(starts.tolist(), lengths.tolist())])
+            spans = zip(starts.tolist(), lengths.tolist(), strict=True)
+            gather = np.concatenate([store.codes[s:s + n] for s, n in spans])
         if len(gather) > 16 * len(image_set):
             # Many candidates (a large index): one membership array over the element universe is cheapest.
             member = self._member()
@@ -276,14 +277,14 @@ class OverlapIndex:
             if keys:
                 checked += len(keys)
                 sims = self.image_similarities(image_set, keys)
-                matches.extend(Match(int(k), "image", float(s)) for k, s in zip(keys, sims) if s >= floor)
+                matches.extend(Match(int(k), "image", float(s)) for k, s in zip(keys, sims, strict=True) if s >= floor)
         if text_set is not None and len(text_set):
             keys = self.text_candidates(text_set)
             if keys:
                 checked += len(keys)
                 sims = self.text_similarities(text_set, keys)
                 limit = floor if text_floor is None else text_floor
-                matches.extend(Match(int(k), "text", float(s)) for k, s in zip(keys, sims) if s >= limit)
+                matches.extend(Match(int(k), "text", float(s)) for k, s in zip(keys, sims, strict=True) if s >= limit)
         return matches, checked
 
     def brute_force_image(self, image_codes: np.ndarray) -> np.ndarray:

@@ -1,36 +1,69 @@
 """The overlap reports: ``overlap.json`` (everything), ``overlap.md`` (a table like the CLIP paper's),
 ``overlap.html`` (side-by-side thumbnails so a person can judge each pair and set thresholds) and
 ``overlap.png`` (overlap percent per eval set, drawn with matplotlib's Agg backend).
+
+``overlap.json`` carries its own ``version`` (``REPORT_VERSION``); ``read_report`` loads it back for
+``wit overlap filter`` and ``accuracy``.
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import io
 from collections import defaultdict
 
-from wit_pipeline import fileio
+from PIL import Image
 
-from wit_pipeline.tario import iter_tar_samples
+from wit_pipeline import fileio
+from wit_pipeline.errors import UserError
+from wit_pipeline.shardset import iter_tar_samples
 
 from .evalsets import image_member
 from .index import EvalEntry, OverlapIndex
 
+REPORT_VERSION = 1
+REPORT_FILES = {"report": "overlap.json", "markdown": "overlap.md", "html": "overlap.html", "chart": "overlap.png"}
 MAX_PAIRS_SHOWN = 200     # flagged pairs with thumbnails per eval set in overlap.html (overlap.json has all)
 AROUND_THRESHOLD = 12     # pairs shown just above and just below each threshold
+THUMB_SIDE = 128
 
 
-def write_reports(result: dict, out: str, index: OverlapIndex | None = None, matches: list[dict] | None = None) -> None:
+def read_report(folder: str) -> dict:
+    """The ``overlap.json`` a scan wrote into ``folder``."""
+    path = fileio.join(folder, REPORT_FILES["report"])
+    if not fileio.exists(path):
+        raise UserError(f"--overlap {folder!r} has no overlap.json (run 'wit overlap scan' first)")
+    return fileio.read_json(path)
+
+
+def write_reports(result: dict, out: str, index: OverlapIndex | None = None,
+                  matches: list[dict] | None = None) -> None:
     """Write overlap.json, overlap.md, overlap.png and overlap.html into ``out``."""
-    fileio.write_json_atomic(fileio.join(out, "overlap.json"), result)
-    fileio.write_text_atomic(fileio.join(out, "overlap.md"), markdown_table(result))
-    fileio.write_bytes_atomic(fileio.join(out, "overlap.png"), bar_chart_png(result))
+    files = {name: fileio.join(out, file) for name, file in REPORT_FILES.items()}
+    fileio.write_json_atomic(files["report"], result)
+    fileio.write_text_atomic(files["markdown"], markdown_table(result))
+    fileio.write_bytes_atomic(files["chart"], bar_chart_png(result))
     thumbs = {}
     for row in matches or []:
         if row.get("thumb"):
             thumbs[(row["shard"], row["shard_key"])] = row["thumb"]
     eval_thumbs = _eval_thumbnails(result, index) if index is not None else {}
-    fileio.write_text_atomic(fileio.join(out, "overlap.html"), html_report(result, thumbs, eval_thumbs))
+    fileio.write_text_atomic(files["html"], html_report(result, thumbs, eval_thumbs))
+
+
+def thumbnail_data_uri(data: bytes, side: int = THUMB_SIDE) -> str | None:
+    """A small JPEG of an image as a ``data:`` URI for the HTML report (None if it cannot be read)."""
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.draft("RGB", (side, side))
+        image = image.convert("RGB")
+        image.thumbnail((side, side))
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=80)
+    except Exception:
+        return None
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 # --------------------------------------------------------------------------- markdown
@@ -68,7 +101,9 @@ def format_table(result: dict) -> str:
     for name, s in sorted(result["eval_sets"].items()):
         rows.append((name, str(s["examples"]), str(s["flagged"]), f"{s['percent']:.2f}", f"{s['threshold']:.2f}"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
+    lines = ["  ".join(cell.ljust(width) if i == 0 else cell.rjust(width)
+                       for i, (cell, width) in enumerate(zip(row, widths, strict=True)))
+             for row in rows]
     summary = result["summary"]
     lines.append(f"median {summary['median_percent']:.2f}%, mean {summary['mean_percent']:.2f}%; "
                  f"{result['shards']['samples']} training samples in {result['shards']['count']} shards, "
@@ -80,7 +115,8 @@ def format_table(result: dict) -> str:
 
 
 def bar_chart_png(result: dict) -> bytes:
-    # The Agg canvas directly: no pyplot, no global backend switch, works without a display.
+    # The Agg canvas directly: no pyplot, no global backend switch, works without a display. Imported
+    # here because only the driver draws; the scan's workers import this module for thumbnails alone.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -96,7 +132,7 @@ def bar_chart_png(result: dict) -> bytes:
     axes.set_title("Eval examples with a near-duplicate in training", fontsize=10)
     top = max(values + [1.0])
     axes.set_ylim(0, top * 1.2)
-    for bar, value in zip(bars, values):
+    for bar, value in zip(bars, values, strict=True):
         axes.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + top * 0.02, f"{value:.1f}%",
                   ha="center", va="bottom", fontsize=8)
     figure.tight_layout()
@@ -116,8 +152,6 @@ def _shown_pairs(s: dict) -> list[dict]:
 
 def _eval_thumbnails(result: dict, index: OverlapIndex) -> dict[tuple[str, str], str]:
     """Thumbnails of the eval images that appear in the report, read back from their sources."""
-    from .scan import thumbnail_data_uri
-
     wanted: dict[tuple[str, str], EvalEntry] = {}
     by_id = {(e.set_name, e.eval_id): e for e in index.entries}
     for name, s in result["eval_sets"].items():
@@ -183,19 +217,20 @@ def _pair_table(pairs: list[dict], name: str, thumbs: dict, eval_thumbs: dict, e
             f"<td>{_img(thumbs.get((p['shard'], p['shard_key'])))}</td>"
             f"<td class=\"num sim\">{p['similarity']:.3f}</td><td>{html.escape(p['kind'])}</td>"
             f"<td class=\"small\">{html.escape(p['eval_id'])}</td>"
-            f"<td class=\"small\">{html.escape(p['shard'])} / {html.escape(p['shard_key'])}<br>{link}<br>{caption}</td></tr>")
+            f"<td class=\"small\">{html.escape(p['shard'])} / {html.escape(p['shard_key'])}<br>{link}<br>"
+            f"{caption}</td></tr>")
     rows.append("</table>")
     return "\n".join(rows)
 
 
-def html_report(result: dict, thumbs: dict, eval_thumbs: dict) -> str:
-    sets = result["eval_sets"]
+def _html_overview(result: dict) -> list[str]:
+    shards = result["shards"]
     parts = [
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>Train / eval overlap</title>",
         f"<style>{_STYLE}</style></head><body>",
         "<h1>Train / eval overlap</h1>",
-        f"<p>{result['shards']['samples']} training samples in {result['shards']['count']} shards "
-        f"({result['shards']['unreadable_images']} unreadable images, {len(result['shards']['failed'])} unreadable shards). "
+        f"<p>{shards['samples']} training samples in {shards['count']} shards "
+        f"({shards['unreadable_images']} unreadable images, {len(shards['failed'])} unreadable shards). "
         "Similarity is the exact Jaccard similarity of the two signatures (image: region hashes; text: character "
         "5-grams). Judge the pairs just above and just below each threshold, then re-run with "
         "<code>--threshold NAME=T</code> to set that eval set's threshold.</p>",
@@ -203,39 +238,56 @@ def html_report(result: dict, thumbs: dict, eval_thumbs: dict) -> str:
         "<table><tr><th>eval set</th><th>examples</th><th>flagged</th><th>overlap %</th><th>threshold</th>"
         "<th>unreadable</th></tr>",
     ]
-    for name, s in sorted(sets.items()):
+    for name, s in sorted(result["eval_sets"].items()):
         parts.append(f"<tr><td><a href=\"#set-{html.escape(name)}\">{html.escape(name)}</a></td>"
                      f"<td class=\"num\">{s['examples']}</td><td class=\"num\">{s['flagged']}</td>"
                      f"<td class=\"num\">{s['percent']:.2f}</td><td class=\"num\">{s['threshold']:.2f}</td>"
                      f"<td class=\"num\">{len(s['unreadable'])}</td></tr>")
     parts.append("</table>")
-    for name, s in sorted(sets.items()):
-        above = sorted(s["pairs"], key=lambda p: p["similarity"])[:AROUND_THRESHOLD]
-        below = s["near_misses"][:AROUND_THRESHOLD]
-        parts += [
-            f"<h2 id=\"set-{html.escape(name)}\">{html.escape(name)}</h2>",
-            f"<p>{s['examples']} examples, {s['flagged']} flagged ({s['percent']:.2f}%) at threshold "
-            f"{s['threshold']:.2f} (text pairs: {s['text_threshold']:.2f}); {len(s['pairs'])} flagged pairs. "
-            f"Source: <code>{html.escape(s['path'])}</code> ({html.escape(s['format'])}).</p>",
-            f"<h3>Just above the threshold (the {len(above)} least similar flagged pairs)</h3>",
-            _pair_table(above, name, thumbs, eval_thumbs, "no flagged pairs"),
-            f"<h3>Just below the threshold (the {len(below)} most similar pairs not flagged)</h3>",
-            _pair_table(below, name, thumbs, eval_thumbs, "no pairs found below the threshold"),
-            "<h3>Flagged pairs, most similar first"
-            + (f" (first {MAX_PAIRS_SHOWN} of {len(s['pairs'])}; overlap.json lists all)" if len(s["pairs"]) > MAX_PAIRS_SHOWN else "")
-            + "</h3>",
-            _pair_table(s["pairs"][:MAX_PAIRS_SHOWN], name, thumbs, eval_thumbs, "no flagged pairs"),
-        ]
-        if s["unreadable"]:
-            parts.append(f"<h3>Unreadable eval examples ({len(s['unreadable'])})</h3><ul>")
-            parts += [f"<li>{html.escape(u['eval_id'])}: {html.escape(u['reason'])}</li>" for u in s["unreadable"]]
-            parts.append("</ul>")
-    unreadable = result["shards"]["unreadable"]
-    if unreadable or result["shards"]["failed"]:
-        parts.append("<h2>Unreadable training data</h2><ul>")
-        parts += [f"<li>shard {html.escape(f['shard'])}: {html.escape(f['error'])}</li>" for f in result["shards"]["failed"]]
-        parts += [f"<li>{html.escape(u['shard'])} / {html.escape(u['shard_key'])}: {html.escape(u['reason'])}</li>"
-                  for u in unreadable]
+    return parts
+
+
+def _html_eval_set(name: str, s: dict, thumbs: dict, eval_thumbs: dict) -> list[str]:
+    above = sorted(s["pairs"], key=lambda p: p["similarity"])[:AROUND_THRESHOLD]
+    below = s["near_misses"][:AROUND_THRESHOLD]
+    shown = ""
+    if len(s["pairs"]) > MAX_PAIRS_SHOWN:
+        shown = f" (first {MAX_PAIRS_SHOWN} of {len(s['pairs'])}; overlap.json lists all)"
+    parts = [
+        f"<h2 id=\"set-{html.escape(name)}\">{html.escape(name)}</h2>",
+        f"<p>{s['examples']} examples, {s['flagged']} flagged ({s['percent']:.2f}%) at threshold "
+        f"{s['threshold']:.2f} (text pairs: {s['text_threshold']:.2f}); {len(s['pairs'])} flagged pairs. "
+        f"Source: <code>{html.escape(s['path'])}</code> ({html.escape(s['format'])}).</p>",
+        f"<h3>Just above the threshold (the {len(above)} least similar flagged pairs)</h3>",
+        _pair_table(above, name, thumbs, eval_thumbs, "no flagged pairs"),
+        f"<h3>Just below the threshold (the {len(below)} most similar pairs not flagged)</h3>",
+        _pair_table(below, name, thumbs, eval_thumbs, "no pairs found below the threshold"),
+        f"<h3>Flagged pairs, most similar first{shown}</h3>",
+        _pair_table(s["pairs"][:MAX_PAIRS_SHOWN], name, thumbs, eval_thumbs, "no flagged pairs"),
+    ]
+    if s["unreadable"]:
+        parts.append(f"<h3>Unreadable eval examples ({len(s['unreadable'])})</h3><ul>")
+        parts += [f"<li>{html.escape(u['eval_id'])}: {html.escape(u['reason'])}</li>" for u in s["unreadable"]]
         parts.append("</ul>")
+    return parts
+
+
+def _html_unreadable_training(shards: dict) -> list[str]:
+    if not shards["unreadable"] and not shards["failed"]:
+        return []
+    return [
+        "<h2>Unreadable training data</h2><ul>",
+        *(f"<li>shard {html.escape(f['shard'])}: {html.escape(f['error'])}</li>" for f in shards["failed"]),
+        *(f"<li>{html.escape(u['shard'])} / {html.escape(u['shard_key'])}: {html.escape(u['reason'])}</li>"
+          for u in shards["unreadable"]),
+        "</ul>",
+    ]
+
+
+def html_report(result: dict, thumbs: dict, eval_thumbs: dict) -> str:
+    parts = _html_overview(result)
+    for name, s in sorted(result["eval_sets"].items()):
+        parts += _html_eval_set(name, s, thumbs, eval_thumbs)
+    parts += _html_unreadable_training(result["shards"])
     parts.append("</body></html>\n")
     return "\n".join(parts)

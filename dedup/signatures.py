@@ -53,6 +53,7 @@ about 0.2-0.5 with its eval original; distinct images stay under ~0.05 (README,
 from __future__ import annotations
 
 import io
+import re
 import warnings
 import zlib
 from functools import lru_cache
@@ -89,6 +90,12 @@ class BadImage(ValueError):
     """The bytes are not an image Pillow can decode (the reason is the message)."""
 
 
+def _reason(exc: Exception) -> str:
+    """Pillow's error in one line, without object addresses (``<_io.BytesIO object at 0x7f..>``), so the
+    same input gives the same report."""
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", f"{exc.__class__.__name__}: {exc}".splitlines()[0])[:200]
+
+
 # --------------------------------------------------------------------------- decoding
 
 
@@ -120,7 +127,7 @@ def decode_pixels(data: bytes) -> np.ndarray:
             raw = image.tobytes("raw", "YCbCrX")
             width, height = image.size
     except Exception as exc:  # Pillow raises many types (OSError, SyntaxError, ValueError, ...)
-        raise BadImage(f"{exc.__class__.__name__}: {exc}".splitlines()[0][:200]) from None
+        raise BadImage(_reason(exc)) from None
     if height < 2 or width < 2:
         raise BadImage(f"image too small to sign: {width}x{height}")
     packed = np.frombuffer(raw, np.uint32).reshape(height, width)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from itertools import pairwise
 from typing import Iterable
 
 from wit_pipeline.text import canonical, sentences, words
@@ -36,7 +37,7 @@ def count_plain_text(plain: str, keep_case: bool, unigrams: Counter, bigrams: Co
         tokens += len(sentence_words)
         unigrams.update(sentence_words)
         if len(sentence_words) > 1:
-            bigrams.update([a + " " + b for a, b in zip(sentence_words, sentence_words[1:])])
+            bigrams.update([a + " " + b for a, b in pairwise(sentence_words)])
     return tokens
 
 

@@ -7,24 +7,24 @@ A queries DIR holds:
   statistics it was admitted on: ``count`` (Wikipedia count of the word or
   bigram), ``pmi`` (bigrams), ``views`` (titles), ``synsets`` (WordNet);
 * ``queries.txt``: the queries, one per line, same order;
-* ``stats.json``: entries per source, overlaps, input counts, thresholds.
+* ``stats.json``: the stage record every stage writes (``wit_pipeline.stage``: ``in`` candidate
+  entries, ``out`` rows, ``dropped`` by reason, ...) with entries per source, overlaps, input
+  counts and thresholds beside it.
 """
 
 from __future__ import annotations
 
-import io
 import os
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from wit_pipeline import fileio
 from wit_pipeline.errors import UserError
+from wit_pipeline.tables import format_or_none, iter_table_rows
 from wit_pipeline.text import canonical
 
 PARQUET_NAME = "queries.parquet"
 TEXT_NAME = "queries.txt"
-STATS_NAME = "stats.json"
 
 SCHEMA = pa.schema([
     ("query", pa.string()),
@@ -39,11 +39,8 @@ SCHEMA = pa.schema([
 def write_query_files(rows: list[dict], out: str) -> int:
     """Write queries.parquet and queries.txt (sorted, atomic); returns the number of rows."""
     rows = sorted(rows, key=lambda row: row["query"])
-    table = pa.Table.from_pylist(rows, schema=SCHEMA)
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="zstd")
     fileio.makedirs(out)
-    fileio.write_bytes_atomic(fileio.join(out, PARQUET_NAME), buffer.getvalue())
+    fileio.write_parquet_atomic(fileio.join(out, PARQUET_NAME), pa.Table.from_pylist(rows, schema=SCHEMA))
     fileio.write_text_atomic(fileio.join(out, TEXT_NAME), "".join(row["query"] + "\n" for row in rows))
     return len(rows)
 
@@ -52,11 +49,12 @@ def read_query_table(out: str) -> pa.Table:
     path = fileio.join(out, PARQUET_NAME)
     if not fileio.exists(path):
         raise UserError(f"{out!r} is not a queries directory (no {PARQUET_NAME})")
-    return pq.read_table(io.BytesIO(fileio.read_bytes(path)))
+    return fileio.read_parquet(path)
 
 
 def load_queries(path: str, keep_case: bool = False) -> list[str]:
-    """The queries of a queries DIR, a ``queries.parquet`` or a plain text file (one query a line).
+    """The queries of a queries DIR, a parquet file with a ``query`` column (``.parquet``/``.pq``, optionally
+    compressed; read by ``wit_pipeline.tables``) or a plain text file (one query a line).
 
     Queries from a DIR or parquet are already in canonical form and are used as
     they are. Lines of a text file are normalised with ``canonical(line,
@@ -66,8 +64,8 @@ def load_queries(path: str, keep_case: bool = False) -> list[str]:
     is_dir = os.path.isdir(path) if not fileio.is_remote(path) else fileio.exists(fileio.join(path, PARQUET_NAME))
     if is_dir:
         queries = read_query_table(path).column("query").to_pylist()
-    elif path.endswith(".parquet"):
-        queries = pq.read_table(io.BytesIO(fileio.read_bytes(path)), columns=["query"]).column("query").to_pylist()
+    elif format_or_none(path) == "parquet":
+        queries = [row["query"] for row in iter_table_rows(path, columns=["query"], required=["query"])]
     else:
         if not fileio.exists(path):
             raise UserError(f"query list {path!r} does not exist")
@@ -88,11 +86,11 @@ def load_queries(path: str, keep_case: bool = False) -> list[str]:
 
 
 def format_stats(stats: dict) -> str:
-    """The summary ``wit queries stats`` prints: entries per source, overlaps, inputs."""
+    """The summary ``wit queries stats`` prints: entries per source, overlaps, inputs, and the accounting."""
     lines = [f"{'source':<10} {'entries':>10} {'only this':>10}"]
     for source, count in stats["by_source"].items():
         lines.append(f"{source:<10} {count:>10,} {stats['only_source'].get(source, 0):>10,}")
-    lines.append(f"{'total':<10} {stats['entries']:>10,}")
+    lines.append(f"{'total':<10} {stats['out']:>10,}")
     lines.append("")
     lines.append(f"{'overlap':<18} {'entries':>10}")
     for pair, count in stats["overlap"].items():
@@ -105,6 +103,10 @@ def format_stats(stats: dict) -> str:
         elif isinstance(value, int):
             value = f"{value:,}"
         lines.append(f"  {key:<28} {value}")
+    dropped = ", ".join(f"{reason} {n:,}" for reason, n in stats["dropped"].items() if n) or "none"
+    lines.append("")
+    lines.append(f"candidates {stats['in']:,}: {stats['out']:,} rows, dropped {dropped}"
+                 + ("" if stats["accounted"] else " (NOT accounted)"))
     thresholds = stats.get("thresholds", {})
     if thresholds:
         lines.append("")

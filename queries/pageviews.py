@@ -19,6 +19,7 @@ from wit_pipeline.errors import UserError
 from .wikidump import namespace_prefix
 
 ENGLISH_DOMAINS = frozenset({"en", "en.m"})
+NOT_ARTICLE_REASONS = ("other_wiki", "namespace")   # what ``is_article_view`` returns for a row that does not count
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,8 @@ def iter_pageview_file(path: str) -> Iterator[PageviewLine | None]:
     line_number = 0
     try:
         with fileio.open_read(path) as handle:
-            for line_number, raw in enumerate(iter(handle.readline, b""), 1):
+            for raw in iter(handle.readline, b""):
+                line_number += 1
                 yield parse_pageview_line(raw.rstrip(b"\r\n"))
     except (OSError, EOFError) as exc:
         raise UserError(f"{path}: cannot read pageviews after line {line_number}: {exc}") from None

@@ -82,6 +82,9 @@ class ReadRange:
     kind: str
 
 
+PAGE_DAMAGE_REASONS = ("malformed", "undecodable")   # the reasons ``PageSkipped`` carries
+
+
 class PageSkipped(Exception):
     """One page could not be read; ``reason`` is the stats.json key it is counted under."""
 
@@ -239,77 +242,110 @@ def scan_pages(
     range that reads the last page of a file also checks the file ends with
     ``</mediawiki>``; the first range checks it begins as a MediaWiki export.
     """
-    buf = b""
-    base = 0           # logical offset of buf[0]
-    pos = 0            # where the next search starts in buf
-    page_start = -1    # buf index of the open page, -1 between pages
-    close_from = 0     # where the search for </page> resumes
-    limit: int | None = None
-    seen_doc_open = not first_range
-    seen_doc_close = False
-    check_end = first_range   # set once this range has read a page of its own
-    exhausted = False
-    chunk_iter = iter(chunks)
+    return _PageScanner(chunks, path=path, first_range=first_range, where=where).pages()
 
-    def more() -> bool:
-        nonlocal buf, base, pos, page_start, close_from, limit, exhausted
-        try:
-            chunk, owned = next(chunk_iter)
-        except StopIteration:
-            exhausted = True
-            return False
-        keep = page_start if page_start >= 0 else max(pos, 0)
-        buf = buf[keep:]
-        base += keep
-        if page_start >= 0:
-            close_from -= keep
-            page_start = 0
-        pos -= keep
-        if not owned and limit is None:
-            limit = base + len(buf)
-        buf += chunk
-        return True
 
-    while True:
-        if page_start < 0:
-            found = buf.find(_PAGE_OPEN, pos)
-            if found < 0:
-                # Between pages: note the document's start/end tags, keep a tail for split tags.
-                if not seen_doc_open and _DOC_OPEN in buf:
-                    seen_doc_open = True
-                if _DOC_CLOSE in buf[max(pos - len(_DOC_CLOSE), 0):]:
-                    seen_doc_close = True
-                pos = max(len(buf) - len(_DOC_CLOSE), 0)
-                # Read on even past the owned bytes: either the next <page> turns up (someone
-                # else's, so we stop) or the file ends and this range checks its tail.
-                if not more():
-                    if not seen_doc_open:
-                        raise UserError(f"{path}: not a MediaWiki XML export (no <mediawiki> element)")
-                    if check_end and not seen_doc_close:
-                        raise UserError(f"{path}: truncated XML: the file ends at {where(base + len(buf))} "
-                                        f"without </mediawiki>")
-                    return
+class _PageScanner:
+    """``scan_pages``' state: a window (``buf``) over the logical stream, and where the scan stands in it.
+
+    Between pages the scanner looks for the next ``<page>`` (noting ``<mediawiki`` and
+    ``</mediawiki>`` on the way); inside a page, for its ``</page>``. Whenever the window runs out
+    it reads the next chunk, keeping only the bytes still needed (the open page, or a tail long
+    enough to hold a tag split across chunks).
+    """
+
+    def __init__(self, chunks: Iterator[tuple[bytes, bool]], *, path: str, first_range: bool,
+                 where: Callable[[int], str]):
+        self.chunks = iter(chunks)
+        self.path = path
+        self.where = where
+        self.buf = b""
+        self.base = 0               # logical offset of buf[0]
+        self.pos = 0                # where the next search for <page> starts in buf
+        self.page_start = -1        # buf index of the open page, -1 between pages
+        self.close_from = 0         # where the search for </page> resumes
+        self.limit: int | None = None   # logical offset where the owned bytes end, once a chunk is not owned
+        self.seen_doc_open = not first_range
+        self.seen_doc_close = False
+        self.check_end = first_range    # set once this range has read a page of its own
+
+    def pages(self) -> Iterator[tuple[int, bytes]]:
+        while True:
+            if self.page_start < 0:
+                found = self.buf.find(_PAGE_OPEN, self.pos)
+                if found < 0:
+                    if not self._between_pages():
+                        return
+                    continue
+                if self.limit is not None and self.base + found >= self.limit:
+                    return  # the next page starts in bytes another range owns
+                self._open_page(found)
+            end = self.buf.find(_PAGE_CLOSE, self.close_from)
+            if end < 0:
+                self._await_page_end()
                 continue
-            if limit is not None and base + found >= limit:
-                return
-            if not seen_doc_open:
-                if _DOC_OPEN not in buf[:found]:
-                    raise UserError(f"{path}: not a MediaWiki XML export (no <mediawiki> before the first page)")
-                seen_doc_open = True
-            page_start = found
-            close_from = found + len(_PAGE_OPEN)
-            seen_doc_close = False
-        end = buf.find(_PAGE_CLOSE, close_from)
-        if end < 0:
-            close_from = max(len(buf) - len(_PAGE_CLOSE), page_start)
-            if not more():
-                raise UserError(f"{path}: truncated XML: the page starting at {where(base + page_start)} never ends")
-            continue
-        end += len(_PAGE_CLOSE)
-        yield base + page_start, buf[page_start:end]
-        check_end = True
-        pos = end
-        page_start = -1
+            yield self._close_page(end + len(_PAGE_CLOSE))
+
+    def _between_pages(self) -> bool:
+        """No ``<page>`` in the window: note the document's tags, keep a tail for split tags, read on.
+
+        Reads on even past the owned bytes: either the next ``<page>`` turns up (someone else's,
+        so the scan stops) or the file ends, and this range checks its tail. False at the end.
+        """
+        if not self.seen_doc_open and _DOC_OPEN in self.buf:
+            self.seen_doc_open = True
+        if _DOC_CLOSE in self.buf[max(self.pos - len(_DOC_CLOSE), 0):]:
+            self.seen_doc_close = True
+        self.pos = max(len(self.buf) - len(_DOC_CLOSE), 0)
+        if self._read_more():
+            return True
+        if not self.seen_doc_open:
+            raise UserError(f"{self.path}: not a MediaWiki XML export (no <mediawiki> element)")
+        if self.check_end and not self.seen_doc_close:
+            raise UserError(f"{self.path}: truncated XML: the file ends at {self.where(self.base + len(self.buf))} "
+                            f"without </mediawiki>")
+        return False
+
+    def _open_page(self, found: int) -> None:
+        if not self.seen_doc_open:
+            if _DOC_OPEN not in self.buf[:found]:
+                raise UserError(f"{self.path}: not a MediaWiki XML export (no <mediawiki> before the first page)")
+            self.seen_doc_open = True
+        self.page_start = found
+        self.close_from = found + len(_PAGE_OPEN)
+        self.seen_doc_close = False
+
+    def _await_page_end(self) -> None:
+        """Inside a page whose ``</page>`` is not in the window yet: read on (the file must not end here)."""
+        self.close_from = max(len(self.buf) - len(_PAGE_CLOSE), self.page_start)
+        if not self._read_more():
+            raise UserError(f"{self.path}: truncated XML: the page starting at "
+                            f"{self.where(self.base + self.page_start)} never ends")
+
+    def _close_page(self, end: int) -> tuple[int, bytes]:
+        page = (self.base + self.page_start, self.buf[self.page_start:end])
+        self.check_end = True
+        self.pos = end
+        self.page_start = -1
+        return page
+
+    def _read_more(self) -> bool:
+        """Append the next chunk to the window, dropping the bytes no longer needed; False at the end."""
+        try:
+            chunk, owned = next(self.chunks)
+        except StopIteration:
+            return False
+        keep = self.page_start if self.page_start >= 0 else max(self.pos, 0)
+        self.buf = self.buf[keep:]
+        self.base += keep
+        if self.page_start >= 0:
+            self.close_from -= keep
+            self.page_start = 0
+        self.pos -= keep
+        if not owned and self.limit is None:
+            self.limit = self.base + len(self.buf)
+        self.buf += chunk
+        return True
 
 
 def iter_range_pages(
@@ -330,7 +366,8 @@ def iter_range_pages(
             chunks = _bz2_chunks(handle, path, read_range.start, read_range.end)
 
             def where(offset: int) -> str:
-                return f"uncompressed byte {offset} counted from the first bz2 stream at or after byte {read_range.start}"
+                return (f"uncompressed byte {offset} counted from the first bz2 stream at or after "
+                        f"byte {read_range.start}")
         else:
             chunks = _whole_chunks(_guard_decompression(handle, path))
 

@@ -91,12 +91,12 @@ class MemoryFileSystem(FileSystem):
 
     def copy(self, source_file_names, destination_file_names):
         with _lock:
-            for source, destination in zip(source_file_names, destination_file_names):
+            for source, destination in zip(source_file_names, destination_file_names, strict=True):
                 _objects[destination] = _objects[source]
 
     def rename(self, source_file_names, destination_file_names):
         with _lock:
-            for source, destination in zip(source_file_names, destination_file_names):
+            for source, destination in zip(source_file_names, destination_file_names, strict=True):
                 _objects[destination] = _objects.pop(source)
 
     def exists(self, path):

@@ -55,6 +55,9 @@ def test_overrides_and_a_given_query_list(tmp_path):
     ("output: [unclosed\n", "cannot parse config"),
     ("seed: 1\n", "needs an 'output' root"),
     ("output: x\nstages: [queries, train]\n", "unknown stage"),
+    ("output: x\ndownload: {image_sise: 64}\n", "section 'download': unknown key 'image_sise'; did you mean "
+                                                "'image_size'?"),
+    ("output: x\nstages: [select]\nqueries: {min_cont: 5}\n", "did you mean 'min_count'?"),
 ])
 def test_config_mistakes_are_one_line_errors(tmp_path, capsys, text, message):
     path = tmp_path / "bad.yaml"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -9,8 +10,9 @@ import sys
 import pytest
 
 from wit_pipeline.beam import pipeline_options
-from wit_pipeline.cli import STAGE_MODULES, main
+from wit_pipeline.cli import build_parser, main
 from wit_pipeline.errors import UserError
+from wit_pipeline.stages import COMMANDS, STAGES
 
 
 def _wit(*args: str, cwd: str | None = None) -> subprocess.CompletedProcess:
@@ -19,22 +21,33 @@ def _wit(*args: str, cwd: str | None = None) -> subprocess.CompletedProcess:
                           timeout=120, env=env, cwd=cwd)
 
 
+def _subcommands(parser: argparse.ArgumentParser) -> list[str]:
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return list(subparsers.choices)
+
+
 def test_help_lists_every_stage():
     result = _wit("--help")
     assert result.returncode == 0
-    for command in ("demo", "sampleweb"):
+    for command in ("demo", "sampleweb", "build", "queries", "overlap", "train"):
         assert f"    {command}" in result.stdout
-    assert len(STAGE_MODULES) >= 2
+
+
+def test_help_lists_the_chain_in_order_then_the_other_commands():
+    # Stage names are their commands, except that `wit train` also adds `wit eval`.
+    commands = [name for name in _subcommands(build_parser()) if name != "eval"]
+    assert commands == [s.name for s in STAGES] + [c.name for c in COMMANDS]
+
+
+def test_help_does_not_import_torch():
+    # `wit --help` must stay quick: the trainer's torch is imported when a command needs it.
+    code = "import sys; from wit_pipeline.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "False", result.stderr[-2000:]
 
 
 def test_every_command_has_help(capsys):
-    import argparse
-
-    from wit_pipeline.cli import build_parser
-
-    parser = build_parser()
-    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    for name in subparsers.choices:
+    for name in _subcommands(build_parser()):
         with pytest.raises(SystemExit) as exit_:
             main([name, "--help"])
         assert exit_.value.code == 0, name

@@ -9,8 +9,8 @@ import subprocess
 import sys
 
 import pytest
-from tests.graph_capture import GraphCaptured
 
+from tests.graph_capture import GraphCaptured
 from wit_pipeline.cli import main
 
 DATAFLOW = ["--runner=tests.graph_capture.OfflineDataflowRunner", "--project=wit-project", "--region=us-central1",

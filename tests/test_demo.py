@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+from wit_pipeline.stage import COMMON_KEYS
+
 
 def test_demo_runs_end_to_end(tmp_path):
     out = tmp_path / "demo"
@@ -21,6 +23,12 @@ def test_demo_runs_end_to_end(tmp_path):
     assert (out / "queries" / "queries.parquet").exists()
     assert (out / "shards" / "manifest.json").exists()
     assert (out / "overlap" / "overlap.json").exists()
+
+    # Every stage that wrote output says so in one stats.json shape, with every record accounted for.
+    for folder in ("queries", "candidates/wat", "candidates/search", "select", "shards", "overlap"):
+        stats = json.load(open(out / folder / "stats.json"))
+        assert set(COMMON_KEYS) <= set(stats), (folder, sorted(set(COMMON_KEYS) - set(stats)))
+        assert stats["accounted"] is True, (folder, stats["in"], stats["out"], stats["dropped"])
 
     # The tiny CLIP learns from the downloaded pairs: loss falls, zero-shot beats chance clearly.
     losses = [json.loads(line)["loss"] for line in open(out / "train" / "metrics.jsonl") if '"loss"' in line]

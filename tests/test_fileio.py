@@ -1,10 +1,18 @@
 from __future__ import annotations
 
+import bz2
+import csv
 import gzip
+import io
+import lzma
 import os
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+import zstandard
 
+from tests import memfs
 from wit_pipeline import fileio
 from wit_pipeline.errors import UserError
 
@@ -27,6 +35,39 @@ def test_open_read_decompresses_by_extension(tmp_path):
     with pytest.raises(UserError, match="cannot open"):
         with fileio.open_read(str(tmp_path / "missing.gz")):
             pass
+
+
+@pytest.mark.parametrize("suffix, compress", [
+    (".gz", gzip.compress), (".bz2", bz2.compress), (".xz", lzma.compress),
+    (".zst", lambda data: zstandard.ZstdCompressor().compress(data)),
+])
+def test_decompressed_files_are_real_io_streams(tmp_path, suffix, compress):
+    """Text wrappers and csv need a real ``io`` stream (Beam's CompressedFile has no ``writable``)."""
+    path = str(tmp_path / f"t.csv{suffix}")
+    with open(path, "wb") as handle:
+        handle.write(compress(b"url,text\nhttp://a/1.jpg,one\n") + compress(b"http://a/2.jpg,two\n"))
+    with fileio.open_read(path) as handle:
+        rows = list(csv.reader(io.TextIOWrapper(handle, encoding="utf-8", newline="")))
+    assert rows == [["url", "text"], ["http://a/1.jpg", "one"], ["http://a/2.jpg", "two"]]
+    memfs.put("memfs://f/t.csv" + suffix, open(path, "rb").read())
+    with fileio.open_read("memfs://f/t.csv" + suffix) as handle:
+        assert handle.read().splitlines()[-1] == b"http://a/2.jpg,two"
+
+
+def test_parquet_reads_and_writes_locally_remotely_and_compressed(tmp_path):
+    table = pa.table({"url": ["a", "b"], "n": [1, 2]})
+    for path in (str(tmp_path / "t.parquet"), "memfs://f/t.parquet"):
+        fileio.write_parquet_atomic(path, table)
+        assert fileio.read_parquet(path).equals(table)
+        assert fileio.read_parquet(path, columns=["n"]).column("n").to_pylist() == [1, 2]
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    (tmp_path / "t.pq.gz").write_bytes(gzip.compress(buffer.getvalue()))
+    with fileio.open_parquet(str(tmp_path / "t.pq.gz")) as parquet:
+        assert parquet.schema_arrow.names == ["url", "n"] and parquet.read().equals(table)
+    (tmp_path / "broken.parquet").write_bytes(b"not parquet")
+    with pytest.raises(UserError, match="broken.parquet: not a readable parquet file"):
+        fileio.read_parquet(str(tmp_path / "broken.parquet"))
 
 
 def test_atomic_write_leaves_old_content_when_the_writer_fails(tmp_path):

@@ -41,7 +41,7 @@ def bucket(sample_files):
 def test_candidates_and_select_read_and_write_an_object_store(bucket, sample_files, tmp_path):
     remote = run_candidates(CandidateOptions(source="wat", inputs=[f"{bucket}/cc"], out=f"{bucket}/cand"))
     local = run_candidates(CandidateOptions(source="wat", inputs=list(sample_files.wat), out=str(tmp_path / "cand")))
-    assert remote["pairs_out"] == local["pairs_out"] > 0 and remote["accounted"]
+    assert remote["out"] == local["out"] > 0 and remote["accounted"]
     remote_rows = _read_parts(f"{bucket}/cand/parts/")
     local_rows = pd.read_parquet(tmp_path / "cand" / "parts")
     assert sorted(remote_rows.uid) == sorted(local_rows.uid)
@@ -52,7 +52,7 @@ def test_candidates_and_select_read_and_write_an_object_store(bucket, sample_fil
                                       out=f"{bucket}/sel", cap=5, lang="any"))
     local = run_select(SelectOptions(candidates=[str(tmp_path / "cand")], queries=str(tmp_path / "q.txt"),
                                      out=str(tmp_path / "sel"), cap=5, lang="any"))
-    assert remote["selected"] == local["selected"] > 0 and remote["accounted"]
+    assert remote["out"] == local["out"] > 0 and remote["accounted"]
     assert sorted(_read_parts(f"{bucket}/sel/selected/").uid) == sorted(
         pd.read_parquet(tmp_path / "sel" / "selected").uid)
     assert memfs.keys(f"{bucket}/sel/query_counts.parquet") and memfs.keys(f"{bucket}/sel/stats.json")
@@ -86,17 +86,19 @@ def test_download_writes_shards_to_an_object_store(bucket, remote_shards, sample
                 "--out", f"{bucket}/overlap"]) == 0
     report = json.loads(memfs.get(f"{bucket}/overlap/overlap.json"))
     assert report["eval_sets"]["sample"]["flagged"] > 0
+    stats = json.loads(memfs.get(f"{bucket}/overlap/stats.json"))
+    assert stats["stage"] == "overlap" and stats["accounted"] is True and stats["in"] == report["shards"]["samples"]
 
 
 def test_the_trainer_streams_shards_from_an_object_store(remote_shards, tmp_path):
     from trainer.data import resolve_shards
-    from trainer.train import TrainConfig, train
+    from trainer.train import TrainOptions, run_train
 
     shards = resolve_shards(remote_shards)
     manifest = json.loads(memfs.get(f"{remote_shards}/manifest.json"))
     assert shards.source == "manifest" and shards.epoch_samples == manifest["total_samples"]
     assert shards.urls == [f"{remote_shards}/{entry['path']}" for entry in manifest["shards"]]
-    result = train(TrainConfig(shards=remote_shards, out=str(tmp_path / "train"), model="tiny", batch_size=16,
-                               steps=4, workers=2, shuffle_buffer=16, shards_per_round=2, save_every=10,
-                               log_every=1, tokenizer_captions=200))
+    result = run_train(TrainOptions(shards=remote_shards, out=str(tmp_path / "train"), model="tiny", batch_size=16,
+                                    steps=4, workers=2, shuffle_buffer=16, shards_per_round=2, save_every=10,
+                                    log_every=1, tokenizer_captions=200))
     assert result.steps == 4 and result.first_loss > 0

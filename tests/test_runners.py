@@ -83,7 +83,7 @@ def job_service():
                 break
             except OSError:
                 if time.monotonic() > deadline or service.poll() is not None:
-                    raise RuntimeError("the Beam job service did not start")
+                    raise RuntimeError("the Beam job service did not start") from None
                 time.sleep(0.2)
         yield f"localhost:{port}"
     finally:

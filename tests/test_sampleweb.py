@@ -11,12 +11,14 @@ from urllib.parse import urljoin
 
 import pytest
 import requests
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from warcio.archiveiterator import ArchiveIterator
+from warcio.exceptions import ArchiveLoadFailed
 
 from wit_pipeline.http import make_session
 from wit_pipeline.sampleweb import FAULTS, build_site, serve_sample_web
 from wit_pipeline.sampleweb.render import web_image_bytes
+from wit_pipeline.sampleweb.server import _FAULT_ROUTES
 from wit_pipeline.sampleweb.site import page_html
 
 
@@ -99,6 +101,10 @@ def test_fault_table_covers_every_declared_kind():
                            "noimageai", "robots_disallowed"}
 
 
+def test_every_image_fault_has_a_route_in_the_server():
+    assert {f.path for f in FAULTS.values() if f.is_image} <= set(_FAULT_ROUTES)
+
+
 def _decode(body: bytes) -> Image.Image:
     image = Image.open(io.BytesIO(body))
     image.load()
@@ -141,7 +147,7 @@ def test_image_level_faults(sample_web):
             _decode(response.content)
     html = get("html_as_image")
     assert html.headers["Content-Type"] == "image/jpeg" and html.content.startswith(b"<!DOCTYPE html>")
-    with pytest.raises(Exception):
+    with pytest.raises(UnidentifiedImageError):
         Image.open(io.BytesIO(html.content))
 
     bomb = get("decompression_bomb").content
@@ -252,7 +258,7 @@ def test_wat_and_warc_files_describe_the_pages(sample_web, sample_files):
     assert responses == len(pages_by_url)
 
     with open(sample_files.broken_wat[0], "rb") as handle:
-        with pytest.raises(Exception):
+        with pytest.raises(ArchiveLoadFailed):
             for _ in ArchiveIterator(handle):
                 pass
 

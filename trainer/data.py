@@ -37,7 +37,6 @@ import json
 import logging
 import os
 import random
-import tarfile
 from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Iterator
@@ -47,6 +46,7 @@ import torch
 from PIL import Image
 
 from wit_pipeline.errors import UserError
+from wit_pipeline.shardset import iter_tar_keys, iter_tar_samples, manifest_path, manifest_samples, read_manifest
 
 from .tokenizer import Tokenizer
 
@@ -78,42 +78,20 @@ def _expand_braces(pattern: str) -> list[str]:
 
 
 def _manifest_counts(directory: str) -> dict[str, int] | None:
-    """``{shard path: samples}`` from ``directory/manifest.json`` in its order, ``None`` without one.
-    ``directory`` is local or on an object store (read through Beam's filesystems)."""
-    if "://" in directory:
-        from wit_pipeline import fileio  # imports Beam: only for object stores
-
-        path = f"{directory}/manifest.json"
-        if not fileio.exists(path):
-            return None
-        read, place = fileio.read_text, (lambda name: f"{directory}/{name}")
-    else:
-        path = os.path.join(directory, "manifest.json")
-        if not os.path.isfile(path):
-            return None
-        read, place = _read_local_text, (lambda name: os.path.normpath(os.path.join(directory, name)))
-    try:
-        return {place(entry["path"]): int(entry["samples"]) for entry in json.loads(read(path))["shards"]}
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"{path}: not a shard manifest ({exc.__class__.__name__}: {exc})") from None
-
-
-def _read_local_text(path: str) -> str:
-    with open(path, encoding="utf-8") as handle:
-        return handle.read()
+    """``{shard path: samples}`` from the shard set's manifest (``wit_pipeline.shardset``) in its order,
+    ``None`` without one. ``directory`` is local or on an object store."""
+    manifest = read_manifest(directory)
+    if manifest is None:
+        return None
+    remote = "://" in directory
+    counts = manifest_samples(manifest, where=manifest_path(directory))
+    return {(f"{directory}/{name}" if remote else os.path.normpath(os.path.join(directory, name))): samples
+            for name, samples in counts.items()}
 
 
 def count_tar_samples(path: str) -> int:
-    """Samples in a local tar, from its member names alone (WebDataset's key rule, ``wit_pipeline.tario``)."""
-    from wit_pipeline.tario import split_member_name
-
-    samples, previous = 0, None
-    with tarfile.open(path) as tar:
-        for member in tar:
-            parts = split_member_name(member.name) if member.isfile() else None
-            if parts is not None and parts[0] != previous:
-                samples, previous = samples + 1, parts[0]
-    return samples
+    """Samples in a local tar, from its member names alone (the shard-set key rule, ``wit_pipeline.shardset``)."""
+    return sum(1 for _ in iter_tar_keys(path))
 
 
 # Schemes webdataset opens itself; any other ``scheme://`` goes through Beam's filesystems.
@@ -289,10 +267,17 @@ def _opened(urls: Iterable[str], on_error) -> Iterator[dict]:
 
 
 def _tar_samples(urls: Iterable[str], on_error, select_files=None) -> Iterator[dict]:
-    from webdataset.tariterators import group_by_keys, tar_file_expander
-
-    files = tar_file_expander(_opened(urls, on_error), handler=on_error, select_files=select_files)
-    return group_by_keys(files, handler=on_error)
+    """Samples as webdataset dicts (``__key__``, ``__url__``, one entry per extension), read with the
+    shard-set reader; ``on_error(exc)`` decides on a shard that cannot be read: True skips the rest of it."""
+    for source in _opened(urls, on_error):
+        url = source["url"]
+        try:
+            for key, members in iter_tar_samples(source["stream"], select=select_files):
+                yield {"__key__": key, "__url__": url, **members}
+        except Exception as exc:  # noqa: BLE001 - the handler decides (skip and count, or stop)
+            exc.args = exc.args + (url,)
+            if not on_error(exc):
+                return
 
 
 def read_captions(urls: list[str], limit: int) -> list[str]:

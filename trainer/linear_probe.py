@@ -16,7 +16,9 @@ import torch
 import torch.nn.functional as F
 
 from wit_pipeline.errors import UserError
+from wit_pipeline.fileio import write_json_atomic
 
+from .options import LinearProbeOptions
 from .zeroshot import ZeroShotSet, load_images
 
 PENALTIES = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
@@ -60,16 +62,17 @@ def accuracy(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, bias: torch
     return ((x @ weight + bias).argmax(-1) == y).double().mean().item()
 
 
-def run_linear_probe(checkpoint: str, train_path: str, test_path: str, device: str | None = None,
-                     seed: int = 0) -> dict:
+def run_linear_probe(options: LinearProbeOptions) -> dict:
+    """``wit eval linear-probe``: fit on ``--train``'s frozen image features, score ``--test``; the metrics
+    (also written to ``OUT/metrics.json`` when ``--out`` is given)."""
     from .checkpoint import load_checkpoint, model_from_checkpoint
 
-    train_set, test_set = ZeroShotSet(train_path), ZeroShotSet(test_path)
+    train_set, test_set = ZeroShotSet(options.train), ZeroShotSet(options.test)
     unknown = sorted(set(test_set.classes) - set(train_set.classes))
     if unknown:
         raise UserError(f"--test classes missing from --train: {', '.join(unknown[:5])}")
-    state = load_checkpoint(checkpoint)
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    state = load_checkpoint(options.checkpoint)
+    device = torch.device(options.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model, _ = model_from_checkpoint(state, device)
     autocast = ((lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda"
                 else contextlib.nullcontext)
@@ -81,7 +84,7 @@ def run_linear_probe(checkpoint: str, train_path: str, test_path: str, device: s
     mean, std = x_train.mean(0), x_train.std(0).clamp(min=1e-6)
     x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
 
-    order = torch.randperm(len(y_train), generator=torch.Generator().manual_seed(seed))
+    order = torch.randperm(len(y_train), generator=torch.Generator().manual_seed(options.seed))
     held = order[: max(1, len(order) // 5)]
     fit = order[len(held):]
     classes = len(train_set.classes)
@@ -91,8 +94,11 @@ def run_linear_probe(checkpoint: str, train_path: str, test_path: str, device: s
         scores[penalty] = accuracy(x_train[held], y_train[held], w, b)
     best = max(PENALTIES, key=lambda p: (scores[p], p))   # ties: the stronger penalty
     w, b = fit_logistic(x_train, y_train, classes, best)
-    return {"top1": accuracy(x_test, y_test, w, b), "train_top1": accuracy(x_train, y_train, w, b),
-            "penalty": best, "validation": {str(p): s for p, s in scores.items()},
-            "train_images": len(y_train), "test_images": len(y_test), "classes": classes,
-            "chance": 1 / classes, "unreadable": bad_train + bad_test, "checkpoint": state["path"],
-            "train": os.path.abspath(train_path), "test": os.path.abspath(test_path)}
+    metrics = {"top1": accuracy(x_test, y_test, w, b), "train_top1": accuracy(x_train, y_train, w, b),
+               "penalty": best, "validation": {str(p): s for p, s in scores.items()},
+               "train_images": len(y_train), "test_images": len(y_test), "classes": classes,
+               "chance": 1 / classes, "unreadable": bad_train + bad_test, "checkpoint": state["path"],
+               "train": os.path.abspath(options.train), "test": os.path.abspath(options.test)}
+    if options.out:
+        write_json_atomic(os.path.join(options.out, "metrics.json"), metrics)
+    return metrics

@@ -12,67 +12,22 @@ at 100. The model owns its input normalisation: images go in as ``uint8``
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+# The shapes live in a torch-free module (the CLI lists them); importers use them from here too.
+from .model_configs import MODEL_CONFIGS as MODEL_CONFIGS
+from .model_configs import ModelConfig as ModelConfig
+from .model_configs import model_config as model_config
+
 # The CLIP paper's pixel statistics.
 IMAGE_MEAN = (0.48145466, 0.4578275, 0.40821073)
 IMAGE_STD = (0.26862954, 0.26130258, 0.27577711)
 LOGIT_SCALE_INIT = math.log(1 / 0.07)
 LOGIT_SCALE_MAX = 100.0
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    embed_dim: int
-    image_size: int
-    patch_size: int
-    vision_width: int
-    vision_layers: int
-    vision_heads: int
-    text_width: int
-    text_layers: int
-    text_heads: int
-    context_length: int = 77
-    vocab_size: int = 49408      # replaced by the tokenizer's own size when a model is built
-    mlp_ratio: float = 4.0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "ModelConfig":
-        return cls(**data)
-
-
-# Named shapes. ``tiny`` is for CPU tests and the demo: 32 px images of the sample web's shapes in
-# 8 px patches, and a 32-token context (its captions are short; the text transformer would otherwise
-# cost twice the image side). The ViT shapes use CLIP's 77-token context and 49,408-token vocabulary.
-MODEL_CONFIGS: dict[str, ModelConfig] = {
-    "tiny": ModelConfig(embed_dim=64, image_size=32, patch_size=8, vision_width=64, vision_layers=3,
-                        vision_heads=2, text_width=64, text_layers=2, text_heads=2, context_length=32,
-                        vocab_size=1024),
-    "vit-s-32": ModelConfig(embed_dim=384, image_size=224, patch_size=32, vision_width=384, vision_layers=12,
-                            vision_heads=6, text_width=384, text_layers=12, text_heads=6),
-    "vit-b-32": ModelConfig(embed_dim=512, image_size=224, patch_size=32, vision_width=768, vision_layers=12,
-                            vision_heads=12, text_width=512, text_layers=12, text_heads=8),
-    "vit-b-16": ModelConfig(embed_dim=512, image_size=224, patch_size=16, vision_width=768, vision_layers=12,
-                            vision_heads=12, text_width=512, text_layers=12, text_heads=8),
-    "vit-l-14": ModelConfig(embed_dim=768, image_size=224, patch_size=14, vision_width=1024, vision_layers=24,
-                            vision_heads=16, text_width=768, text_layers=12, text_heads=12),
-}
-
-
-def model_config(name: str, **overrides) -> ModelConfig:
-    try:
-        config = MODEL_CONFIGS[name]
-    except KeyError:
-        raise KeyError(f"unknown model {name!r}; known: {', '.join(MODEL_CONFIGS)}") from None
-    return replace(config, **{k: v for k, v in overrides.items() if v is not None})
 
 
 class Attention(nn.Module):

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import random
 
 from wit_pipeline.sampleweb.draw import COLOURS, SHAPES, draw_shape, encode
+from wit_pipeline.shardset import write_manifest
 
 
 def caption(shape: str, colour: str, background: str) -> str:
@@ -54,8 +54,7 @@ def write_shape_shards(out: str, shards: int, samples_per_shard: int, image_size
         paths.append(path)
         entries.append({"path": os.path.basename(path), "samples": samples_per_shard, "bytes": len(data),
                         "sha256": hashlib.sha256(data).hexdigest()})
-    with open(os.path.join(out, "manifest.json"), "w") as handle:
-        json.dump({"shards": entries, "total_samples": shards * samples_per_shard}, handle, indent=2)
+    write_manifest(out, {"shards": entries, "total_samples": shards * samples_per_shard})
     return paths
 
 

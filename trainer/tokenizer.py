@@ -74,7 +74,7 @@ class Tokenizer:
         pair_counts: Counter[tuple[int, int]] = Counter()
         where: dict[tuple[int, int], set[int]] = {}
         for index, seq in enumerate(seqs):
-            for pair in zip(seq, seq[1:]):
+            for pair in zip(seq, seq[1:], strict=False):
                 pair_counts[pair] += freqs[index]
                 where.setdefault(pair, set()).add(index)
         heap = [(-count, pair) for pair, count in pair_counts.items()]
@@ -91,12 +91,12 @@ class Tokenizer:
             changed: set[tuple[int, int]] = set()
             for index in sorted(where.pop(pair, ())):
                 seq, freq = seqs[index], freqs[index]
-                for old in zip(seq, seq[1:]):
+                for old in zip(seq, seq[1:], strict=False):
                     pair_counts[old] -= freq
                     changed.add(old)
                 merged = _merge_pair(seq, pair, new_id)
                 seqs[index] = merged
-                for new in zip(merged, merged[1:]):
+                for new in zip(merged, merged[1:], strict=False):
                     pair_counts[new] += freq
                     where.setdefault(new, set()).add(index)
                     changed.add(new)
@@ -117,7 +117,7 @@ class Tokenizer:
         seq = list(word)
         ranks = self.ranks
         while len(seq) > 1:
-            best = min(zip(seq, seq[1:]), key=lambda p: ranks.get(p, 1 << 62))
+            best = min(zip(seq, seq[1:], strict=False), key=lambda p: ranks.get(p, 1 << 62))
             rank = ranks.get(best)
             if rank is None:
                 break

@@ -23,6 +23,7 @@ import torch.distributed as dist
 from wit_pipeline.errors import UserError
 
 from .data import load_image_file
+from .options import ZeroShotOptions
 from .tokenizer import Tokenizer
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
@@ -147,22 +148,22 @@ def evaluate(model, tokenizer: Tokenizer, eval_set: ZeroShotSet, templates: list
     return result
 
 
-def run_zeroshot(checkpoint: str, eval_path: str, out: str, templates: str | None = None,
-                 device: str | None = None, batch_size: int = 256) -> dict:
-    """``wit eval zeroshot``: writes ``out/metrics.json`` and ``out/predictions.jsonl``; returns the metrics."""
+def run_zeroshot(options: ZeroShotOptions) -> dict:
+    """``wit eval zeroshot``: writes ``OUT/metrics.json`` and ``OUT/predictions.jsonl``; returns the metrics."""
     from wit_pipeline.fileio import write_json_atomic, write_text_atomic
 
     from .checkpoint import load_checkpoint, model_from_checkpoint
 
+    eval_path, out = options.eval, options.out
     eval_set = ZeroShotSet(eval_path)
-    template_list = load_templates(templates)
-    state = load_checkpoint(checkpoint)
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    template_list = load_templates(options.templates)
+    state = load_checkpoint(options.checkpoint)
+    device = torch.device(options.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model, tokenizer = model_from_checkpoint(state, device)
     autocast = ((lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda"
                 else contextlib.nullcontext)
     result = evaluate(model, tokenizer, eval_set, template_list, device, autocast=autocast,
-                      batch_size=batch_size, with_predictions=True)
+                      batch_size=options.batch_size, with_predictions=True)
     predictions = result.pop("predictions")
     metrics = {**result, "checkpoint": state["path"], "step": state["step"], "eval": os.path.abspath(eval_path),
                "chance": 1 / len(eval_set.classes)}

@@ -2,9 +2,11 @@
 
 The config holds one section per stage whose keys are that stage's own command-line flags
 (``min_count: 100`` is ``--min-count 100``; a list repeats values, ``true`` is a bare flag), so
-the file and the commands can never drift apart, and every stage's validation applies. Each stage
-writes under the output root (local, ``gs://`` or ``s3://``), so a failed stage can be re-run alone
-with ``--stages``. Beam pipeline options come from the config's ``beam`` section and from the
+the file and the commands can never drift apart, and every stage's validation applies; a key that
+is no flag of its stage's options class is refused before anything runs. The stages, their order,
+their output folders and which earlier output each reads come from ``wit_pipeline.stages``. Each
+stage writes under the output root (local, ``gs://`` or ``s3://``), so a failed stage can be re-run
+alone with ``--stages``. Beam pipeline options come from the config's ``beam`` section and from the
 trailing command line (which wins), and reach every stage unchanged.
 
 Example (YAML; TOML with the same structure works too)::
@@ -23,6 +25,8 @@ Example (YAML; TOML with the same structure works too)::
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import difflib
 import logging
 from dataclasses import dataclass
 
@@ -30,10 +34,12 @@ import yaml
 
 from . import fileio
 from .errors import UserError
+from .options import flag_names
+from .stages import Stage, built_stages, load
 
 log = logging.getLogger(__name__)
 
-STAGES = ("queries", "candidates", "select", "download")
+STAGES = tuple(s.name for s in built_stages())     # the stages `wit build` runs, in order
 TOP_LEVEL_KEYS = {"output", "seed", "beam", "stages", *STAGES}
 
 
@@ -45,7 +51,7 @@ def load_config(path: str) -> dict:
         raise UserError(f"config {path!r} is not UTF-8 text") from exc
     try:
         if path.endswith(".toml"):
-            import tomllib
+            import tomllib  # Python 3.11+; imported here so YAML configs still work on 3.10
 
             config = tomllib.loads(text)
         else:
@@ -114,52 +120,89 @@ class StagePlan:
     out: str
 
 
+def _section(config: dict, name: str) -> dict:
+    value = config.get(name) or {}
+    if not isinstance(value, dict):
+        raise UserError(f"config section {name!r} must be a mapping of flags")
+    return dict(value)
+
+
+def _chosen_stages(config: dict) -> list[Stage]:
+    names = config.get("stages") or list(STAGES)
+    if isinstance(names, str):
+        names = [s.strip() for s in names.split(",") if s.strip()]
+    unknown = [s for s in names if s not in STAGES]
+    if unknown:
+        raise UserError(f"unknown stage(s) {', '.join(map(str, unknown))}; stages are {', '.join(STAGES)}")
+    return [s for s in built_stages() if s.name in names]
+
+
+def _config_key(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
+
+
+def check_keys(config: dict) -> None:
+    """Refuse a config key that is no flag of its stage: one line, naming the nearest known key.
+
+    A stage whose options class declares no ``option()`` fields has nothing to check against: its
+    keys reach the stage's own argument parser unchecked.
+    """
+    for record in built_stages():
+        section = config.get(record.name)
+        if not isinstance(section, dict) or not section:
+            continue
+        options = load(record.job.options)
+        if not dataclasses.is_dataclass(options) or not flag_names(options):
+            continue
+        keys = {_config_key(flag) for flag in flag_names(options)} | ({record.given} if record.given else set())
+        for key in section:
+            if str(key).replace("-", "_") not in keys:
+                nearest = difflib.get_close_matches(str(key), sorted(keys), n=1)
+                hint = f"did you mean {nearest[0]!r}?" if nearest else f"known keys: {', '.join(sorted(keys))}"
+                raise UserError(f"config section {record.name!r}: unknown key {key!r}; {hint}")
+
+
+def _output_paths(config: dict, root: str) -> dict[tuple[str, str], str]:
+    """``(stage, output name) -> path`` of every output a built stage offers (a given one as given)."""
+    paths = {}
+    for record in built_stages():
+        folder = fileio.join(root, record.folder)
+        supplied = _section(config, record.name).get(record.given) if record.given else None
+        for name, relative in record.outputs.items():
+            paths[record.name, name] = supplied or (fileio.join(folder, relative) if relative else folder)
+    return paths
+
+
 def plan(config: dict, beam_args: list[str]) -> list[StagePlan]:
-    """The command line of every stage to run, in order, with the outputs chained."""
+    """The command line of every stage to run, in chain order, each reading its inputs' outputs.
+
+    A stage's line is its command, one flag per input (an earlier stage's output), its config
+    section as flags (``seed`` first where the stage takes one), ``--out`` and the Beam options.
+    """
     root = config.get("output")
     if not root:
         raise UserError("the config needs an 'output' root (local path, gs:// or s3://)")
-    seed = str(config.get("seed", 0))
-    stages = config.get("stages") or list(STAGES)
-    if isinstance(stages, str):
-        stages = [s.strip() for s in stages.split(",") if s.strip()]
-    unknown = [s for s in stages if s not in STAGES]
-    if unknown:
-        raise UserError(f"unknown stage(s) {', '.join(unknown)}; stages are {', '.join(STAGES)}")
+    stages = _chosen_stages(config)
+    check_keys(config)
     passthrough = beam_flags(config.get("beam")) + list(beam_args)
-    out = {stage: fileio.join(root, {"download": "shards"}.get(stage, stage)) for stage in STAGES}
-
-    def section(name: str) -> dict:
-        value = config.get(name) or {}
-        if not isinstance(value, dict):
-            raise UserError(f"config section {name!r} must be a mapping of flags")
-        return dict(value)
-
-    queries = section("queries")
-    queries_ref = queries.pop("path", None) or out["queries"]
+    outputs = _output_paths(config, root)
     plans: list[StagePlan] = []
-    for stage in stages:
-        options = section(stage)
-        if stage == "queries":
-            if "path" in options:
-                continue  # a given query list: nothing to build
-            argv = ["queries", "build", *flags(options), "--out", out[stage]]
-        elif stage == "candidates":
-            argv = ["candidates", *flags(options), "--out", out[stage]]
-        elif stage == "select":
-            argv = ["select", "--candidates", out["candidates"], "--queries", queries_ref,
-                    *flags({"seed": seed, **options}), "--out", out[stage]]
-        else:
-            # `wit select` writes its pairs to OUT/selected/ beside its query counts and report.
-            argv = ["download", "--input", fileio.join(out["select"], "selected"), *flags(options),
-                    "--out", out[stage]]
-        plans.append(StagePlan(stage, argv + passthrough, out[stage]))
+    for record in stages:
+        options = _section(config, record.name)
+        if record.given and record.given in options:
+            continue  # an existing output was given: nothing to build
+        inputs = [word for i in record.inputs for word in (i.flag, outputs[i.stage, i.output])]
+        if record.seeded:
+            options = {"seed": str(config.get("seed", 0)), **options}
+        out = fileio.join(root, record.folder)
+        argv = [*record.job.command, *inputs, *flags(options), "--out", out, *passthrough]
+        plans.append(StagePlan(record.name, argv, out))
     return plans
 
 
 def run_build(config: dict, beam_args: list[str] | None = None) -> list[StagePlan]:
     """Run the planned stages one after another through the same entry point as the CLI."""
-    from .cli import main
+    from .cli import main  # cli imports every command module, this one included: import it when used
 
     plans = plan(config, list(beam_args or []))
     for step in plans:
@@ -192,8 +235,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "build", help="run the whole chain (queries, candidates, select, download) from one config file",
-        description="Run queries -> candidates -> select -> download as Beam jobs, with every stage's "
+        "build", help=f"run the whole chain ({', '.join(STAGES)}) from one config file",
+        description=f"Run {' -> '.join(STAGES)} as Beam jobs, with every stage's "
         "options in one YAML or TOML file (sections named after the stages, keys are their flags). "
         "Flags here override the file; trailing Beam pipeline options reach every stage.")
     parser.add_argument("--config", required=True, help="YAML or TOML config file (local or remote)")

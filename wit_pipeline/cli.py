@@ -1,10 +1,11 @@
 """The ``wit`` command: one subcommand per stage, each a thin wrapper over a library function.
 
-Stages register themselves: every module in ``STAGE_MODULES`` has a
-``register(subparsers)`` that adds its subcommand and sets ``func`` (called
-with the parsed ``argparse.Namespace``, returning an exit status). Commands
-that run Beam jobs set ``beam=True``: flags they do not know pass through to
-Beam's ``PipelineOptions`` as ``args.beam_args``.
+The commands are the stage chain and the other commands of ``wit_pipeline.stages``, in that
+order: each record's ``cli`` module has a ``register(subparsers)`` that adds its subcommand and
+sets ``func`` (called with the parsed ``argparse.Namespace``, returning an exit status). Commands
+that run Beam jobs set ``beam=True``: flags they do not know pass through to Beam's
+``PipelineOptions`` as ``args.beam_args``. Errors are one line: argparse's own usage errors (exit
+2), a ``UserError`` (also one raised inside a Beam worker, see ``beam.run``) and unusable paths.
 """
 
 from __future__ import annotations
@@ -18,30 +19,13 @@ import sys
 from . import __version__
 from .errors import UserError
 from .progress import setup_logging
-
-# Subcommand modules, in the order `wit --help` lists them.
-STAGE_MODULES = [
-    "wit_pipeline.build",
-    "wit_pipeline.candidates.cli",
-    "wit_pipeline.select.cli",
-    "wit_pipeline.download.cli",
-    "wit_pipeline.download.shards_cli",
-    "dedup.cli",
-    "queries.cli",
-    "trainer.cli",
-    "wit_pipeline.demo",
-    "wit_pipeline.sampleweb.cli",
-]
+from .stages import cli_modules
 
 log = logging.getLogger("wit")
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse whose errors are one line (plus usage) and exit status 2."""
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = argparse.ArgumentParser(
         prog="wit",
         description="Build CLIP-style web image-text datasets (queries -> candidates -> select -> "
         "download -> overlap) with Apache Beam, and train CLIP models on them.",
@@ -50,12 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"wit-pipeline {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     # Importing Beam logs a warning about optional GCP clients on the root logger; it says
     # nothing about the user's command, so keep it off the terminal.
     logging.disable(logging.WARNING)
     try:
-        for module_name in STAGE_MODULES:
+        for module_name in cli_modules():
             importlib.import_module(module_name).register(subparsers)
     finally:
         logging.disable(logging.NOTSET)

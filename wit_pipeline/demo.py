@@ -1,9 +1,10 @@
 """``wit demo``: every stage, end to end, on the built-in sample web served on loopback.
 
-The demo is a list of steps (``DEMO_STEPS``). Each step is a function taking
-the shared ``DemoContext``: it runs one stage through its library function (the
-same one its CLI command wraps), stores what later steps need in
-``ctx.outputs``, and adds lines to the summary with ``ctx.report``.
+The demo is a list of steps (``DEMO_STEPS``): the sample web's own, then the ``demo`` step of
+every record in ``wit_pipeline.stages``, in chain order. Each step (``pkg/demo.py::demo_step``)
+is a function taking the shared ``DemoContext``: it runs one stage through its library function
+(the same one its CLI command wraps), stores what later steps need in ``ctx.outputs``, and adds
+lines to the summary with ``ctx.report``.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ import argparse
 import logging
 import os
 import time
-from dataclasses import dataclass, field
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from .beam import pipeline_options
 from .errors import UserError
 from .sampleweb import SampleFiles, SampleWebServer, serve_sample_web
+from .stages import STAGES, load
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,9 @@ class DemoContext:
         self.summary.append((step, what, str(value)))
 
 
+DemoStep = Callable[[DemoContext], None]
+
+
 def step_sample_web(ctx: DemoContext) -> None:
     site = ctx.web.site
     ctx.report("sample web", "served at", ctx.web.base_url)
@@ -47,52 +52,22 @@ def step_sample_web(ctx: DemoContext) -> None:
     ctx.report("sample web", "files", ctx.files.root)
 
 
-def step_queries(ctx: DemoContext) -> None:
-    from queries.cli import demo_step
-
-    demo_step(ctx)
-
-
-def step_candidates(ctx: DemoContext) -> None:
-    from .candidates.cli import demo_step
-
-    demo_step(ctx)
-
-
-def step_select(ctx: DemoContext) -> None:
-    from .select.cli import demo_step
-
-    demo_step(ctx)
-
-
-def step_download(ctx: DemoContext) -> None:
-    from .download.cli import step_download as step
-
-    step(ctx)
-
-
-def step_train(ctx: DemoContext) -> None:
-    from trainer.cli import step_train as step
-
-    step(ctx)
-
-
-def step_overlap(ctx: DemoContext) -> None:
-    from dedup.cli import demo_step
-
-    demo_step(ctx)
-
-
-# Steps in the order they run; each later stage appends its own.
-DEMO_STEPS: list[tuple[str, Callable[[DemoContext], None]]] = [
+# Steps in the order they run: the sample web's summary, then every stage with a demo step, in
+# chain order (``wit_pipeline.stages``). A stage's step is a "module:function" reference, imported
+# when the demo runs, so `wit --help` does not import the trainer.
+DEMO_STEPS: list[tuple[str, DemoStep | str]] = [
     ("sample web", step_sample_web),
-    ("queries", step_queries),
-    ("candidates", step_candidates),
-    ("select", step_select),
-    ("download", step_download),
-    ("train", step_train),
-    ("overlap", step_overlap),
+    *((record.name, record.demo) for record in STAGES if record.demo),
 ]
+
+
+def resolve_step(step: DemoStep | str) -> DemoStep:
+    return load(step) if isinstance(step, str) else step
+
+
+def demo_steps() -> list[tuple[str, DemoStep]]:
+    """``DEMO_STEPS`` with every reference imported."""
+    return [(name, resolve_step(step)) for name, step in DEMO_STEPS]
 
 
 @dataclass
@@ -134,7 +109,7 @@ def run_demo(out: str = "wit-demo", seed: int = 0, beam_args: list[str] | None =
         ctx = DemoContext(out=out, seed=seed, web=web, files=files, beam_args=beam_args)
         for name, step in DEMO_STEPS:
             log.info("demo step: %s", name)
-            step(ctx)
+            resolve_step(step)(ctx)   # each stage's modules are imported when its step comes
     return DemoResult(out=out, summary=ctx.summary, seconds=time.monotonic() - started)
 
 

@@ -4,19 +4,33 @@ Everything goes through Beam's ``FileSystems``, so any scheme Beam knows
 (local paths, ``gs://``, ``s3://``, ``hdfs://``) works the same way in the CLI,
 in library calls and inside DoFns. ``http(s)://`` single files are read with the
 guarded HTTP session.
+
+Compressed files (``.gz``, ``.bz2``, ``.zst``, ``.xz``, ``.deflate``: the
+suffixes Beam recognises) are decompressed into a real ``io`` stream, so text
+wrappers, ``csv`` and ``tarfile`` work on them as on plain files. Parquet is
+read through ``open_parquet`` / ``read_parquet`` (seekable, by row group) and
+written with ``write_parquet_atomic``.
 """
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import io
 import json
+import lzma
 import os
 import posixpath
+import shutil
+import tempfile
 import uuid
 from contextlib import contextmanager
 from typing import IO, Iterator
 
-from apache_beam.io.filesystem import CompressionTypes
+import pyarrow as pa
+import pyarrow.parquet as pq
+import zstandard
+from apache_beam.io.filesystem import CompressedFile, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from .errors import UserError
@@ -90,22 +104,7 @@ def _match(pattern: str, what: str) -> list[str]:
 
 @contextmanager
 def open_read(path: str, *, decompress: bool = True) -> Iterator[IO[bytes]]:
-    """Open a file for binary reading; ``.gz``/``.bz2`` are decompressed unless ``decompress=False``."""
-    if is_http(path):
-        from .http import fetch_bytes
-
-        data = fetch_bytes(path)
-        raw: IO[bytes] = io.BytesIO(data)
-        if decompress and path.endswith(".gz"):
-            import gzip
-
-            raw = gzip.GzipFile(fileobj=raw)
-        elif decompress and path.endswith(".bz2"):
-            import bz2
-
-            raw = bz2.BZ2File(raw)
-        yield raw
-        return
+    """Open a file for binary reading; compressed files are decompressed unless ``decompress=False``."""
     handle = open_stream(path, decompress=decompress)
     try:
         yield handle
@@ -114,13 +113,106 @@ def open_read(path: str, *, decompress: bool = True) -> Iterator[IO[bytes]]:
 
 
 def open_stream(path: str, *, decompress: bool = False) -> IO[bytes]:
-    """A binary read handle on ``path`` (Beam's filesystems) that the caller closes; object-store files
-    are streamed, not read whole; ``.gz``/``.bz2`` decompressed when ``decompress``."""
-    compression = CompressionTypes.AUTO if decompress else CompressionTypes.UNCOMPRESSED
+    """A binary read handle on ``path`` that the caller closes; object-store files are streamed, not read
+    whole (``http(s)`` files are fetched whole); compressed files decompressed when ``decompress``."""
+    if is_http(path):
+        from .http import fetch_bytes  # here: requests loads only when an http input is read
+
+        raw: IO[bytes] = io.BytesIO(fetch_bytes(path))
+    else:
+        try:
+            raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+        except Exception as exc:
+            raise UserError(f"cannot open {path!r}: {exc}".splitlines()[0]) from exc
+    return decompressing(raw, path) if decompress else raw
+
+
+def compression_of(path: str) -> str:
+    """Beam's name for the compression ``path``'s suffix implies (``CompressionTypes.UNCOMPRESSED`` if none)."""
+    return CompressionTypes.detect_compression_type(path)
+
+
+def decompressing(raw: IO[bytes], path: str) -> IO[bytes]:
+    """``raw`` decompressed as its name's suffix says, as a buffered ``io`` stream that closes ``raw`` too."""
+    kind = compression_of(path)
+    if kind == CompressionTypes.UNCOMPRESSED:
+        return raw
+    if kind == CompressionTypes.GZIP:
+        decoder = gzip.GzipFile(fileobj=raw, mode="rb")
+    elif kind == CompressionTypes.BZIP2:
+        decoder = bz2.BZ2File(raw)
+    elif kind == CompressionTypes.ZSTD:
+        decoder = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True, closefd=False)
+    elif kind == CompressionTypes.LZMA:
+        decoder = lzma.LZMAFile(raw)
+    else:   # deflate: only Beam reads it; its CompressedFile is no io stream, hence the wrapper
+        decoder = CompressedFile(raw, kind)
+    return io.BufferedReader(_DecodedStream(decoder, raw), buffer_size=1 << 20)
+
+
+class _DecodedStream(io.RawIOBase):
+    """A decompressor's ``read`` as a raw ``io`` stream; closing it closes the decompressor and the file."""
+
+    def __init__(self, decoder, raw: IO[bytes]):
+        super().__init__()
+        self._decoder, self._raw = decoder, raw
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._decoder.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self._decoder.close()
+            finally:
+                self._raw.close()
+                super().close()
+
+
+@contextmanager
+def open_parquet(path: str) -> Iterator[pq.ParquetFile]:
+    """A parquet file open for reading by row group (the footer is read now, the rows when asked for)."""
     try:
-        return FileSystems.open(path, compression_type=compression)
-    except Exception as exc:
-        raise UserError(f"cannot open {path!r}: {exc}".splitlines()[0]) from exc
+        with _seekable(path) as source, pq.ParquetFile(source) as parquet:
+            yield parquet
+    except (pa.ArrowException, OSError) as exc:
+        raise UserError(f"{path}: not a readable parquet file ({exc})".splitlines()[0]) from exc
+
+
+@contextmanager
+def _seekable(path: str):
+    """What parquet can seek in: a local file by name, an object-store stream as it is (Beam's gcs/s3
+    readers seek); a compressed file (``x.parquet.gz``) or a stream that cannot seek is spooled to a
+    temporary file first, so memory stays flat."""
+    compressed = compression_of(path) != CompressionTypes.UNCOMPRESSED
+    if not is_remote(path) and not compressed:
+        yield path
+        return
+    with open_read(path) as handle:
+        if handle.seekable() and not compressed:
+            yield handle
+            return
+        with tempfile.TemporaryFile() as spool:
+            shutil.copyfileobj(handle, spool, 1 << 20)
+            spool.seek(0)
+            yield spool
+
+
+def read_parquet(path: str, columns: list[str] | None = None) -> pa.Table:
+    """The whole table (or ``columns`` of it) of one parquet file, local or remote."""
+    with open_parquet(path) as parquet:
+        return parquet.read(columns=columns)
+
+
+def write_parquet_atomic(path: str, table: pa.Table, *, compression: str = "zstd") -> None:
+    """Write ``table`` as a parquet file that appears at ``path`` whole or not at all."""
+    with open_write_atomic(path) as handle:
+        pq.write_table(table, handle, compression=compression)
 
 
 def remove(path: str) -> None:

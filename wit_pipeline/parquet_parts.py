@@ -3,21 +3,20 @@
 Rows are spread over ``ceil(count / rows_per_part)`` parts by a hash of their
 ``uid`` column and sorted by it inside each part, so the same rows give the
 same files whatever the input order, the runner or the worker count. Each part
-is written atomically (``fileio.write_bytes_atomic``); part files of an earlier
+is written atomically (``fileio.write_parquet_atomic``); part files of an earlier
 run that this run did not write are removed, and an empty input still gives
 one (empty) part, so readers always find the schema.
 """
 
 from __future__ import annotations
 
-import io
 import math
 import posixpath
 import re
 
 import apache_beam as beam
 import pyarrow as pa
-import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
 
 from . import fileio
 
@@ -36,18 +35,13 @@ def part_of(uid: str, parts: int) -> int:
     return int(uid[:12] or "0", 16) % parts
 
 
-def table_bytes(rows: list[dict], schema: pa.Schema, sort_key: str = "uid") -> bytes:
-    rows = sorted(rows, key=lambda row: row[sort_key])
-    table = pa.Table.from_pylist(rows, schema=schema)
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="zstd")
-    return buffer.getvalue()
+def sorted_table(rows: list[dict], schema: pa.Schema, sort_key: str = "uid") -> pa.Table:
+    """The rows in ``sort_key`` order as a table: a part's bytes depend on its rows only, not their order."""
+    return pa.Table.from_pylist(sorted(rows, key=lambda row: row[sort_key]), schema=schema)
 
 
 def list_parts(directory: str) -> list[str]:
     """The part files in ``directory`` (sorted paths); empty when there are none."""
-    from apache_beam.io.filesystems import FileSystems
-
     try:
         found = FileSystems.match([fileio.join(directory, "part-*.parquet")])[0].metadata_list
     except Exception:  # noqa: BLE001 - a missing directory has no parts
@@ -72,17 +66,15 @@ class WriteParquetParts(beam.PTransform):
         def write(item, total):
             index, part_rows = item
             name = part_name(index, parts_for(total, rows_per_part))
-            fileio.write_bytes_atomic(fileio.join(directory, name), table_bytes(list(part_rows), schema))
+            fileio.write_parquet_atomic(fileio.join(directory, name), sorted_table(list(part_rows), schema))
             return name
 
         def finish(names, total):
             names = set(names)
             if not names:   # no rows: one empty part keeps the schema visible to readers
                 name = part_name(0, 1)
-                fileio.write_bytes_atomic(fileio.join(directory, name), table_bytes([], schema))
+                fileio.write_parquet_atomic(fileio.join(directory, name), sorted_table([], schema))
                 names.add(name)
-            from apache_beam.io.filesystems import FileSystems
-
             stale = [p for p in list_parts(directory) if posixpath.basename(p) not in names]
             if stale:
                 FileSystems.delete(stale)

@@ -9,13 +9,20 @@ keys (``None`` for a missing nullable value).
   matched. ``wit download`` reads ``url`` and ``text`` (and carries the rest as
   provenance).
 - ``QUERY_COUNTS_SCHEMA``: per-query matched/kept/selected counts of ``wit select``.
+- ``STATUS_SCHEMA``: one row per *input* row of a ``wit download`` shard (its status parquet):
+  ``status`` is ``success`` or one of ``STATUS_REASONS`` (fetch reasons, image checks, ``duplicate``)
+  or ``http_<status>``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 
 import pyarrow as pa
+
+from .download.images import IMAGE_REASONS
+from .http import REASONS as FETCH_REASONS
 
 # Provenance: where a pair came from, so users can trace it and build licence-aware sets.
 PROVENANCE_FIELDS = [
@@ -46,6 +53,33 @@ QUERY_COUNTS_SCHEMA = pa.schema([
     pa.field("kept", pa.int64(), nullable=False),      # pairs kept through this query's own cap
     pa.field("selected", pa.int64(), nullable=False),  # selected pairs listing it (kept via any query)
 ])
+
+STATUS_SCHEMA = pa.schema([
+    ("key", pa.string()),
+    ("url", pa.string()),
+    ("caption", pa.string()),
+    ("status", pa.string()),                 # "success" or the failure reason (STATUS_REASONS, http_<status>)
+    ("error_message", pa.string()),
+    ("http_status", pa.int32()),
+    ("sha256", pa.string()),                 # of the original (downloaded) bytes
+    ("original_width", pa.int32()),
+    ("original_height", pa.int32()),
+    ("width", pa.int32()),
+    ("height", pa.int32()),
+    ("queries", pa.list_(pa.string())),
+])
+
+# Why a download row did not become a sample: the fetch's reasons, the image checks', and the download's
+# own decisions (a decision is not a failure: --retry-failed leaves it alone unless it is named).
+DECISION_REASONS = ("duplicate",)
+STATUS_REASONS = FETCH_REASONS + IMAGE_REASONS + DECISION_REASONS
+HTTP_REASON = re.compile(r"^http_\d{3}$")    # plus "http_<status>" for an HTTP error status
+
+
+def is_status_reason(name: str) -> bool:
+    """Whether ``name`` is a failure status a download row can have (``timeout``, ``http_503``, ...)."""
+    return name in STATUS_REASONS or bool(HTTP_REASON.match(name))
+
 
 CANDIDATE_COLUMNS = CANDIDATE_SCHEMA.names
 SELECTED_COLUMNS = SELECTED_SCHEMA.names

@@ -3,9 +3,14 @@
 import gzip
 import re
 
-
-from wit_pipeline.candidates.language import (_factory, _Stream, detect_language, detect_language_reference,
-                                             detect_languages, language_probabilities)
+from wit_pipeline.language import (
+    _factory,
+    _Stream,
+    detect_language,
+    detect_language_reference,
+    detect_languages,
+    language_probabilities,
+)
 from wit_pipeline.sampleweb.site import ENGLISH_TEMPLATES, FOREIGN_CAPTIONS
 
 
@@ -53,7 +58,7 @@ def test_probabilities_are_langdetects_bit_for_bit():
 
 def test_the_sum_through_python_gives_the_same_probabilities(monkeypatch):
     """The path taken on Pythons whose sum() is compensated (3.12+): Python's own sum, row by row."""
-    import wit_pipeline.candidates.language as language
+    import wit_pipeline.language as language
 
     texts = _texts() + _hard_texts()
     expected = [_langdetect_probabilities(t, 0) for t in texts]

@@ -1,5 +1,6 @@
 """The candidate Beam job: every pair accounted for, exact de-dup, deterministic parts, clear errors."""
 
+import json
 import os
 from collections import Counter
 
@@ -8,9 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from wit_pipeline.candidates.filters import clean_pair
-from wit_pipeline.candidates.pipeline import CandidateOptions, run_candidates
-from wit_pipeline.candidates.sources_warc import read_warc
-from wit_pipeline.candidates.sources_wat import read_wat
+from wit_pipeline.candidates.pipeline import DEFAULT_FILTERS, CandidateOptions, run_candidates
+from wit_pipeline.candidates.sources.warc import read_warc
+from wit_pipeline.candidates.sources.wat import read_wat
 from wit_pipeline.cli import main
 from wit_pipeline.sampleweb.site import FOREIGN_CAPTIONS
 
@@ -29,13 +30,13 @@ def test_wat_job_accounts_for_every_pair_and_matches_the_pure_functions(sample_f
         with open(path, "rb") as handle:
             for row in read_wat(handle, path, Counter()):
                 raw += 1
-                url, text, reason = clean_pair(row["url"], row["text"])
+                url, text, reason = clean_pair(row["url"], row["text"], DEFAULT_FILTERS)
                 if reason is None:
                     reference.add((url, text))
     table = pd.read_parquet(os.path.join(out, "parts"))
-    assert set(zip(table.url, table.text)) == reference
-    assert len(table) == len(reference) == stats["pairs_out"]          # exact (url, text) de-dup
-    assert stats["pairs_in"] == raw and stats["accounted"]
+    assert set(zip(table.url, table.text, strict=True)) == reference
+    assert len(table) == len(reference) == stats["out"]          # exact (url, text) de-dup
+    assert stats["in"] == raw and stats["accounted"]
     for reason in ("data_uri", "boilerplate", "empty_text", "duplicate"):
         assert stats["dropped"][reason] > 0, reason
     assert stats["counters"]["bad_gzip_member"] == 1 and stats["counters"]["wat_bad_json"] == 1
@@ -61,10 +62,10 @@ def test_language_filter_in_the_candidate_stage_runs_once_per_distinct_text(samp
     for path in sample_files.warc:
         with open(path, "rb") as handle:
             for row in read_warc(handle, path, Counter()):
-                _url, text, reason = clean_pair(row["url"], row["text"])
+                _url, text, reason = clean_pair(row["url"], row["text"], DEFAULT_FILTERS)
                 if reason is None:
                     texts.add(text)
-    assert stats["counters"]["lang_detect_calls"] == len(texts) < stats["pairs_in"]
+    assert stats["counters"]["lang_detect_calls"] == len(texts) < stats["in"]
 
 
 def test_search_source_job_keeps_licence_provenance(sample_web, tmp_path):
@@ -99,7 +100,7 @@ def test_search_rate_holds_for_the_whole_job_with_several_crawlers(sample_web, t
     # old behaviour) would send them 3x as fast: ~(n - 1) / (3 * rate).
     window = 16
     assert len(times) > window
-    assert min(b - a for a, b in zip(times, times[window - 1:])) >= (window - 6) / rate - 0.05
+    assert min(b - a for a, b in zip(times, times[window - 1:], strict=False)) >= (window - 6) / rate - 0.05
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
@@ -117,3 +118,17 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     code = main(["candidates", "--source", "table", "--input", str(table), "--out", str(tmp_path / "o"),
                  "--url-col", "link", "--text-col", "caption"])
     assert code == 0 and len(pd.read_parquet(tmp_path / "o" / "parts")) == 1
+
+
+def test_table_source_counts_bad_rows_and_strict_stops_at_the_first(tmp_path, capsys):
+    table = tmp_path / "t.jsonl"
+    table.write_text('{"url": "http://a.example/1.jpg", "text": "a caption here"}\n{not json\n')
+    argv = ["candidates", "--source", "table", "--input", str(table), "--out", str(tmp_path / "o")]
+    assert main(argv) == 0
+    stats = json.loads((tmp_path / "o" / "stats.json").read_text())
+    assert stats["counters"]["table_bad_rows"] == 1 and stats["out"] == 1 and stats["accounted"]
+    assert stats["settings"]["strict"] is False
+    capsys.readouterr()
+    assert main(argv + ["--strict"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{table}:2" in err and len(err.splitlines()) == 1

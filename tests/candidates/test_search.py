@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from wit_pipeline.candidates.sources_search import HostRateLimiter, crawl_query
+from wit_pipeline.candidates.sources.search import HostRateLimiter, crawl_query
 from wit_pipeline.http import RobotsCache, make_session
 
 
@@ -59,7 +59,7 @@ def test_requests_to_one_host_are_spaced_by_the_rate_limit(sample_web, crawler):
                      robots=robots, limiter=HostRateLimiter(20.0), cap=10_000, page_size=5, counts=Counter()))
     times = [t for t, path, _ua in sample_web.requests[start:] if path.startswith("/v1/images/")]
     assert len(times) >= 4
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     assert min(gaps) >= 0.045                                    # 1 / 20 s, less timer slack
 
 

@@ -10,10 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from wit_pipeline.candidates.sources_table import read_table
-from wit_pipeline.candidates.sources_warc import largest_srcset, page_images
-from wit_pipeline.candidates.sources_wat import read_wat
-from wit_pipeline.candidates.sources_warc import read_warc
+from wit_pipeline.candidates.sources.table import read_table
+from wit_pipeline.candidates.sources.warc import largest_srcset, page_images, read_warc
+from wit_pipeline.candidates.sources.wat import read_wat
 from wit_pipeline.candidates.warc_records import iter_records
 from wit_pipeline.errors import UserError
 
@@ -141,8 +140,7 @@ def test_srcset_largest_and_base_resolution():
 
 def _table_rows(path, **columns):
     counts = Counter()
-    with open(path, "rb") as handle:
-        return list(read_table(handle, path, counts, **columns)), counts
+    return list(read_table(path, counts, **columns)), counts
 
 
 def test_table_formats_and_configurable_columns(tmp_path):
@@ -166,7 +164,7 @@ def test_resolve_shortcut_joins_exactly_as_urljoin():
     import random
     from urllib.parse import urljoin
 
-    from wit_pipeline.candidates.sources_wat import origin, resolve
+    from wit_pipeline.candidates.sources.wat import origin, resolve
 
     rng = random.Random(3)
     pieces = ["/", "a", "img", ".", "..", "", "x.jpg", ";p=1", "?q=1", "?", "#f", "#", "//", "%20", "é", "\t", " ",

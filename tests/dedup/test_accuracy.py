@@ -6,8 +6,7 @@ import math
 
 import pytest
 
-from dedup.accuracy import (analyse_set, beta_ppf, betainc, binom_sf, binom_sf_exact, bonferroni,
-                            clopper_pearson)
+from dedup.accuracy import analyse_set, beta_ppf, betainc, binom_sf, binom_sf_exact, bonferroni, clopper_pearson
 
 
 def test_betainc_closed_forms():

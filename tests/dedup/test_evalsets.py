@@ -9,9 +9,9 @@ import pytest
 import webdataset as wds
 
 from dedup.evalsets import detect_format, list_tars, read_eval_set
-from wit_pipeline.tario import iter_tar_samples
 from dedup.synthetic import distinct_image, jpeg_bytes
 from wit_pipeline.errors import UserError
+from wit_pipeline.shardset import iter_tar_samples
 
 
 def test_imagefolder_ids_are_paths_relative_to_the_root(small_world):

@@ -6,10 +6,9 @@ import pickle
 
 import numpy as np
 
-from dedup.index import EvalEntry, IndexBuilder, keys_by_set, load_index, save_index, clear_loaded
+from dedup.index import EvalEntry, IndexBuilder, clear_loaded, keys_by_set, load_index, save_index
 from dedup.signatures import decode_canvas, eval_image_signature, image_codes, text_signature
 from dedup.synthetic import distinct_image, jpeg_bytes, transformed_copy
-
 
 WORDS = ["harbour", "lantern", "meadow", "granite", "orchid", "velvet", "thunder", "pepper", "canyon", "saffron",
          "glacier", "walnut", "copper", "ember", "willow", "quartz", "falcon", "juniper", "marble", "tundra"]

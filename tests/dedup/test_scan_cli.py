@@ -44,7 +44,20 @@ def test_bad_input_is_counted_and_listed_not_fatal(scanned, small_world):
     assert shards["samples"] == 30 and shards["count"] == 3
     assert shards["unreadable_images"] == 1
     assert shards["unreadable"][0]["shard_key"] == small_world["keys"][11]
-    assert report["counters"]["images_unreadable"] == 1
+    assert report["counters"]["dropped_unreadable_image"] == 1
+
+
+def test_scan_writes_stats_with_every_sample_accounted(scanned):
+    out, report = scanned
+    stats = json.load(open(os.path.join(out, "stats.json")))
+    assert stats["stage"] == "overlap" and stats["accounted"] is True
+    assert stats["in"] == 30 and stats["out"] == 29
+    assert stats["dropped"] == {"unreadable_image": 1, "unreadable_shard": 0}
+    assert stats["shards"] == 3 and stats["flagged"] == {"toy": 4}
+    assert stats["outputs"]["report"] == os.path.join(out, "overlap.json")
+    assert stats["settings"]["threshold"] == 0.15
+    assert stats["settings"]["eval"] == {"toy": report["eval_sets"]["toy"]["path"]}
+    assert {k: stats["counters"][k] for k in ("in", "out", "pairs_kept")} == {"in": 30, "out": 29, "pairs_kept": 4}
 
 
 def test_reports_are_written(scanned):
@@ -131,7 +144,7 @@ def test_accuracy_splits_predictions_by_the_report(scanned, tmp_path, capsys):
 def test_demo_step_reports_the_table_and_planted_copies(small_world, tmp_path):
     from types import SimpleNamespace
 
-    from dedup.cli import demo_step
+    from dedup.demo import demo_step
 
     truth = tmp_path / "truth.json"
     planted = [{"eval_id": eval_id, "url": f"http://example.test/{small_world['keys'][i]}.jpg"}

@@ -11,14 +11,19 @@ import subprocess
 import sys
 import time
 
+import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
 from PIL import Image
 
 from wit_pipeline.cli import main as wit
+from wit_pipeline.download.pipeline import DownloadOptions, FindDuplicates
 from wit_pipeline.download.shards import brace_urls, shard_stats, verify
+from wit_pipeline.errors import UserError
 from wit_pipeline.sampleweb import FAULTS, serve_sample_web
 from wit_pipeline.sampleweb.render import web_image_bytes
 
@@ -74,8 +79,10 @@ def test_every_row_gets_its_declared_outcome(downloaded, sample_web, sample_file
     kinds = {row["kind"] for row in table}
     assert kinds >= {k for k, f in FAULTS.items() if f.is_image}     # the faults really were in the input
     stats = json.load(open(os.path.join(downloaded, "stats.json")))
-    assert stats["success"] + sum(stats["failures"].values()) == stats["rows"] == len(table)
-    assert {"image_too_small", "bad_aspect_ratio", "timeout", "too_large"} <= set(stats["failures"])
+    assert stats["stage"] == "download" and stats["accounted"] is True
+    assert stats["out"] + sum(stats["dropped"].values()) == stats["in"] == len(table)
+    assert {"image_too_small", "bad_aspect_ratio", "timeout", "too_large"} <= set(stats["dropped"])
+    assert stats["done_now"] == stats["shards"] == 3
     assert by_url[sample_web.url(FAULTS["not_found"].path)]["http_status"] == 404
 
 
@@ -167,6 +174,21 @@ def test_private_addresses_refused_without_the_flag(sample_web, tmp_path):
     assert statuses == ["blocked_address"] * 3 + ["invalid_url"]
 
 
+def test_malformed_input_rows_are_counted_or_with_strict_stop_the_run(tmp_path, capsys):
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"url": "http://127.0.0.1:9/a.jpg", "text": "a"}) + "\n{not json\n"
+                      + json.dumps({"url": "ftp://x/y.jpg", "text": "b"}) + "\n")
+    out = str(tmp_path / "out")
+    assert wit(["download", "--input", str(source), "--out", out, "--timeout", "1"]) == 0
+    stats = json.load(open(os.path.join(out, "stats.json")))
+    assert (stats["in"], stats["out"], stats["accounted"]) == (3, 0, True)
+    assert stats["dropped"] == {"bad_row": 1, "blocked_address": 1, "invalid_url": 1}
+    capsys.readouterr()
+    assert wit(["download", "--input", str(source), "--out", str(tmp_path / "strict"), "--strict"]) == 2
+    err = capsys.readouterr().err
+    assert "in.jsonl" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
 @pytest.fixture
 def small_web():
     with serve_sample_web(seed=1, n_images=24, slow_s=0.5, oversized_bytes=1 << 20) as web:
@@ -193,7 +215,33 @@ def test_retry_failed_redoes_only_failed_rows(small_web, tmp_path):
     assert _tar_keys(out) == ["000000000", "000000001", "000000002", "000010000", "000010001"]
     assert all(small_web.hits(small_web.site.images[i].path) == 1 for i in range(4))   # successes kept
     assert verify(out) == []
-    assert json.load(open(os.path.join(out, "stats.json")))["success"] == 5
+    assert json.load(open(os.path.join(out, "stats.json")))["out"] == 5
+
+
+def test_retry_failed_with_an_unknown_reason_is_a_usage_error(tmp_path, capsys):
+    args = ["download", "--input", str(tmp_path / "in.csv"), "--out", str(tmp_path / "out")]
+    with pytest.raises(SystemExit) as exit_info:
+        wit(args + ["--retry-failed", "timeout,timout"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "unknown reason 'timout'" in err and "http_<status>" in err
+    assert len(err.strip().splitlines()[-1]) > 0 and not os.path.exists(tmp_path / "out")
+
+
+def test_retry_failed_reasons_are_checked_for_library_callers_too(tmp_path):
+    options = DownloadOptions(input=str(tmp_path / "in.csv"), out=str(tmp_path / "out"),
+                              retry_failed=("http_503", "not_a_reason"))
+    with pytest.raises(UserError, match="not_a_reason"):
+        options.validate()
+    DownloadOptions(input="x", out="y", retry_failed=("http_503", "timeout", "duplicate")).validate()
+
+
+def test_library_callers_get_the_flags_limits():
+    for bad, message in (({"image_size": 0}, "--image-size must be at least 1"),
+                         ({"encode_quality": 101}, "--encode-quality must be at most 100"),
+                         ({"resize_mode": "stretch"}, "--resize-mode 'stretch': choose from border"),
+                         ({"timeout": 0.0}, "--timeout must be positive")):
+        with pytest.raises(UserError, match=message):
+            DownloadOptions(input="x", out="y", **bad).validate()
 
 
 def test_drop_duplicates_keeps_the_first_copy_across_shards(small_web, tmp_path):
@@ -253,3 +301,12 @@ def test_kill_9_then_resume_gives_exactly_the_uninterrupted_keys(tmp_path):
     assert manifest["shards"] == ref_manifest["shards"]     # same bytes, whatever the workers and the kill
     assert not [n for n in os.listdir(out) if n.endswith(".tmp")]
     assert verify(out) == []
+
+
+def test_find_duplicates_keeps_the_lowest_key_of_each_image():
+    successes = [("a", (0, "000000001")), ("a", (1, "000010000")), ("b", (0, "000000000")),
+                 ("a", (0, "000000003")), ("c", (1, "000010001"))]
+    with TestPipeline() as p:
+        found = (p | beam.Create(successes) | FindDuplicates()
+                 | beam.MapTuple(lambda shard, drops: (shard, sorted(drops))))
+        assert_that(found, equal_to([(0, [("000000003", "000000001")]), (1, [("000010000", "000000001")])]))

@@ -7,11 +7,11 @@ import io
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
-from wit_pipeline.download.images import ImageChecks, ImageRejected, load_image
+from wit_pipeline.download.images import DEFAULT_MAX_PIXELS, ImageChecks, ImageRejected, load_image
 from wit_pipeline.download.resize import RESIZE_MODES, draft_size, encode_jpeg, final_size, resize
 from wit_pipeline.sampleweb import render
 
-CHECKS = ImageChecks(min_image_size=200, max_aspect_ratio=3.0)
+CHECKS = ImageChecks(min_image_size=200, max_aspect_ratio=3.0, max_pixels=DEFAULT_MAX_PIXELS)
 
 
 def _bytes(image: Image.Image, fmt: str = "JPEG", **save) -> bytes:
@@ -64,7 +64,8 @@ def test_bomb_refused_from_the_declared_size_before_decoding():
     data = render.decompression_bomb_png(side=12000)
     assert _reason(data) == "decompression_bomb"
     small = _bytes(Image.new("RGB", (400, 400)), "PNG")
-    assert _reason(small, ImageChecks(max_pixels=100_000)) == "decompression_bomb"
+    tight = ImageChecks(min_image_size=200, max_aspect_ratio=3.0, max_pixels=100_000)
+    assert _reason(small, tight) == "decompression_bomb"
 
 
 def test_size_and_aspect_filters():
@@ -72,8 +73,8 @@ def test_size_and_aspect_filters():
     assert _reason(_bytes(Image.new("RGB", (700, 230)))) == "bad_aspect_ratio"
     _, size = load_image(_bytes(Image.new("RGB", (600, 200))), CHECKS)   # exactly 3:1 and 200 px pass
     assert size == (600, 200)
-    _, size = load_image(_bytes(Image.new("RGB", (50, 50))), ImageChecks(min_image_size=0,
-                                                                         max_aspect_ratio=100))
+    _, size = load_image(_bytes(Image.new("RGB", (50, 50))), ImageChecks(min_image_size=0, max_aspect_ratio=100,
+                                                                         max_pixels=DEFAULT_MAX_PIXELS))
     assert size == (50, 50)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+from collections import Counter
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -46,16 +48,30 @@ def test_directory_input_reads_part_files_in_order_and_skips_json(tmp_path):
 
 def test_bad_inputs_are_one_line_user_errors(tmp_path):
     pq.write_table(pa.table({"link": ["a"], "text": ["b"]}), tmp_path / "x.parquet")
-    with pytest.raises(UserError, match="missing column.*url"):
+    with pytest.raises(UserError, match="no column.*url"):
         list(iter_rows(str(tmp_path / "x.parquet")))
-    (tmp_path / "bad.jsonl").write_text('{"url": "a", "text": "b"}\n{not json\n')
-    with pytest.raises(UserError, match="bad.jsonl:2"):
-        list(iter_rows(str(tmp_path / "bad.jsonl")))
     with pytest.raises(UserError, match="matches no files"):
         list(iter_rows(str(tmp_path / "nothing-*.parquet")))
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(UserError, match="unknown format"):
         list(iter_rows(str(tmp_path / "notes.txt")))
+
+
+def test_pq_and_compressed_inputs_are_read(tmp_path):
+    rows = _rows(3)
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "a.pq")
+    (tmp_path / "b.jsonl.gz").write_bytes(gzip.compress("".join(json.dumps(r) + "\n" for r in rows).encode()))
+    assert list(iter_rows(str(tmp_path / "a.pq"))) == list(iter_rows(str(tmp_path / "b.jsonl.gz")))
+    assert [r.url for r in iter_rows(str(tmp_path))] == [r["url"] for r in rows] * 2
+
+
+def test_a_bad_line_is_counted_and_skipped_unless_strict(tmp_path):
+    (tmp_path / "bad.jsonl").write_text('{"url": "a", "text": "b"}\n{not json\n{"url": "c", "text": "d"}\n')
+    counts = Counter()
+    assert [r.url for r in iter_rows(str(tmp_path / "bad.jsonl"), counts=counts)] == ["a", "c"]
+    assert counts["bad_rows"] == 1
+    with pytest.raises(UserError, match="bad.jsonl:2"):
+        list(iter_rows(str(tmp_path / "bad.jsonl"), strict=True))
 
 
 def test_shard_assignment_and_keys():

@@ -1,5 +1,4 @@
 from queries.pageviews import PageviewLine, is_article_view, iter_pageview_file, parse_pageview_line
-
 from tests.queries.dumps import write_pageviews
 
 

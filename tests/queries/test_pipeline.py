@@ -7,10 +7,10 @@ import os
 import pandas as pd
 import pytest
 
-from tests.queries.dumps import page_xml, write_multistream, write_pageviews, write_plain, write_wndb
-from queries.cli import DEMO_OPTIONS
+from queries.demo import DEMO_THRESHOLDS
 from queries.output import load_queries
-from queries.pipeline import QueryOptions, build_queries
+from queries.pipeline import QueryOptions, run_queries
+from tests.queries.dumps import page_xml, write_multistream, write_pageviews, write_plain, write_wndb
 from wit_pipeline.cli import main
 from wit_pipeline.errors import UserError
 
@@ -18,13 +18,14 @@ from wit_pipeline.errors import UserError
 #   "alpha beta gamma." "alpha beta delta." "alpha beta"  -> alpha 3, beta 3, gamma 1, delta 1
 #   "Gamma ray." "Omega omega."                             -> gamma 2, ray 1, omega 2
 PAGES = [
-    page_xml("Alpha beta", "alpha beta gamma. {{Infobox|gamma gamma}}alpha [[Beta (letter)|beta]] delta.<ref>omega</ref>\n"
-             "'''alpha''' [[beta]]\n[[Category:Letters]] [[File:Omega.svg|thumb|omega omega]]", page_id=1),
+    page_xml("Alpha beta", "alpha beta gamma. {{Infobox|gamma gamma}}alpha [[Beta (letter)|beta]] delta."
+             "<ref>omega</ref>\n'''alpha''' [[beta]]\n[[Category:Letters]] [[File:Omega.svg|thumb|omega omega]]",
+             page_id=1),
     page_xml("Talk:Alpha beta", "alpha alpha alpha", ns=1, page_id=2),
     page_xml("Alpha", "#REDIRECT [[Alpha beta]]", redirect="Alpha beta", page_id=3),
     page_xml("Gamma ray", "Gamma ray. Omega omega.", page_id=4),
 ]
-OPTIONS = QueryOptions(min_count=2, min_pmi=2.0, min_bigram_count=1, min_views=70)
+THRESHOLDS = {"min_count": 2, "min_pmi": 2.0, "min_bigram_count": 1, "min_views": 70}
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +50,8 @@ def inputs(tmp_path_factory):
 @pytest.fixture(scope="module")
 def built(inputs):
     out = str(inputs["root"] / "out")
-    stats = build_queries([inputs["dump"]], out, pageviews=inputs["pageviews"], wordnet=inputs["wordnet"],
-                          options=OPTIONS)
+    stats = run_queries(QueryOptions(wikipedia=[inputs["dump"]], out=out, pageviews=inputs["pageviews"],
+                                     wordnet=inputs["wordnet"], **THRESHOLDS))
     return out, stats
 
 
@@ -79,7 +80,7 @@ def test_entries_sources_and_statistics(built):
 def test_stats_json(built):
     out, stats = built
     assert json.load(open(os.path.join(out, "stats.json"))) == json.loads(json.dumps(stats))
-    assert stats["entries"] == 10
+    assert stats["stage"] == "queries" and stats["out"] == 10
     assert stats["by_source"] == {"unigram": 4, "bigram": 3, "title": 1, "wordnet": 4}
     assert stats["overlap"]["unigram+wordnet"] == 1 and stats["overlap"]["bigram+title"] == 1
     inputs = stats["inputs"]
@@ -92,10 +93,22 @@ def test_stats_json(built):
     assert inputs["wordnet_synsets"] == 3 and inputs["wordnet_offset_mismatches"] == 0
 
 
+def test_stats_account_for_every_candidate_entry(built):
+    _, stats = built
+    # Candidates: 6 words, 5 bigrams, 2 article titles (Alpha beta, Gamma ray), 4 WordNet lemmas.
+    # Dropped: delta and ray (count 1); beta gamma and omega omega (pmi); Gamma ray (69 views).
+    # 12 admitted entries make 10 rows: alpha (unigram + wordnet) and alpha beta (bigram + title) merge.
+    assert stats["in"] == 6 + 5 + 2 + 4
+    assert stats["dropped"] == {"below_min_count": 2, "below_min_bigram_count": 0, "below_min_pmi": 2,
+                                "below_min_views": 1, "merged": 2}
+    assert stats["accounted"] is True
+    assert stats["settings"]["min_count"] == 2 and stats["thresholds"]["min_views"] == 70
+
+
 def test_min_count_boundary_and_keep_case(inputs, tmp_path):
     out = str(tmp_path / "out")
-    options = QueryOptions(min_count=3, min_pmi=100.0, min_bigram_count=1, min_views=71, keep_case=True)
-    build_queries([inputs["dump"]], out, pageviews=inputs["pageviews"], options=options)
+    run_queries(QueryOptions(wikipedia=[inputs["dump"]], out=out, pageviews=inputs["pageviews"], min_count=3,
+                             min_pmi=100.0, min_bigram_count=1, min_views=71, keep_case=True))
     # min-count 3: alpha and beta (3) in, gamma (2) out; keep-case keeps "Gamma" apart from "gamma".
     assert load_queries(out) == ["alpha", "beta"]
 
@@ -104,8 +117,8 @@ def test_split_multistream_gives_the_same_list(inputs, built, tmp_path):
     dump = str(tmp_path / "enwiki-multistream.xml.bz2")
     write_multistream(dump, PAGES, per_stream=1)
     out = str(tmp_path / "out")
-    build_queries([dump], out, pageviews=inputs["pageviews"], wordnet=inputs["wordnet"],
-                  options=QueryOptions(**{**OPTIONS.__dict__, "range_bytes": 64, "flush_keys": 2, "count_buckets": 3}))
+    run_queries(QueryOptions(wikipedia=[dump], out=out, pageviews=inputs["pageviews"], wordnet=inputs["wordnet"],
+                             **THRESHOLDS, range_bytes=64, flush_keys=2, count_buckets=3))
     assert pd.read_parquet(os.path.join(out, "queries.parquet")).equals(
         pd.read_parquet(os.path.join(built[0], "queries.parquet")))
 
@@ -142,16 +155,18 @@ def test_sample_inputs_give_queries_matching_the_captions(sample_files, tmp_path
     from wit_pipeline.sampleweb.draw import COLOURS, SHAPES
 
     out = str(tmp_path / "sample-queries")
-    stats = build_queries(sample_files.wikipedia, out, pageviews=sample_files.pageviews,
-                          wordnet=sample_files.wordnet, options=DEMO_OPTIONS)
+    stats = run_queries(QueryOptions(wikipedia=sample_files.wikipedia, out=out, pageviews=sample_files.pageviews,
+                                     wordnet=sample_files.wordnet, **DEMO_THRESHOLDS))
     queries = set(load_queries(out))
     assert set(COLOURS) | set(SHAPES) | {"background"} <= queries
     assert all(stats["by_source"][source] > 0 for source in ("unigram", "bigram", "title", "wordnet"))
     assert stats["inputs"]["pages_skipped"]["namespace"] >= 3 and stats["inputs"]["pages_skipped"]["redirect"] >= 1
+    assert stats["accounted"] is True
 
 
 def test_index_files_are_left_out_and_buckets_partition_keys(tmp_path):
-    from queries.pipeline import bucket_of, plan_dump_ranges, split_into_buckets
+    from queries.pipeline import plan_dump_ranges
+    from queries.transforms import bucket_of, split_into_buckets
 
     write_multistream(str(tmp_path / "enwiki-pages-articles-multistream.xml.bz2"), PAGES)
     (tmp_path / "enwiki-pages-articles-multistream-index.txt.bz2").write_bytes(b"")
@@ -163,3 +178,24 @@ def test_index_files_are_left_out_and_buckets_partition_keys(tmp_path):
     assert sum(len(part) for _, part in parts) == 50
     assert all(bucket_of(key, 7) == bucket for bucket, part in parts for key in part)
     assert bucket_of("circle", 1024) == 0xd4b76579 % 1024  # stable across processes (crc32), unlike hash()
+
+
+def test_library_callers_get_the_flag_minimums(tmp_path):
+    with pytest.raises(UserError, match="--range-mb must be at least 1"):
+        run_queries(QueryOptions(wikipedia=["x.xml"], out=str(tmp_path / "o"), range_bytes=0))
+    with pytest.raises(UserError, match="--count-buckets must be at least 1"):
+        run_queries(QueryOptions(wikipedia=["x.xml"], out=str(tmp_path / "o"), count_buckets=0))
+
+
+def test_options_come_from_the_flags():
+    import argparse
+
+    from wit_pipeline.options import add_options, from_args
+
+    parser = argparse.ArgumentParser()
+    add_options(parser, QueryOptions)
+    options = from_args(QueryOptions, parser.parse_args(
+        ["--wikipedia", "a.xml", "b.xml.bz2", "--out", "o", "--range-mb", "3", "--keep-case", "--min-pmi", "7.5"]))
+    assert options == QueryOptions(wikipedia=["a.xml", "b.xml.bz2"], out="o", range_bytes=3 << 20, keep_case=True,
+                                   min_pmi=7.5)
+    assert (options.min_count, options.min_bigram_count, options.min_views, options.pageviews) == (100, 2, 70, [])

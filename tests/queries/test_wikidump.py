@@ -1,9 +1,10 @@
 import os
+from itertools import pairwise
 
 import pytest
 
+from queries.wikidump import iter_pages, iter_range_pages, parse_page, plan_ranges, scan_pages
 from tests.queries.dumps import page_xml, write_multistream, write_plain
-from queries.wikidump import iter_pages, iter_range_pages, parse_page, plan_ranges
 from wit_pipeline.errors import UserError
 
 
@@ -56,7 +57,7 @@ def test_pages_split_across_bz2_streams_are_read_once(tmp_path):
 
     text = (open(write_plain(str(tmp_path / "p.xml"), _pages(20)), "rb").read())
     cuts = [0, 301, 302, 950, 2222, len(text)]
-    data = b"".join(bz2.compress(text[a:b]) for a, b in zip(cuts, cuts[1:]))
+    data = b"".join(bz2.compress(text[a:b]) for a, b in pairwise(cuts))
     path = tmp_path / "cut.xml.bz2"
     path.write_bytes(data)
     for range_bytes in (40, 200, 10_000):
@@ -74,7 +75,8 @@ def test_truncated_xml_names_file_and_byte(tmp_path):
     # Cut exactly between pages: every page is whole, but </mediawiki> is missing.
     between = data.index(b"  <page>", data.index(b"Page 3"))
     (tmp_path / "t2.xml").write_bytes(data[:between])
-    with pytest.raises(UserError, match=r"t2\.xml: truncated XML: the file ends at byte %d without </mediawiki>" % between):
+    with pytest.raises(UserError,
+                       match=r"t2\.xml: truncated XML: the file ends at byte %d without </mediawiki>" % between):
         list(iter_pages(str(tmp_path / "t2.xml")))
 
 
@@ -85,7 +87,8 @@ def test_corrupt_and_truncated_bz2_name_the_stream(tmp_path):
     middle = (offsets[2] + offsets[3]) // 2
     data[middle:middle + 8] = b"\x00" * 8
     (tmp_path / "bad.xml.bz2").write_bytes(bytes(data))
-    with pytest.raises(UserError, match=r"bad\.xml\.bz2: corrupt bz2 data in the stream starting at byte %d" % offsets[2]):
+    with pytest.raises(UserError,
+                       match=r"bad\.xml\.bz2: corrupt bz2 data in the stream starting at byte %d" % offsets[2]):
         list(iter_pages(str(tmp_path / "bad.xml.bz2")))
     (tmp_path / "short.xml.bz2").write_bytes(open(path, "rb").read()[: offsets[3] - 10])
     with pytest.raises(UserError, match=r"short\.xml\.bz2: truncated bz2 stream starting at byte %d" % offsets[2]):
@@ -122,3 +125,22 @@ def test_not_a_dump_is_an_error(tmp_path):
 
 
 HEADER_BYTES = b'<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/">\n'
+
+
+@pytest.mark.parametrize("chunk_size", [1, 5, 7, 64, 1 << 20])
+def test_scanner_finds_the_same_pages_whatever_the_chunk_size(tmp_path, chunk_size):
+    # Tags split across chunks (<pa|ge>, </mediawi|ki>) must still be found, and nothing else.
+    data = open(write_plain(str(tmp_path / "d.xml"), _pages(6)), "rb").read()
+    chunks = [(data[i:i + chunk_size], True) for i in range(0, len(data), chunk_size)]
+    pages = list(scan_pages(iter(chunks), path="d.xml", first_range=True, where=lambda offset: f"byte {offset}"))
+    starts = [i for i in range(len(data)) if data.startswith(b"<page>", i)]
+    assert [offset for offset, _ in pages] == starts
+    assert all(page.startswith(b"<page>") and page.endswith(b"</page>") for _, page in pages)
+
+
+def test_scanner_stops_at_the_first_page_starting_in_bytes_it_does_not_own(tmp_path):
+    data = open(write_plain(str(tmp_path / "d.xml"), _pages(6)), "rb").read()
+    fourth = data.index(b"<page>", data.index(b"Page 2"))   # owned bytes end just before it
+    chunks = [(data[:fourth - 3], True), (data[fourth - 3:], False)]
+    pages = list(scan_pages(iter(chunks), path="d.xml", first_range=True, where=str))
+    assert len(pages) == 3 and b"Page 2" in pages[-1][1]

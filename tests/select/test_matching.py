@@ -41,8 +41,7 @@ def test_automaton_agrees_with_the_naive_loop(mode):
 
 
 def test_ascii_shortcut_gives_the_shared_canonical_form():
-    from wit_pipeline.select.matching import canonical_fast
-    from wit_pipeline.text import canonical
+    from wit_pipeline.text import canonical, canonical_fast
 
     rng = random.Random(11)
     alphabet = "abcXYZ019 '-_.,!?\t\n\r\x00\x07\x1f\x7f\"()"

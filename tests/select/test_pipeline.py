@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from wit_pipeline.candidates.language import detect_language
 from wit_pipeline.cli import main
+from wit_pipeline.language import detect_language
 from wit_pipeline.schemas import CANDIDATE_SCHEMA, pair_uid
 from wit_pipeline.select.balancing import keep_probabilistic, select_top
 from wit_pipeline.select.matching import QueryMatcher
@@ -72,8 +72,8 @@ def test_top_selection_matches_the_pure_rule_and_reports_counts(candidates, tmp_
     reference = select_top(matches, 40, seed=3)
     selected = pd.read_parquet(os.path.join(out, "selected"))
     assert set(selected.uid) == set(reference)
-    assert all(list(q) == matches[u] for u, q in zip(selected.uid, selected.queries))   # all matches listed
-    assert stats["accounted"] and stats["rows_in"] == len(rows)
+    assert all(list(q) == matches[u] for u, q in zip(selected.uid, selected.queries, strict=True))  # all listed
+    assert stats["accounted"] and stats["in"] == len(rows)
     assert stats["dropped"]["no_match"] == len(rows) - len(matches)
     counts = pd.read_parquet(os.path.join(out, "query_counts.parquet")).set_index("query")
     assert set(counts.index) == set(QUERIES)                            # zero-match queries listed too
@@ -117,7 +117,7 @@ def test_language_is_decided_once_per_distinct_matched_text(candidates, tmp_path
                                      cap=10_000, lang="en"))
     matcher = QueryMatcher(QUERIES)
     matched_texts = {r["text"] for r in rows if matcher.match(r["text"])}
-    assert stats["lang_detect_calls"] == len(matched_texts) < stats["rows_in"]
+    assert stats["lang_detect_calls"] == len(matched_texts) < stats["in"]
     kept = {t for t in matched_texts if detect_language(t) == "en"}
     selected = pd.read_parquet(os.path.join(out, "selected"))
     assert set(selected.text) == kept
@@ -135,6 +135,7 @@ def test_cli_reports_bad_inputs_in_one_line(candidates, tmp_path, capsys):
     code = main(["select", "--candidates", str(tmp_path / "empty"), "--queries", str(root / "q.txt"),
                  "--out", str(tmp_path / "x")])
     assert code == 2 and "matches no files" in capsys.readouterr().err
-    code = main(["select", "--candidates", str(root / "a"), "--queries", str(root / "q.txt"),
-                 "--out", str(tmp_path / "x"), "--cap", "0"])
-    assert code == 2 and "--cap" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:   # refused as the flag is parsed
+        main(["select", "--candidates", str(root / "a"), "--queries", str(root / "q.txt"),
+              "--out", str(tmp_path / "x"), "--cap", "0"])
+    assert exited.value.code == 2 and "--cap must be at least 1" in capsys.readouterr().err

@@ -10,8 +10,16 @@ import torch
 import webdataset as wds
 from PIL import Image
 
-from trainer.data import (DataFormatError, ShardStream, check_first_samples, check_stream_count, decode_image,
-                          load_blocklist, make_loader, resolve_shards)
+from trainer.data import (
+    DataFormatError,
+    ShardStream,
+    check_first_samples,
+    check_stream_count,
+    decode_image,
+    load_blocklist,
+    make_loader,
+    resolve_shards,
+)
 from wit_pipeline.errors import UserError
 
 
@@ -110,7 +118,7 @@ def test_stream_resumes_from_a_position(shards_dir, tokenizer, resample):
     cut = 17                                          # past a round boundary (2 shards x 48 = 96 samples)
     resumed = _take(iter(_stream(shards_dir, tokenizer, resample=resample,
                                  positions={0: tuple(straight[cut - 1]["position"])})), 30 - cut)
-    assert all(_same(a, b) for a, b in zip(straight[cut:], resumed))
+    assert all(_same(a, b) for a, b in zip(straight[cut:], resumed, strict=True))
 
 
 def test_loader_with_workers_resumes_on_the_right_stream(shards_dir, tokenizer):
@@ -122,7 +130,7 @@ def test_loader_with_workers_resumes_on_the_right_stream(shards_dir, tokenizer):
     resumed = _take(iter(make_loader(_stream(shards_dir, tokenizer, positions=positions, stream_shift=cut % 2),
                                      workers=2)), 9 - cut)
     assert [int(b["stream"]) for b in resumed] == [int(b["stream"]) for b in straight[cut:]]
-    assert all(_same(a, b) for a, b in zip(straight[cut:], resumed))
+    assert all(_same(a, b) for a, b in zip(straight[cut:], resumed, strict=True))
     assert not _same(straight[0], straight[1])       # the two workers read different data
 
 

@@ -13,7 +13,7 @@ import os
 import pytest
 
 from trainer.synthetic import write_shape_imagefolder, write_shape_shards
-from trainer.train import TrainConfig, train
+from trainer.train import TrainOptions, run_train
 
 PALETTE = ["black", "white"]
 
@@ -26,9 +26,9 @@ def test_tiny_model_learns_shapes_on_cpu(tmp_path):
     templates = tmp_path / "templates.txt"
     templates.write_text("a black {} on a white background\na white {} on a black background\n")
     out = tmp_path / "run"
-    result = train(TrainConfig(shards=shards, out=str(out), model="tiny", batch_size=64, steps=300, lr=3e-3,
-                               warmup=30, workers=1, log_every=50, save_every=300, eval=[f"shapes={eval_dir}"],
-                               templates=str(templates)))
+    result = run_train(TrainOptions(shards=shards, out=str(out), model="tiny", batch_size=64, steps=300, lr=3e-3,
+                                    warmup=30, workers=1, log_every=50, save_every=300, eval=[f"shapes={eval_dir}"],
+                                    templates=str(templates)))
     rows = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
     losses = [r["loss"] for r in rows if "loss" in r]
     assert losses[-1] < losses[0] - 0.5, losses

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from trainer.checkpoint import list_checkpoints, load_checkpoint
-from trainer.train import TrainConfig, train
+from trainer.train import TrainOptions, run_train
 from wit_pipeline.cli import main as wit_main
 from wit_pipeline.errors import UserError
 
@@ -16,7 +16,7 @@ def _config(shards_dir, out, **kw):
                 workers=2, shuffle_buffer=16, shards_per_round=2, save_every=3, keep=5, log_every=1,
                 tokenizer_captions=500)
     base.update(kw)
-    return TrainConfig(**base)
+    return TrainOptions(**base)
 
 
 def _metrics(out):
@@ -27,16 +27,20 @@ def _metrics(out):
 TIMING = ("samples_per_s", "data_wait")
 
 
+def _without_timing(rows):
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
+
+
 def test_resume_gives_the_uninterrupted_result(shards_dir, tmp_path):
     straight = tmp_path / "straight"
-    train(_config(shards_dir, straight))
+    run_train(_config(shards_dir, straight))
     assert [s for s, _ in list_checkpoints(str(straight))] == [3, 6]
 
     # Interrupt after step 3: keep only that checkpoint and what was logged up to it, plus a stray line.
     resumed = tmp_path / "resumed"
     shutil.copytree(straight, resumed)
     os.remove(resumed / "checkpoints" / "step-00000006.pt")
-    result = train(_config(shards_dir, resumed, resume=True))
+    result = run_train(_config(shards_dir, resumed, resume=True))
     assert result.steps == 6
 
     a, b = load_checkpoint(str(straight)), load_checkpoint(str(resumed))
@@ -46,14 +50,15 @@ def test_resume_gives_the_uninterrupted_result(shards_dir, tmp_path):
     for slot, state in a["optimizer"]["state"].items():
         torch.testing.assert_close(b["optimizer"]["state"][slot]["exp_avg"], state["exp_avg"], rtol=1e-6, atol=1e-8)
     assert a["scheduler"] == b["scheduler"]
-    strip = lambda rows: [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
-    assert strip(_metrics(straight)) == pytest.approx(strip(_metrics(resumed)))
+    # Row by row: pytest.approx compares flat dicts, not lists of them.
+    for row, again in zip(_without_timing(_metrics(straight)), _without_timing(_metrics(resumed)), strict=True):
+        assert again == pytest.approx(row)
     assert [r["step"] for r in _metrics(resumed)] == [1, 2, 3, 4, 5, 6]
 
 
 def test_run_writes_checkpoints_metrics_tokenizer_and_evals(shards_dir, eval_dir, tmp_path):
     out = tmp_path / "run"
-    result = train(_config(shards_dir, out, steps=4, save_every=2, keep=1, workers=0, log_every=2,
+    result = run_train(_config(shards_dir, out, steps=4, save_every=2, keep=1, workers=0, log_every=2,
                            eval=[f"shapes={eval_dir}"], accum=2))
     assert [s for s, _ in list_checkpoints(str(out))] == [4]           # keep=1 removed step 2
     state = load_checkpoint(result.checkpoint)
@@ -70,7 +75,7 @@ def test_run_writes_checkpoints_metrics_tokenizer_and_evals(shards_dir, eval_dir
 
 def test_the_gpu_settings_run_on_cpu_too(shards_dir, tmp_path):
     """bf16 autocast, gradient checkpointing and accumulation together: the path a GPU run takes."""
-    result = train(_config(shards_dir, tmp_path / "bf16", steps=3, precision="bf16", grad_checkpointing=True,
+    result = run_train(_config(shards_dir, tmp_path / "bf16", steps=3, precision="bf16", grad_checkpointing=True,
                            accum=2, save_every=10))
     losses = [r["loss"] for r in _metrics(tmp_path / "bf16") if "loss" in r]
     assert result.steps == 3 and len(losses) == 3 and all(map(torch.isfinite, map(torch.tensor, losses)))
@@ -80,9 +85,9 @@ def test_the_gpu_settings_run_on_cpu_too(shards_dir, tmp_path):
 
 def test_bad_inputs_are_one_line_errors(shards_dir, tmp_path, capsys):
     with pytest.raises(UserError, match="unknown"):
-        train(_config(shards_dir, tmp_path / "x", model="resnet"))
+        run_train(_config(shards_dir, tmp_path / "x", model="resnet"))
     with pytest.raises(UserError, match="streams"):
-        train(_config(shards_dir, tmp_path / "x", workers=8))
+        run_train(_config(shards_dir, tmp_path / "x", workers=8))
     code = wit_main(["train", "--shards", str(tmp_path / "missing"), "--out", str(tmp_path / "y"), "--model", "tiny"])
     assert code == 2 and "does not exist" in capsys.readouterr().err
 
@@ -98,7 +103,7 @@ def test_missing_captions_in_a_later_shard_stop_the_run(tmp_path, shards_dir):
             writer.write({"__key__": f"0001{i:05d}", "jpg": open(os.path.join(shards_dir, "00000.tar"), "rb").read(64),
                           "json": {}})
     with pytest.raises(UserError, match=r"lacks a caption \(\.txt\)") as info:
-        train(_config(str(shards), tmp_path / "run", workers=2, steps=40, resample=False, shards_per_round=1))
+        run_train(_config(str(shards), tmp_path / "run", workers=2, steps=40, resample=False, shards_per_round=1))
     assert "\n" not in str(info.value) and "00001.tar" in str(info.value)
 
 
@@ -128,11 +133,11 @@ def test_wit_eval_zeroshot_and_linear_probe(shards_dir, eval_dir, tmp_path, caps
 def test_demo_step_skips_without_shards_and_is_registered():
     from types import SimpleNamespace
 
-    from trainer.cli import step_train
-    from wit_pipeline.demo import DEMO_STEPS
+    from trainer.demo import demo_step
+    from wit_pipeline.stages import load, stage
 
-    assert ("train", "step_train") in [(name, step.__name__) for name, step in DEMO_STEPS]
+    assert load(stage("train").demo) is demo_step
     rows = []
     ctx = SimpleNamespace(outputs={}, files=None, report=lambda *row: rows.append(row))
-    step_train(ctx)
+    demo_step(ctx)
     assert rows == [("train", "skipped", "no shards (the download step did not run)")]

@@ -1,8 +1,11 @@
 """``wit candidates``: (image URL, text) pairs from WAT, WARC, tables or image-search APIs.
 
+- ``sources/``: the source registry ``SOURCES`` (``__init__.py``, with the Beam steps that read
+  files or crawl) and one pure module per source: ``wat.py``, ``warc.py``, ``table.py``, ``search.py``.
 - ``warc_records.py``: a fast, fault-tolerant WARC/WAT record reader (gzip member by member).
-- ``sources_wat.py``, ``sources_warc.py``, ``sources_table.py``, ``sources_search.py``: one per source.
-- ``filters.py``: text clean-up and filters (pure, each switchable, each with its drop reason).
-- ``language.py``: seeded langdetect, called once per distinct text.
-- ``pipeline.py``: the Beam job; ``cli.py``: the command.
+- ``filters.py``: text clean-up and the per-pair filter registry ``PAIR_FILTERS`` (pure, each
+  switchable, each with its drop reason).
+- ``pipeline.py``: ``CandidateOptions`` (every flag) and the Beam job ``run_candidates``, built from
+  ``ReadSource``, ``CleanAndFilterPairs`` and ``wit_pipeline.pairs``' ``DedupPairs`` / ``LanguageAndDedup``.
+- ``cli.py``: the command; ``demo.py``: the ``wit demo`` step.
 """

@@ -1,8 +1,9 @@
 """Text clean-up and filters for candidate pairs: pure functions, each switchable, each with a drop reason.
 
 ``clean_pair(url, text, config)`` returns ``(url, text, None)`` for a kept pair
-or ``(url, text, reason)`` naming the first filter that dropped it. The
-reasons, in the order the filters run (``FILTERS``):
+or ``(url, text, reason)`` naming the first filter that dropped it. The filters
+are the registry ``PAIR_FILTERS`` (name, predicate), run in this order; ``FILTERS``
+(the switch names) and ``DROP_REASONS`` are derived from it:
 
 ==================  ==========================================================
 ``data_uri``        the image URL is a ``data:`` URI
@@ -16,9 +17,10 @@ reasons, in the order the filters run (``FILTERS``):
 
 ``normalize`` (Unicode NFKC, control characters to spaces, white space folded,
 HTML entities decoded; case kept) is a clean-up rather than a filter; switch it
-off like the others. The language filter (``language.py``) and the exact
-(url, text) de-duplication need more than one pair at a time and live in the
-pipeline; their reasons are ``lang`` and ``duplicate``.
+off like the others. The defaults named above live in ``CandidateOptions``
+(``pipeline.py``), which builds the ``FilterConfig``. The language filter and
+the exact (url, text) de-duplication need more than one pair at a time and live
+in ``wit_pipeline/pairs.py``; their reasons are ``lang`` and ``duplicate``.
 """
 
 from __future__ import annotations
@@ -26,14 +28,11 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass, field
+from typing import Callable
 from urllib.parse import urlsplit
 
+from ..errors import UserError
 from ..text import normalize_text, words
-
-FILTERS = ("normalize", "data_uri", "non_http_url", "empty_text", "boilerplate", "too_short", "few_words",
-           "too_long", "dedup")
-DROP_REASONS = ("data_uri", "non_http_url", "empty_text", "boilerplate", "too_short", "few_words", "too_long",
-                "lang", "duplicate")
 
 MAX_URL_CHARS = 4096
 _HTTP_HOST = re.compile(r"https?://([^/?#]*)")
@@ -57,12 +56,20 @@ BOILERPLATE_TEXTS = frozenset({
 
 @dataclass(frozen=True)
 class FilterConfig:
-    """Which filters run and their thresholds. ``disabled`` holds names from ``FILTERS``."""
+    """Which filters run and their thresholds, built from ``CandidateOptions`` (which holds the defaults).
 
-    min_chars: int = 6
-    min_words: int = 3
-    max_chars: int = 1000
-    disabled: frozenset = field(default_factory=frozenset)
+    ``disabled`` holds names from ``FILTERS``; ``steps`` are the enabled ``PAIR_FILTERS``, in order,
+    worked out once here so the per-pair loop does no look-ups.
+    """
+
+    min_chars: int
+    min_words: int
+    max_chars: int
+    disabled: frozenset
+    steps: tuple = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "steps", tuple(step for step in PAIR_FILTERS if step[0] not in self.disabled))
 
     def on(self, name: str) -> bool:
         return name not in self.disabled
@@ -107,34 +114,73 @@ def url_reason(url: str) -> str | None:
     return None
 
 
-def clean_pair(url: str | None, text: str | None, config: FilterConfig = FilterConfig()
-               ) -> tuple[str, str, str | None]:
+# The per-pair filters: each is true for a pair to drop (the text already cleaned).
+def is_data_uri(url: str, text: str, config: FilterConfig) -> bool:
+    return url[:5].lower() == "data:"
+
+
+def is_non_http_url(url: str, text: str, config: FilterConfig) -> bool:
+    return url_reason(url) == "non_http_url"
+
+
+def is_empty_text(url: str, text: str, config: FilterConfig) -> bool:
+    return not text.strip()
+
+
+def is_boilerplate_text(url: str, text: str, config: FilterConfig) -> bool:
+    return is_boilerplate(text)
+
+
+def is_too_short(url: str, text: str, config: FilterConfig) -> bool:
+    return len(text) < config.min_chars
+
+
+def has_few_words(url: str, text: str, config: FilterConfig) -> bool:
+    return config.min_words > 0 and len(words(text)) < config.min_words
+
+
+def is_too_long(url: str, text: str, config: FilterConfig) -> bool:
+    return bool(config.max_chars) and len(text) > config.max_chars
+
+
+# The registry: (drop reason, predicate), in the order the filters run. Adding a filter is one line
+# here (plus its predicate above and a row in the module docstring's table).
+PAIR_FILTERS: tuple[tuple[str, Callable[[str, str, FilterConfig], bool]], ...] = (
+    ("data_uri", is_data_uri),
+    ("non_http_url", is_non_http_url),
+    ("empty_text", is_empty_text),
+    ("boilerplate", is_boilerplate_text),
+    ("too_short", is_too_short),
+    ("few_words", has_few_words),
+    ("too_long", is_too_long),
+)
+# Switches: the clean-up, the per-pair filters, and the pipeline's exact (url, text) de-duplication.
+FILTERS = ("normalize", *(name for name, _drops in PAIR_FILTERS), "dedup")
+# Every reason a pair can be dropped for, in report order: the per-pair filters, then the pipeline's two.
+DROP_REASONS = (*(name for name, _drops in PAIR_FILTERS), "lang", "duplicate")
+
+
+def clean_pair(url: str | None, text: str | None, config: FilterConfig) -> tuple[str, str, str | None]:
     """Clean one pair and apply the per-pair filters in order: ``(url, text, drop_reason_or_None)``."""
     url = clean_url(url)
     text = clean_text(text) if config.on("normalize") else (text or "")
-    if config.on("data_uri") or config.on("non_http_url"):
-        reason = url_reason(url)
-        if reason and config.on(reason):
+    for reason, drops in config.steps:
+        if drops(url, text, config):
             return url, text, reason
-    if config.on("empty_text") and not text.strip():
-        return url, text, "empty_text"
-    if config.on("boilerplate") and is_boilerplate(text):
-        return url, text, "boilerplate"
-    if config.on("too_short") and len(text) < config.min_chars:
-        return url, text, "too_short"
-    if config.on("few_words") and config.min_words > 0 and len(words(text)) < config.min_words:
-        return url, text, "few_words"
-    if config.on("too_long") and config.max_chars and len(text) > config.max_chars:
-        return url, text, "too_long"
     return url, text, None
 
 
-def parse_disabled(value: str | None) -> frozenset:
-    """``--disable a,b``: names must come from ``FILTERS``."""
-    from ..errors import UserError
+class FilterNames(frozenset):
+    """A set of filter names that prints as ``--disable`` takes it (``a,b``; empty for none)."""
 
+    def __str__(self) -> str:
+        return ",".join(sorted(self))
+
+
+def parse_disabled(value: str | None) -> FilterNames:
+    """``--disable a,b``: names must come from ``FILTERS``."""
     names = frozenset(n.strip() for n in (value or "").split(",") if n.strip())
     unknown = sorted(names - set(FILTERS))
     if unknown:
         raise UserError(f"--disable: unknown filter(s) {', '.join(unknown)} (known: {', '.join(FILTERS)})")
-    return names
+    return FilterNames(names)

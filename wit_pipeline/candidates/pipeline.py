@@ -2,307 +2,179 @@
 
 ::
 
-    inputs ─► read (one source; malformed records counted) ─► clean + per-pair filters (counted)
-           ─► exact (url, text) de-dup (GroupByKey on uid) ─► [language, once per distinct text]
+    inputs ─► ReadSource (one of sources.SOURCES; malformed records counted)
+           ─► CleanAndFilterPairs (clean-up + the per-pair filters, each drop counted)
+           ─► DedupPairs (exact (url, text), one GroupByKey on uid)
+              or, with --lang CODE, LanguageAndDedup (langdetect once per distinct text, same shuffle)
            ─► OUT/parts/part-*.parquet (deterministic)  +  OUT/stats.json
 
-Every raw pair ends in exactly one place: ``pairs_in = pairs_out + Σ dropped_<reason>``.
+Every raw pair ends in exactly one place: ``in = out + Σ dropped[reason]`` (stats.json).
 """
 
 from __future__ import annotations
 
-import logging
-import time
-import zlib
-from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import apache_beam as beam
 
 from .. import fileio
-from ..beam import counter, make_pipeline, run
+from ..beam import counter
 from ..errors import UserError
+from ..options import defaults, option
+from ..pairs import DedupPairs, LanguageAndDedup, parse_lang
 from ..parquet_parts import WriteParquetParts
 from ..schemas import CANDIDATE_SCHEMA, pair_uid
-from .filters import DROP_REASONS, FilterConfig, clean_pair
-from .language import detect_languages
+from ..stage import StageRun, dropped_counts
+from .filters import DROP_REASONS, FILTERS, FilterConfig, FilterNames, clean_pair, parse_disabled
+from .sources import SOURCES, STAGE
+from .sources.search import APIS
 
-log = logging.getLogger(__name__)
-
-STAGE = "candidates"
 PARTS_DIR = "parts"   # parts apart from stats.json, so pandas.read_parquet(OUT/parts) just works
-SOURCES = ("wat", "warc", "table", "search")
+
+
+def parse_candidate_lang(value: str) -> str:
+    """``--lang`` of this stage, which may also ``defer`` the language filter to ``wit select``."""
+    return parse_lang(value, allow_defer=True)
 
 
 @dataclass
 class CandidateOptions:
-    source: str
-    inputs: list[str]                    # files/globs/dirs; for ``search``: one queries path
-    out: str
-    filters: FilterConfig = field(default_factory=FilterConfig)
-    lang: str = "defer"                  # defer (to wit select) | any | a language code
-    seed: int = 0
-    url_col: str = "url"                 # table source
-    text_col: str = "text"
-    page_url_col: str | None = None
-    api: str = "openverse"               # search source
-    endpoint: str = ""
-    per_query_cap: int = 20_000
-    page_size: int = 0                   # 0: the API's usual page size
-    rate_per_host: float = 2.0           # requests/s per host for the whole job (search)
-    crawlers: int = 1                    # search: sequential crawls sharing that rate
-    allow_private_networks: bool = False
-    rows_per_part: int = 200_000
+    """``wit candidates``: every flag, its default and its help (``wit_pipeline.options``)."""
+
+    source: str = option(help="wat: Common Crawl WAT; warc: WARC responses' HTML; table: parquet/CSV/TSV/JSONL; "
+                         "search: crawl an image-search API for each query of --input", choices=tuple(SOURCES))
+    inputs: list[str] = option(flag="--input", metavar="PATH_OR_GLOB",
+                               help="input files, globs or directories (local, gs://, s3://, http(s) single "
+                               "files); for --source search, the queries (a queries directory or a text file)")
+    out: str = option(help="output directory (parts/part-*.parquet and stats.json)")
+    min_chars: int = option(6, group="text filters", minimum=0,
+                            help="drop texts shorter than this (characters)")
+    min_words: int = option(3, group="text filters", minimum=0, help="drop texts with fewer words")
+    max_chars: int = option(1000, group="text filters", minimum=0, help="drop longer texts (0: no limit)")
+    disable: frozenset = option(FilterNames(), group="text filters", metavar="FILTER[,FILTER]",
+                                convert=parse_disabled,
+                                help=f"switch filters off, by name: {', '.join(FILTERS)}")
+    lang: str = option("defer", group="text filters", convert=parse_candidate_lang,
+                       help="defer: leave language filtering to 'wit select' (after matching, far cheaper); "
+                       "any: keep every language; a code such as en: keep that language here")
+    seed: int = option(0, help="seed of the language detector")
+    url_col: str = option("url", group="table source")
+    text_col: str = option("text", group="table source")
+    page_url_col: str | None = option(None, group="table source")
+    strict: bool = option(False, group="table source",
+                          help="fail on the first malformed input row instead of counting and skipping it")
+    api: str = option("openverse", group="search source", choices=APIS, help="response shape of the search API")
+    endpoint: str | None = option(None, group="search source",
+                                  help="the API endpoint, e.g. https://api.openverse.org/v1/images/ or "
+                                  "https://commons.wikimedia.org/w/api.php")
+    per_query_cap: int = option(20_000, group="search source", minimum=1,
+                                help="stop a query's crawl after this many")
+    page_size: int = option(0, group="search source", minimum=0,
+                            help="results per request (0: the API's default)")
+    rate_per_host: float = option(2.0, flag="--rate", metavar="RATE", group="search source", minimum=0,
+                                  help="requests per second to the API host for the whole job, however many "
+                                  "workers (0: no limit)")
+    crawlers: int = option(1, group="search source", minimum=1,
+                           help="crawls run side by side, each taking a share of the queries and of --rate; "
+                           "more than one helps when one request takes longer than 1/rate s (default 1)")
+    allow_private_networks: bool = option(False, group="search source",
+                                          help="allow loopback/private addresses (tests and the sample web only)")
+    rows_per_part: int = option(200_000, minimum=1, help="rows per output parquet part")
 
 
-def _flush(counts: Counter) -> None:
-    for name, value in counts.items():
-        if value:
-            counter(STAGE, name).inc(value)
+def filter_config(options: CandidateOptions) -> FilterConfig:
+    """The filters' settings, taken from the options (the one place their defaults live)."""
+    return FilterConfig(min_chars=options.min_chars, min_words=options.min_words, max_chars=options.max_chars,
+                        disabled=frozenset(options.disable))
 
 
-class ReadFiles(beam.DoFn):
-    """One input file -> raw candidate rows; file damage and record outcomes counted."""
-
-    def __init__(self, options: CandidateOptions):
-        self.options = options
-
-    def process(self, path: str):
-        from .sources_table import read_table
-        from .sources_warc import read_warc
-        from .sources_wat import read_wat
-
-        options, counts = self.options, Counter()
-        counts["files"] += 1
-        try:
-            if options.source == "table":
-                from .sources_table import table_format
-
-                columns = dict(url_col=options.url_col, text_col=options.text_col,
-                               page_url_col=options.page_url_col)
-                if table_format(path) == "parquet":   # parquet needs a seekable file
-                    import io
-
-                    handle = open(path, "rb") if not fileio.is_remote(path) else io.BytesIO(fileio.read_bytes(path))
-                    with handle:
-                        yield from read_table(handle, path, counts, **columns)
-                else:
-                    with fileio.open_read(path) as handle:
-                        yield from read_table(handle, path, counts, **columns)
-            else:
-                reader = read_wat if options.source == "wat" else read_warc
-                with fileio.open_read(path, decompress=False) as handle:
-                    yield from reader(handle, path, counts)
-        except Exception as exc:  # noqa: BLE001 - an unreadable file is counted, never fatal
-            counts["unreadable_files"] += 1
-            log.warning("skipping unreadable input %s: %s", path, exc)
-        finally:
-            _flush(counts)
+# The filters as the command's defaults set them (tests and benchmarks call clean_pair with these).
+DEFAULT_FILTERS = FilterConfig(**{name: value for name, value in defaults(CandidateOptions).items()
+                                  if name in ("min_chars", "min_words", "max_chars")},
+                               disabled=frozenset(defaults(CandidateOptions)["disable"]))
 
 
-def crawler_of(query: str, crawlers: int) -> int:
-    """Which of the ``crawlers`` crawls takes ``query`` (stable across runs and workers)."""
-    return zlib.crc32(query.encode("utf-8")) % crawlers
-
-
-class CrawlQueries(beam.DoFn):
-    """One crawl's queries, one after the other -> rows from the search API. Each crawl has its own
-    share of the host's rate; the guarded session and robots cache are per worker."""
+class ReadSource(beam.PTransform):
+    """The raw candidate rows of the options' source (``sources.SOURCES``)."""
 
     def __init__(self, options: CandidateOptions):
+        super().__init__()
         self.options = options
+
+    def expand(self, begin):
+        return begin | SOURCES[self.options.source].read(self.options)
+
+
+class CleanAndFilterFn(beam.DoFn):
+    """Clean one raw pair and run the filters: counted ``in``, and ``dropped_<reason>`` when dropped."""
+
+    def __init__(self, config: FilterConfig):
+        self.config = config
 
     def setup(self):
-        from ..http import RobotsCache, make_session
+        self.pairs_in = counter(STAGE, "in")
+        self.dropped = {reason: counter(STAGE, f"dropped_{reason}") for reason in DROP_REASONS}
 
-        self.session = make_session(allow_private_networks=self.options.allow_private_networks, retries=3,
-                                    backoff_s=0.5, max_bytes=32 << 20)
-        self.robots = RobotsCache(self.session)
-
-    def process(self, crawl):
-        from .sources_search import DEFAULT_PAGE_SIZE, HostRateLimiter, crawl_query
-
-        options, (_crawler, queries) = self.options, crawl
-        limiter = HostRateLimiter(options.rate_per_host, share=options.crawlers)
-        for query in sorted(queries):
-            counts = Counter()
-            try:
-                yield from crawl_query(query, api=options.api, endpoint=options.endpoint, session=self.session,
-                                       robots=self.robots, limiter=limiter, cap=options.per_query_cap,
-                                       page_size=options.page_size or DEFAULT_PAGE_SIZE[options.api],
-                                       counts=counts)
-            finally:
-                _flush(counts)
-
-    def teardown(self):
-        self.session.close()
+    def process(self, row: dict):
+        self.pairs_in.inc()
+        url, text, reason = clean_pair(row["url"], row["text"], self.config)
+        if reason:
+            self.dropped[reason].inc()
+            return
+        yield dict(row, url=url, text=text, uid=pair_uid(url, text))
 
 
-def clean_and_filter(row: dict, config: FilterConfig):
-    """Beam step: clean one raw pair; count it in and, when dropped, its reason."""
-    counter(STAGE, "pairs_in").inc()
-    url, text, reason = clean_pair(row["url"], row["text"], config)
-    if reason:
-        counter(STAGE, f"dropped_{reason}").inc()
-        return
-    row = dict(row, url=url, text=text, uid=pair_uid(url, text))
-    yield row
+class CleanAndFilterPairs(beam.PTransform):
+    """Raw rows -> cleaned rows (with their pair ``uid``) that pass every enabled filter."""
 
-
-def provenance_key(row: dict) -> tuple:
-    """Which duplicate survives: the smallest provenance, so the choice never depends on input order."""
-    return tuple(row.get(k) or "" for k in ("source", "source_file", "page_url", "search_query", "license",
-                                            "license_url", "creator"))
-
-
-def first_by_provenance(rows, stage: str) -> dict:
-    """One row of a group of exact duplicates: the smallest provenance, so never the order's choice."""
-    rows = list(rows)
-    if len(rows) > 1:
-        counter(stage, "dropped_duplicate").inc(len(rows) - 1)
-    return min(rows, key=provenance_key)
-
-
-def keep_first(item):
-    _uid, rows = item
-    return first_by_provenance(rows, STAGE)
-
-
-def distinct_pairs(rows, stage: str):
-    """The rows of one text, one per (url, text) pair (``first_by_provenance``), in uid order."""
-    by_uid: dict[str, list] = {}
-    for row in rows:
-        by_uid.setdefault(row["uid"], []).append(row)
-    for uid in sorted(by_uid):
-        yield first_by_provenance(by_uid[uid], stage)
-
-
-def language_filter(groups, lang: str, seed: int, stage: str = STAGE, dedup: bool = True):
-    """A batch of (text, rows) groups: langdetect once per distinct text, the batch in lockstep; the rows of
-    a kept text de-duplicated by pair, those of a dropped one all counted under ``lang``. Batches are
-    large (``BatchTexts``): a call runs until its slowest text converges, with ever fewer texts in
-    flight, so fewer and larger calls waste less."""
-    decided = detect_languages([text for text, _rows in groups], seed)
-    counter(stage, "lang_detect_calls").inc(len(groups))
-    for (_text, rows), found in zip(groups, decided):
-        if found == lang:
-            yield from distinct_pairs(rows, stage) if dedup else rows
-        else:
-            counter(stage, "dropped_lang").inc(sum(1 for _row in rows))
-
-
-class LanguageAndDedup(beam.PTransform):
-    """The language filter and exact (url, text) de-duplication in one shuffle. Every copy of a pair has
-    the same text (a pair's uid hashes its url and text), so grouping the rows by text gathers each
-    pair's copies as well as each text's one langdetect call: one GroupByKey serves both."""
-
-    def __init__(self, lang: str, seed: int, stage: str, dedup: bool = True):
+    def __init__(self, config: FilterConfig):
         super().__init__()
-        self.lang, self.seed, self.stage, self.dedup = lang, seed, stage, dedup
+        self.config = config
 
     def expand(self, rows):
-        return (rows
-                | "KeyByText" >> beam.Map(lambda row: (row["text"], row))
-                | "GroupTexts" >> beam.GroupByKey()
-                | "BatchTexts" >> beam.BatchElements(min_batch_size=8192, max_batch_size=8192)
-                | "Language" >> beam.FlatMap(language_filter, self.lang, self.seed, self.stage, self.dedup))
+        return rows | "CleanFilter" >> beam.ParDo(CleanAndFilterFn(self.config))
 
 
-def count_out(row):
-    counter(STAGE, "pairs_out").inc()
-    return row
+class CountOut(beam.DoFn):
+    """Count each row the stage writes as ``out``."""
+
+    def setup(self):
+        self.pairs_out = counter(STAGE, "out")
+
+    def process(self, row: dict):
+        self.pairs_out.inc()
+        yield row
 
 
 def build(pipeline: beam.Pipeline, options: CandidateOptions):
-    if options.source == "search":
-        from ..select.queries_io import load_query_list
-
-        if len(options.inputs) != 1:
-            raise UserError("--source search takes one --input: a queries directory or text file")
-        queries = load_query_list(options.inputs[0])
-        if options.crawlers < 1:
-            raise UserError("--crawlers must be at least 1")
-        raw = (pipeline
-               | "Queries" >> beam.Create(queries)
-               | "ToCrawler" >> beam.Map(lambda query, n: (crawler_of(query, n), query), options.crawlers)
-               | "GroupByCrawler" >> beam.GroupByKey()
-               | "Crawl" >> beam.ParDo(CrawlQueries(options)))
-    else:
-        files = fileio.expand(options.inputs, what=f"{options.source} input")
-        if options.source == "table":
-            from .sources_table import table_format
-
-            for path in files:
-                table_format(path)   # an unknown format is a user error, before anything runs
-        raw = (pipeline
-               | "Files" >> beam.Create(files)
-               | "SpreadFiles" >> beam.Reshuffle()
-               | "Read" >> beam.ParDo(ReadFiles(options)))
-    rows = raw | "CleanFilter" >> beam.FlatMap(clean_and_filter, options.filters)
-    if options.lang not in ("any", "defer"):
-        rows = rows | "LanguageAndDedup" >> LanguageAndDedup(options.lang, options.seed, STAGE,
-                                                             options.filters.on("dedup"))
-    elif options.filters.on("dedup"):
-        rows = (rows
-                | "KeyByPair" >> beam.Map(lambda row: (row["uid"], row))
-                | "GroupPairs" >> beam.GroupByKey()
-                | "Dedup" >> beam.Map(keep_first))
+    config = filter_config(options)
+    rows = (pipeline
+            | "ReadSource" >> ReadSource(options)
+            | "CleanAndFilter" >> CleanAndFilterPairs(config))
+    if options.lang not in ("any", "defer"):   # a language code: filter here, sharing the de-dup's shuffle
+        rows = rows | "LanguageAndDedup" >> LanguageAndDedup(options.lang, options.seed, STAGE, config.on("dedup"))
+    elif config.on("dedup"):
+        rows = rows | "DedupPairs" >> DedupPairs(STAGE)
     return (rows
-            | "CountOut" >> beam.Map(count_out)
+            | "CountOut" >> beam.ParDo(CountOut())
             | "WriteParts" >> WriteParquetParts(fileio.join(options.out, PARTS_DIR), CANDIDATE_SCHEMA,
                                                 options.rows_per_part))
 
 
-def check_table_columns(options: CandidateOptions) -> None:
-    """Fail fast, in one line, when a parquet/CSV table lacks the url/text columns."""
-    import pyarrow.parquet as pq
-
-    from .sources_table import read_table, table_format
-
-    for path in fileio.expand(options.inputs, what="table input")[:50]:
-        if table_format(path) == "parquet":
-            with fileio.open_read(path, decompress=False) as handle:
-                names = pq.read_schema(handle).names      # the footer only, not the whole file
-            missing = [c for c in (options.url_col, options.text_col) if c not in names]
-            if missing:
-                raise UserError(f"table input {path!r} has no column(s) {', '.join(map(repr, missing))} "
-                                f"(it has: {', '.join(names[:20])}); set --url-col/--text-col")
-        else:
-            with fileio.open_read(path) as handle:
-                next(iter(read_table(handle, path, Counter(), url_col=options.url_col,
-                                     text_col=options.text_col)), None)
+def check_options(options: CandidateOptions) -> None:
+    """Settings a library caller may get wrong (the command line checks them as it parses)."""
+    if options.source not in SOURCES:
+        raise UserError(f"--source must be one of {', '.join(SOURCES)}, not {options.source!r}")
+    SOURCES[options.source].check(options)
 
 
 def run_candidates(options: CandidateOptions, beam_args: list[str] | None = None) -> dict:
     """Run the candidate job; returns (and writes as ``OUT/stats.json``) its statistics."""
-    if options.source not in SOURCES:
-        raise UserError(f"--source must be one of {', '.join(SOURCES)}, not {options.source!r}")
-    if options.source == "search" and not options.endpoint.startswith(("http://", "https://")):
-        raise UserError("--source search needs --endpoint, the API's http(s) URL")
-    if options.source == "table":
-        check_table_columns(options)
-    fileio.makedirs(options.out)
-    stats_path = fileio.join(options.out, "stats.json")
-    fileio.remove(stats_path)   # stats.json marks a finished run: gone until this one finishes
-    started = time.monotonic()
-    pipeline = make_pipeline(beam_args)
-    build(pipeline, options)
-    counts = run(pipeline, STAGE)
-    dropped = {reason: counts.get(f"dropped_{reason}", 0) for reason in DROP_REASONS}
-    stats = {
-        "stage": STAGE,
-        "source": options.source,
-        "inputs": options.inputs,
-        "pairs_in": counts.get("pairs_in", 0),
-        "pairs_out": counts.get("pairs_out", 0),
-        "dropped": dropped,
-        "counters": counts,
-        "outputs": {"parts": fileio.join(options.out, PARTS_DIR)},
-        "settings": {k: v for k, v in asdict(options).items() if k not in ("inputs", "out", "filters")}
-        | {"filters": {"min_chars": options.filters.min_chars, "min_words": options.filters.min_words,
-                       "max_chars": options.filters.max_chars, "disabled": sorted(options.filters.disabled)}},
-        "seconds": round(time.monotonic() - started, 3),
-    }
-    stats["accounted"] = stats["pairs_in"] == stats["pairs_out"] + sum(dropped.values())
-    fileio.write_json_atomic(stats_path, stats)
-    return stats
+    check_options(options)
+    with StageRun(STAGE, options.out, settings=options) as stage:
+        pipeline = stage.pipeline(beam_args)
+        build(pipeline, options)
+        counts = stage.run(pipeline)
+        return stage.finish(records_in=counts.get("in", 0), records_out=counts.get("out", 0),
+                            dropped=dropped_counts(counts, DROP_REASONS),
+                            outputs={"parts": fileio.join(options.out, PARTS_DIR)})

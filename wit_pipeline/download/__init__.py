@@ -3,12 +3,11 @@
 One file per role (img2dataset's layout, with Beam where its distributor was):
 ``reader`` (streaming input, shard assignment), ``fetch`` (the guarded HTTP
 session), ``images`` (decode and checks), ``resize`` (resize modes, JPEG),
-``writer`` (tar, status parquet, manifest), ``downloader`` (one shard),
-``pipeline`` (plan, Beam wiring, duplicates, manifest and stats),
-``cli`` / ``shards_cli`` (the ``wit download`` and ``wit shards`` commands),
-``shards`` (reading and checking a shard directory).
+``writer`` (a shard's tar and status parquet), ``downloader`` (one shard),
+``pipeline`` (``DownloadOptions``, ``run_download``: plan, Beam wiring, duplicates,
+manifest and stats), ``cli`` / ``shards_cli`` (the ``wit download`` and ``wit shards``
+commands), ``shards`` (reading and checking a shard directory), ``demo`` (its
+``wit demo`` step). The tar and manifest format is ``wit_pipeline.shardset``; the
+status table's schema and reasons are ``wit_pipeline.schemas`` (``STATUS_SCHEMA``,
+``STATUS_REASONS``).
 """
-
-from .pipeline import DownloadOptions, DownloadResult, download
-
-__all__ = ["DownloadOptions", "DownloadResult", "download"]

@@ -13,35 +13,37 @@ import hashlib
 import logging
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, TypeVar
 
 from .. import fileio
 from ..http import GuardedSession
 from ..progress import progress
-from ..tario import iter_tar_samples
-from .fetch import FetchOptions, fetch
+from ..schemas import DECISION_REASONS
+from ..shardset import iter_tar_samples, shard_name, write_tar_atomic
+from .fetch import FetchOptions
 from .images import ImageChecks, ImageRejected, load_image
 from .reader import InputRow, sample_key
-from .resize import DEFAULT_QUALITY, encode_jpeg, resize
-from .writer import read_status, sample_members, shard_name, write_status, write_tar_atomic
+from .resize import encode_jpeg, resize
+from .writer import read_status, sample_members, write_status
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 
-# Failure reasons --retry-failed leaves alone unless named: a duplicate is a decision, not a failure.
-NOT_RETRIED = frozenset({"duplicate"})
+# Statuses --retry-failed leaves alone unless named: a duplicate is a decision, not a failure.
+NOT_RETRIED = frozenset(DECISION_REASONS)
 
 
 @dataclass(frozen=True)
 class DownloadConfig:
-    image_size: int = 256
-    resize_mode: str = "border"
-    samples_per_shard: int = 10000
-    checks: ImageChecks = field(default_factory=ImageChecks)
-    fetch: FetchOptions = field(default_factory=FetchOptions)
-    encode_quality: int = DEFAULT_QUALITY
+    """What a worker needs to write a shard, built from ``DownloadOptions`` (the one place the defaults live)."""
+    image_size: int
+    resize_mode: str
+    samples_per_shard: int
+    checks: ImageChecks
+    fetch: FetchOptions
+    encode_quality: int
 
 
 @dataclass
@@ -74,7 +76,7 @@ def process_row(session: GuardedSession, key: str, row: InputRow, config: Downlo
     """Fetch, check, resize and encode one row; never raises for bad data (the status says why)."""
     if not row.url:
         return Outcome(_status_row(key, row, "invalid_url", "empty url"))
-    result = fetch(session, row.url)
+    result = session.fetch(row.url)
     if not result.ok:
         return Outcome(_status_row(key, row, result.error, result.message, result.status))
     body = result.body
@@ -131,6 +133,17 @@ def load_previous(out: str, shard_id: int, retry: frozenset[str] | None) -> Prev
     return Previous({row["key"]: row for row in table.to_pylist()}, fileio.join(out, f"{name}.tar"), retry)
 
 
+def _kept(previous: Previous, key: str, old_samples: Iterator[tuple[str, dict[str, bytes]]]) -> Outcome:
+    """A row kept from the previous run: its old status, and its old sample if it had one (``old_samples``
+    is the old tar, read forward in key order as the rows come)."""
+    old = previous.status[key]
+    if old["status"] == "success":
+        for old_key, members in old_samples:
+            if old_key == key:
+                return Outcome(old, members)
+    return Outcome(old)
+
+
 def process_shard(out: str, shard_id: int, rows: list[InputRow], config: DownloadConfig,
                   session: GuardedSession, previous: Previous | None = None,
                   extra_meta: dict | None = None) -> Counter:
@@ -151,20 +164,13 @@ def process_shard(out: str, shard_id: int, rows: list[InputRow], config: Downloa
     results = ordered_map(work, keyed, config.fetch.threads, window)
     tar_path = fileio.join(out, f"{name}.tar")
     with write_tar_atomic(tar_path) as tar:
-        for (key, row), outcome in zip(keyed, progress(results, total=len(keyed), desc=f"shard {name}",
-                                                       unit="img")):
-            if outcome is None:              # reuse: copy the old status, and the old sample if it had one
-                old = previous.status[key]
-                status_rows.append(old)
-                if old["status"] == "success":
-                    for old_key, members in old_samples:
-                        if old_key == key:
-                            tar.add_sample(key, members)
-                            break
-            else:
-                status_rows.append(outcome.status)
-                if outcome.members is not None:
-                    tar.add_sample(key, outcome.members)
-            counts[status_rows[-1]["status"]] += 1
+        progressed = progress(results, total=len(keyed), desc=f"shard {name}", unit="img")
+        for (key, _row), outcome in zip(keyed, progressed, strict=True):
+            if outcome is None:
+                outcome = _kept(previous, key, old_samples)
+            status_rows.append(outcome.status)
+            if outcome.members is not None:
+                tar.add_sample(key, outcome.members)
+            counts[outcome.status["status"]] += 1
     write_status(fileio.join(out, f"{name}.parquet"), status_rows, tar.summary, extra_meta)
     return counts

@@ -48,9 +48,10 @@ class ImageRejected(Exception):
 
 @dataclass(frozen=True)
 class ImageChecks:
-    min_image_size: int = 200            # shorter side, pixels (DataComp's basic filter)
-    max_aspect_ratio: float = 3.0        # long side / short side (DataComp's basic filter)
-    max_pixels: int = DEFAULT_MAX_PIXELS
+    """The checks' thresholds, built from ``DownloadOptions`` (the one place their defaults live)."""
+    min_image_size: int                  # shorter side, pixels (DataComp's basic filter)
+    max_aspect_ratio: float              # long side / short side (DataComp's basic filter)
+    max_pixels: int                      # declared pixels; DEFAULT_MAX_PIXELS in the download
 
 
 def looks_like_image(data: bytes) -> bool:

@@ -1,21 +1,28 @@
-"""``wit download`` as a library call: plan the shards, download them with Beam, write manifest and stats.
+"""``wit download`` as a library call: ``run_download(DownloadOptions(...))`` plans the shards, downloads
+them with Beam, and writes the manifest and ``stats.json``.
 
 1. **Plan** (driver): stream the input, cut it into shards (``reader``), and
    write each shard that needs work as a small parquet under ``OUT/_work/``.
    A shard needs work unless its status parquet exists, covers the same
-   number of rows and its tar has the recorded size; with ``--retry-failed``,
+   rows and its tar has the recorded size; with ``--retry-failed``,
    complete shards with retryable failures are redone too (successes copied).
 2. **Download** (Beam): ``Create(shards) | Reshuffle | ParDo(DownloadShard)``; a
    shard is the unit of work, each worker holds one guarded session and a
-   thread pool. ``--processes N`` runs N DirectRunner workers (multi-processing).
+   thread pool. ``--processes N`` is the DirectRunner's worker count (the
+   shared Beam wiring, ``wit_pipeline.beam``).
 3. **Drop duplicates** (optional, Beam): successes grouped by sha256 of the
    original bytes; all but the lowest key become ``duplicate`` and leave their tar.
-4. **Manifest and stats**: ``manifest.json`` (every shard's samples, bytes,
-   sha256) and ``stats.json`` (totals and failure breakdown over all shards).
+4. **Manifest and stats**: ``manifest.json`` (``wit_pipeline.shardset``: every shard's
+   samples, bytes, sha256) and ``stats.json`` through ``StageRun``, over every shard
+   of the output (not only those this run wrote): ``in`` = input rows, ``out`` =
+   samples, ``dropped`` = ``{status reason: rows}``; extras ``shards``, ``done_now``
+   (shards written by this run), ``bytes``, ``plan_seconds``.
 """
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import hashlib
 import json
 import logging
@@ -23,62 +30,106 @@ import os
 import shutil
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import apache_beam as beam
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from .. import __version__, fileio
-from ..beam import counter, pipeline_options, run
+from ..beam import counter
 from ..errors import UserError
-from ..tario import iter_tar_samples
+from ..options import option
+from ..schemas import STATUS_REASONS, is_status_reason
+from ..shardset import iter_tar_samples, manifest_path, shard_name, write_manifest, write_tar_atomic
+from ..stage import StageRun
 from .downloader import DownloadConfig, Previous, load_previous, process_shard
 from .fetch import FetchOptions, open_session
-from .images import ImageChecks
+from .images import DEFAULT_MAX_PIXELS, ImageChecks
 from .reader import InputRow, iter_rows, shard_rows
 from .resize import RESIZE_MODES
-from .writer import (WORK_DIR, list_shards, manifest_entry, read_shard_meta, read_status,
-                     remove_stale_temporaries, shard_name, write_status, write_tar_atomic)
+from .writer import (
+    WORK_DIR,
+    list_shards,
+    read_shard_meta,
+    read_status,
+    remove_stale_temporaries,
+    shard_manifest_entry,
+    write_status,
+)
 
 log = logging.getLogger(__name__)
 STAGE = "download"
 
 
+def parse_byte_size(text: str) -> int:
+    """Bytes, with an optional K/M/G suffix (binary): ``20M`` -> 20971520."""
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    text = text.strip().lower().removesuffix("b").removesuffix("i")
+    try:
+        if text and text[-1] in units:
+            return int(float(text[:-1]) * units[text[-1]])
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a byte count: {text!r}") from None
+
+
+def unknown_reasons(reasons) -> list[str]:
+    return [r for r in reasons if not is_status_reason(r)]
+
+
+def known_reasons_text() -> str:
+    return ", ".join(STATUS_REASONS) + ", http_<status>"
+
+
+def parse_reasons(text: str) -> tuple[str, ...]:
+    """``--retry-failed REASONS``: comma-separated status reasons (``all``: every failure), each one known."""
+    reasons = tuple(r.strip() for r in text.split(",") if r.strip() and r.strip() != "all")
+    unknown = unknown_reasons(reasons)
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown reason {unknown[0]!r}; the reasons are {known_reasons_text()}")
+    return reasons
+
+
 @dataclass(frozen=True)
 class DownloadOptions:
-    input: str
-    out: str
-    image_size: int = 256
-    resize_mode: str = "border"
-    samples_per_shard: int = 10000
-    processes: int | None = None                   # None: the Beam stage default (one worker per core)
-    threads: int = 32
-    timeout: float = 10.0
-    retries: int = 2
-    max_bytes: int = 20 << 20
-    min_image_size: int = 200
-    max_aspect_ratio: float = 3.0
-    allow_private_networks: bool = False
-    retry_failed: tuple[str, ...] | None = None     # None: no; (): every failure; else these reasons
-    drop_duplicates: bool = False
-    per_host_limit: int = 16
-    encode_quality: int = 95
+    input: str = option(help="parquet/CSV/TSV/JSONL file(s) or directory (e.g. wit select's output) with url "
+                        "and text columns; other columns go into each sample's .json", metavar="PATH_OR_DIR")
+    out: str = option(help="output directory (local or remote)", metavar="DIR")
+    image_size: int = option(256, help="output side in pixels (default 256)", minimum=1)
+    resize_mode: str = option("border", help="img2dataset's resize modes (default border)", choices=RESIZE_MODES)
+    samples_per_shard: int = option(10000, help="input rows per shard (default 10000)", minimum=1)
+    processes: int | None = option(None, help="worker processes (Beam DirectRunner workers; default: one per core)",
+                                   minimum=1)
+    threads: int = option(32, help="download threads per process (default 32)", minimum=1)
+    timeout: float = option(10.0, help="connect and read timeout in seconds (default 10)")
+    retries: int = option(2, help="retries on timeouts, connection errors, 429 and 5xx, with backoff (default 2)",
+                          minimum=0)
+    max_bytes: int = option(20 << 20, help="largest body accepted, e.g. 20M (default 20 MiB)", type=parse_byte_size,
+                            minimum=1)
+    min_image_size: int = option(200, help="drop images whose shorter side is smaller (default 200)", minimum=0)
+    max_aspect_ratio: float = option(3.0, help="drop images whose long/short side ratio is larger (default 3)",
+                                     minimum=1)
+    allow_private_networks: bool = option(
+        False, help="allow loopback/private addresses (test servers such as the sample web only)")
+    retry_failed: tuple[str, ...] | None = option(
+        None, help="also redo failed rows of complete shards (all failures, or only the comma-separated REASONS, "
+        "e.g. timeout,http_503); successes are kept, not refetched",
+        nargs="?", const=(), type=parse_reasons, metavar="REASONS")   # None: no; (): every failure
+    drop_duplicates: bool = option(
+        False, help="drop exact duplicate images (same sha256) across the output, keeping the lowest key")
+    per_host_limit: int = option(16, help="concurrent requests to one host per process (default 16)", minimum=1)
+    encode_quality: int = option(95, help="JPEG quality of the output (default 95)", minimum=1, maximum=100)
+    strict: bool = option(False, help="fail on the first malformed input row instead of counting and skipping it")
 
     def validate(self) -> None:
-        if self.resize_mode not in RESIZE_MODES:
-            raise UserError(f"--resize-mode {self.resize_mode!r}: choose from {', '.join(RESIZE_MODES)}")
-        for name in ("image_size", "samples_per_shard", "processes", "threads", "max_bytes", "per_host_limit"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+        """The command line's checks, for library callers too (``UserError`` naming the flag)."""
+        for field in dataclasses.fields(self):
+            _check_field(field, getattr(self, field.name))
         if self.timeout <= 0:
             raise UserError("--timeout must be positive")
-        if self.retries < 0 or self.min_image_size < 0:
-            raise UserError("--retries and --min-image-size cannot be negative")
-        if self.max_aspect_ratio < 1:
-            raise UserError("--max-aspect-ratio must be at least 1")
-        if not 1 <= self.encode_quality <= 100:
-            raise UserError("--encode-quality must be within 1..100")
+        unknown = unknown_reasons(self.retry_failed or ())
+        if unknown:
+            raise UserError(f"--retry-failed: unknown reason {unknown[0]!r}; the reasons are {known_reasons_text()}")
 
     def output_settings(self) -> dict:
         """The flags that shape the samples written: a resume must not mix shards made with other values."""
@@ -88,22 +139,27 @@ class DownloadOptions:
     def config(self) -> DownloadConfig:
         return DownloadConfig(
             image_size=self.image_size, resize_mode=self.resize_mode, samples_per_shard=self.samples_per_shard,
-            checks=ImageChecks(min_image_size=self.min_image_size, max_aspect_ratio=self.max_aspect_ratio),
+            checks=ImageChecks(min_image_size=self.min_image_size, max_aspect_ratio=self.max_aspect_ratio,
+                               max_pixels=DEFAULT_MAX_PIXELS),
             fetch=FetchOptions(timeout=self.timeout, retries=self.retries, max_bytes=self.max_bytes,
                                allow_private_networks=self.allow_private_networks,
                                per_host_limit=self.per_host_limit, threads=self.threads),
             encode_quality=self.encode_quality)
 
 
-@dataclass
-class DownloadResult:
-    out: str
-    shards: int
-    rows: int
-    samples: int
-    done_now: int                     # shards (re)done by this run
-    statuses: dict[str, int] = field(default_factory=dict)
-    seconds: float = 0.0
+def _check_field(field: dataclasses.Field, value) -> None:
+    """A field's ``choices`` / ``minimum`` / ``maximum`` (declared once, in its ``option``)."""
+    if value is None or isinstance(value, bool):
+        return
+    flag = "--" + field.name.replace("_", "-")
+    choices = field.metadata.get("argparse", {}).get("choices")
+    if choices and value not in choices:
+        raise UserError(f"{flag} {value!r}: choose from {', '.join(choices)}")
+    minimum, maximum = field.metadata.get("minimum"), field.metadata.get("maximum")
+    if minimum is not None and value < minimum:
+        raise UserError(f"{flag} must be at least {minimum:g}")
+    if maximum is not None and value > maximum:
+        raise UserError(f"{flag} must be at most {maximum:g}")
 
 
 # -- 1. plan --------------------------------------------------------------------------------------------
@@ -114,6 +170,14 @@ class ShardTask:
     work_path: str                    # the shard's input rows
     retry: bool                       # redo failed rows of a complete shard, keeping its successes
     input_sha256: str                 # fingerprint of the shard's input rows (kept in its status parquet)
+
+
+@dataclass
+class Plan:
+    tasks: list[ShardTask]            # the shards this run writes
+    shards: int                       # shards of the whole input
+    rows: int                         # good input rows
+    bad_rows: int                     # malformed input rows, counted and skipped
 
 
 def rows_digest(rows: list[InputRow]) -> str:
@@ -158,48 +222,58 @@ def _has_retryable(out: str, shard_id: int, retry: tuple[str, ...]) -> bool:
 
 
 def _write_work(path: str, rows: list[InputRow]) -> None:
-    import io
-
     table = pa.table({"url": [r.url for r in rows], "text": [r.text for r in rows],
                       "extra": [json.dumps(r.extra, sort_keys=True, default=str) for r in rows]})
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer)
-    fileio.write_bytes_atomic(path, buffer.getvalue())
+    fileio.write_parquet_atomic(path, table, compression="snappy")
 
 
 def read_work(path: str) -> list[InputRow]:
     table = read_status(path)
     return [InputRow(url=u, text=t, extra=json.loads(e))
-            for u, t, e in zip(table["url"].to_pylist(), table["text"].to_pylist(), table["extra"].to_pylist())]
+            for u, t, e in zip(table["url"].to_pylist(), table["text"].to_pylist(), table["extra"].to_pylist(),
+                               strict=True)]
 
 
-def plan(options: DownloadOptions) -> tuple[list[ShardTask], int, int]:
-    """Stream the input; returns (tasks, number of shards, number of rows)."""
+def _shard_work(options: DownloadOptions, shard_id: int, rows: list[InputRow], digest: str) -> str:
+    """``"done"`` (complete: it stays), ``"write"`` (missing or incomplete) or ``"retry"`` (complete, with
+    failures ``--retry-failed`` asks for)."""
+    meta = complete_shard_meta(options.out, shard_id, len(rows), digest)
+    if meta is None:
+        return "write"
+    check_same_settings(options, shard_id, meta)
+    if options.retry_failed is not None and _has_retryable(options.out, shard_id, options.retry_failed):
+        return "retry"
+    return "done"
+
+
+def plan(options: DownloadOptions) -> Plan:
+    """Stream the input; write the input rows of every shard this run must write under ``OUT/_work``."""
     tasks, shards, total = [], 0, 0
+    bad: Counter = Counter()
     work = fileio.join(options.out, WORK_DIR)
-    for shard_id, rows in shard_rows(iter_rows(options.input), options.samples_per_shard):
+    for shard_id, rows in shard_rows(iter_rows(options.input, strict=options.strict, counts=bad),
+                                     options.samples_per_shard):
         shards, total = shard_id + 1, total + len(rows)
         digest = rows_digest(rows)
-        meta = complete_shard_meta(options.out, shard_id, len(rows), digest)
-        if meta is not None:
-            check_same_settings(options, shard_id, meta)
-        complete = meta is not None
-        retry = complete and options.retry_failed is not None and _has_retryable(
-            options.out, shard_id, options.retry_failed)
-        if complete and not retry:
+        kind = _shard_work(options, shard_id, rows, digest)
+        if kind == "done":
             continue
         path = fileio.join(work, f"{shard_name(shard_id)}.parquet")
         _write_work(path, rows)
-        tasks.append(ShardTask(shard_id, path, retry, digest))
+        tasks.append(ShardTask(shard_id, path, kind == "retry", digest))
     if total == 0:
         raise UserError(f"--input {options.input!r} has no rows")
-    return tasks, shards, total
+    return Plan(tasks, shards, total, bad.get("bad_rows", 0))
 
 
 # -- 2. download ----------------------------------------------------------------------------------------
 
 class DownloadShard(beam.DoFn):
-    """Downloads whole shards; one guarded session (DNS cache, keep-alive pool) per worker."""
+    """Downloads whole shards; one guarded session (DNS cache, keep-alive pool) per worker.
+
+    Counters (this run's shards): ``in`` rows, ``out`` samples, ``dropped_<status>`` failed rows,
+    ``shards_written``.
+    """
 
     def __init__(self, out: str, config: DownloadConfig, retry_failed: tuple[str, ...] | None, settings: dict):
         self.out, self.config, self.retry_failed, self.settings = out, config, retry_failed, settings
@@ -207,7 +281,20 @@ class DownloadShard(beam.DoFn):
 
     def setup(self):
         self.session = open_session(self.config.fetch)
+        self.rows_in, self.samples_out = counter(STAGE, "in"), counter(STAGE, "out")
         self.shards = counter(STAGE, "shards_written")
+        self.dropped = {}     # status -> counter, made on a status's first row (http_<status> has no fixed list)
+
+    def _count(self, statuses: Counter) -> None:
+        for status, n in statuses.items():
+            if status == "success":
+                self.samples_out.inc(n)
+                continue
+            if status not in self.dropped:
+                self.dropped[status] = counter(STAGE, f"dropped_{status}")
+            self.dropped[status].inc(n)
+        self.rows_in.inc(sum(statuses.values()))
+        self.shards.inc()
 
     def process(self, task: ShardTask):
         rows = read_work(task.work_path)
@@ -216,13 +303,11 @@ class DownloadShard(beam.DoFn):
             previous = load_previous(self.out, task.shard_id,
                                      frozenset(self.retry_failed) if self.retry_failed else None)
         started = time.monotonic()
-        counts = process_shard(self.out, task.shard_id, rows, self.config, self.session, previous,
-                               extra_meta={"input_sha256": task.input_sha256, "settings": self.settings})
-        for status, n in counts.items():
-            counter(STAGE, f"status/{status}").inc(n)
-        self.shards.inc()
+        statuses = process_shard(self.out, task.shard_id, rows, self.config, self.session, previous,
+                                 extra_meta={"input_sha256": task.input_sha256, "settings": self.settings})
+        self._count(statuses)
         log.info("shard %s: %d rows, %d samples in %.1f s", shard_name(task.shard_id), len(rows),
-                 counts.get("success", 0), time.monotonic() - started)
+                 statuses.get("success", 0), time.monotonic() - started)
         yield task.shard_id
 
     def teardown(self):
@@ -231,42 +316,19 @@ class DownloadShard(beam.DoFn):
             self.session = None
 
 
-def _beam_args(beam_args: list[str] | None, processes: int | None) -> list[str]:
-    """``--processes N``: N DirectRunner workers (separate processes when N > 1, else in the driver).
-
-    Without it, the project's Beam defaults apply (``wit_pipeline.beam``: one worker process per core).
-    Explicit Beam flags (``--runner``, ``--direct_num_workers``, ``--direct_running_mode``) win.
-    """
-    args = list(beam_args or [])
-    named = {a.split("=", 1)[0] for a in args if a.startswith("--")}
-    runner = next((a.split("=", 1)[1] for a in args if a.startswith("--runner=")), "DirectRunner")
-    if runner not in ("DirectRunner", "direct"):
-        return args
-    if processes is not None and "--direct_num_workers" not in named:
-        args.append(f"--direct_num_workers={processes}")
-    if processes is not None and "--direct_running_mode" not in named:
-        args.append("--direct_running_mode=" + ("multi_processing" if processes > 1 else "in_memory"))
-    if "--default_sdk_harness_log_level" not in named:   # worker processes: warnings and errors only
-        args.append("--default_sdk_harness_log_level=WARNING")
-    return args
-
-
-def _run_downloads(options: DownloadOptions, tasks: list[ShardTask], beam_args: list[str]) -> dict[str, int]:
-    if not tasks:
-        return {}
-    p = beam.Pipeline(options=pipeline_options(beam_args))
-    _ = (p | "Shards" >> beam.Create(tasks)
+def download_graph(pipeline: beam.Pipeline, options: DownloadOptions, tasks: list[ShardTask]) -> None:
+    _ = (pipeline
+         | "Shards" >> beam.Create(tasks)
          | "Spread" >> beam.Reshuffle()
          | "Download" >> beam.ParDo(DownloadShard(options.out, options.config(), options.retry_failed,
-                                                         options.output_settings())))
-    return run(p, STAGE)
+                                                  options.output_settings())))
 
 
 # -- 3. exact duplicates ----------------------------------------------------------------------------------
 
 def _successes(out: str, shard_id: int):
     table = read_status(fileio.join(out, f"{shard_name(shard_id)}.parquet"), columns=["key", "status", "sha256"])
-    for key, status, sha in zip(*(table[c].to_pylist() for c in ("key", "status", "sha256"))):
+    for key, status, sha in zip(*(table[c].to_pylist() for c in ("key", "status", "sha256")), strict=True):
         if status == "success" and sha:
             yield sha, (shard_id, key)
 
@@ -298,80 +360,110 @@ def drop_from_shard(out: str, shard_id: int, drops: dict[str, str]) -> None:
 
 
 class DropDuplicates(beam.DoFn):
+    """Rewrites one shard without its duplicates; they move from the ``out`` counter to ``dropped_duplicate``."""
+
     def __init__(self, out: str):
         self.out = out
+
+    def setup(self):
+        self.samples_out = counter(STAGE, "out")
+        self.duplicates = counter(STAGE, "dropped_duplicate")
 
     def process(self, item):
         shard_id, drops = item
         drops = dict(drops)
         drop_from_shard(self.out, shard_id, drops)
-        counter(STAGE, "duplicates_dropped").inc(len(drops))
+        self.samples_out.dec(len(drops))
+        self.duplicates.inc(len(drops))
         yield shard_id
 
 
-def _run_dedup(out: str, shard_ids: list[int], beam_args: list[str]) -> dict[str, int]:
-    p = beam.Pipeline(options=pipeline_options(beam_args))
-    _ = (p | "Shards" >> beam.Create(shard_ids)
+class FindDuplicates(beam.PTransform):
+    """``(sha256, (shard_id, key))`` of every success -> ``(shard_id, [(key, kept key), ...])``: per shard,
+    the samples whose image a lower key already has (the lowest key of each sha256 is kept)."""
+
+    def expand(self, successes):
+        return (successes
+                | "BySha" >> beam.GroupByKey()
+                | "Duplicates" >> beam.FlatMap(_duplicates_of)
+                | "ByShard" >> beam.GroupByKey())
+
+
+def dedup_graph(pipeline: beam.Pipeline, out: str, shard_ids: list[int]) -> None:
+    _ = (pipeline
+         | "Shards" >> beam.Create(shard_ids)
          | "Successes" >> beam.FlatMap(lambda s: _successes(out, s))
-         | "BySha" >> beam.GroupByKey()
-         | "Duplicates" >> beam.FlatMap(_duplicates_of)
-         | "ByShard" >> beam.GroupByKey()
+         | "FindDuplicates" >> FindDuplicates()
          | "Rewrite" >> beam.ParDo(DropDuplicates(out)))
-    return run(p, STAGE)
 
 
 # -- 4. manifest and stats ---------------------------------------------------------------------------------
 
-def write_manifest_and_stats(options: DownloadOptions, shard_count: int, rows: int, counters: dict,
-                             seconds: float) -> tuple[dict, dict]:
-    out = options.out
+def collect_shards(out: str, shard_count: int) -> tuple[list[dict], Counter]:
+    """Every shard's manifest row, and the statuses of all their rows."""
     entries, statuses = [], Counter()
     for shard_id in range(shard_count):
         meta = read_shard_meta(fileio.join(out, f"{shard_name(shard_id)}.parquet"))
         if meta is None:
             raise RuntimeError(f"shard {shard_name(shard_id)} has no status parquet after the run")
-        entries.append(manifest_entry(shard_id, meta))
+        entries.append(shard_manifest_entry(shard_id, meta))
         table = read_status(fileio.join(out, f"{shard_name(shard_id)}.parquet"), columns=["status"])
         statuses.update(table["status"].to_pylist())
-    total = sum(e["samples"] for e in entries)
-    settings = {k: v for k, v in asdict(options).items() if k not in ("out",)}
-    manifest = {"shards": entries, "total_samples": total, "total_rows": rows,
-                "total_bytes": sum(e["bytes"] for e in entries), "format": "webdataset",
-                "members": ["jpg", "txt", "json"], "key_scheme": "{shard:05d}{index:04d}",
-                "created_by": f"wit-pipeline {__version__}", "settings": settings}
-    failures = {k: v for k, v in sorted(statuses.items()) if k != "success"}
-    stats = {"stage": STAGE, "rows": rows, "success": statuses.get("success", 0), "failed": sum(failures.values()),
-             "failures": failures, "shards": shard_count, "bytes": manifest["total_bytes"],
-             "this_run": {"seconds": round(seconds, 2), **counters}}
-    if stats["success"] + stats["failed"] != rows:
-        raise RuntimeError(f"status rows ({stats['success'] + stats['failed']}) != input rows ({rows})")
-    fileio.write_json_atomic(fileio.join(out, "manifest.json"), manifest)
-    fileio.write_json_atomic(fileio.join(out, "stats.json"), stats)
-    return manifest, stats
+    return entries, statuses
 
 
-def download(options: DownloadOptions, beam_args: list[str] | None = None) -> DownloadResult:
-    """Run the whole download (resuming whatever an earlier run of the same command left)."""
-    options.validate()
-    started = time.monotonic()
-    fileio.makedirs(options.out)
+def write_download_manifest(options: DownloadOptions, entries: list[dict], rows: int) -> dict:
+    # The flags that shaped the shards (``strict`` only decides whether a bad input row stops the run).
+    settings = {k: v for k, v in dataclasses.asdict(options).items() if k not in ("out", "strict")}
+    return write_manifest(options.out, {
+        "shards": entries, "total_samples": sum(e["samples"] for e in entries), "total_rows": rows,
+        "total_bytes": sum(e["bytes"] for e in entries), "format": "webdataset",
+        "members": ["jpg", "txt", "json"], "key_scheme": "{shard:05d}{index:04d}",
+        "created_by": f"wit-pipeline {__version__}", "settings": settings})
+
+
+def _start_output(options: DownloadOptions) -> Plan:
+    """Clean up after a killed run and plan this one (a refused resume leaves the output as it was)."""
     removed = remove_stale_temporaries(options.out)
     if removed:
         log.info("removed %d temporary files left by an interrupted run", removed)
-    tasks, shard_count, rows = plan(options)
-    stale = [s for s in list_shards(options.out) if s >= shard_count]
+    work = plan(options)
+    stale = [s for s in list_shards(options.out) if s >= work.shards]
     if stale:
-        raise UserError(f"{options.out} holds shard {shard_name(stale[0])} beyond this input's {shard_count} "
+        raise UserError(f"{options.out} holds shard {shard_name(stale[0])} beyond this input's {work.shards} "
                         "shards: is it the output of another input? Use a new --out")
-    log.info("%d rows in %d shards; %d to do", rows, shard_count, len(tasks))
-    args = _beam_args(beam_args, options.processes)
-    counters = _run_downloads(options, tasks, args)
-    if options.drop_duplicates:
-        counters.update(_run_dedup(options.out, list(range(shard_count)), _beam_args(beam_args, 1)))
-    _, stats = write_manifest_and_stats(options, shard_count, rows, counters, time.monotonic() - started)
-    work = fileio.join(options.out, WORK_DIR)
-    if not fileio.is_remote(work) and os.path.isdir(work):
-        shutil.rmtree(work, ignore_errors=True)
-    statuses = {"success": stats["success"], **stats["failures"]}
-    return DownloadResult(out=options.out, shards=shard_count, rows=rows, samples=stats["success"],
-                          done_now=len(tasks), statuses=statuses, seconds=time.monotonic() - started)
+    log.info("%d rows in %d shards; %d to do", work.rows, work.shards, len(work.tasks))
+    return work
+
+
+def run_download(options: DownloadOptions, beam_args: list[str] | None = None) -> dict:
+    """Run the whole download (resuming whatever an earlier run of the same command left); returns the
+    stats record written to ``OUT/stats.json``."""
+    options.validate()
+    planning = time.monotonic()
+    work = _start_output(options)
+    plan_seconds = time.monotonic() - planning
+    with StageRun(STAGE, options.out, settings=options) as stage:
+        if work.tasks:
+            pipeline = stage.pipeline(beam_args, workers=options.processes)
+            download_graph(pipeline, options, work.tasks)
+            stage.run(pipeline)
+        if options.drop_duplicates:
+            pipeline = stage.pipeline(beam_args, workers=1)
+            dedup_graph(pipeline, options.out, list(range(work.shards)))
+            stage.run(pipeline)
+        entries, statuses = collect_shards(options.out, work.shards)
+        if sum(statuses.values()) != work.rows:
+            raise RuntimeError(f"status rows ({sum(statuses.values())}) != input rows ({work.rows})")
+        manifest = write_download_manifest(options, entries, work.rows)
+        work_dir = fileio.join(options.out, WORK_DIR)
+        if not fileio.is_remote(work_dir) and os.path.isdir(work_dir):
+            shutil.rmtree(work_dir, ignore_errors=True)
+        dropped = {k: v for k, v in sorted(statuses.items()) if k != "success"}
+        if work.bad_rows:
+            dropped["bad_row"] = work.bad_rows
+        return stage.finish(
+            records_in=work.rows + work.bad_rows, records_out=statuses.get("success", 0), dropped=dropped,
+            outputs={"shards": options.out, "manifest": manifest_path(options.out)},
+            shards=work.shards, done_now=len(work.tasks), bytes=manifest["total_bytes"],
+            plan_seconds=round(plan_seconds, 3))

@@ -1,10 +1,12 @@
 """Reading the download's input as a stream and cutting it into shards.
 
 Input: the ``selected`` directory of ``wit select`` or any parquet / CSV / TSV /
-JSONL file(s) with ``url`` and ``text`` columns (local or remote, directories
-and globs allowed). Rows are streamed (parquet by record batches, text formats
-line by line), so memory stays flat whatever the input size; img2dataset loads
-each input file whole.
+JSONL file(s) with ``url`` and ``text`` columns, optionally compressed (local
+or remote, directories and globs allowed), read through
+``wit_pipeline.tables``: rows are streamed (parquet by record batches, text
+formats line by line), so memory stays flat whatever the input size; a
+malformed row is counted and skipped (``--strict``: the first one stops the
+run). img2dataset loads each input file whole.
 
 Row ``i`` of the input, in file order then row order, goes to shard
 ``i // samples_per_shard`` at index ``i % samples_per_shard``: the assignment
@@ -14,24 +16,18 @@ Columns other than ``url`` and ``text`` are carried through as ``extra``.
 
 from __future__ import annotations
 
-import csv
 import datetime
 import decimal
-import io
-import json
 import posixpath
+from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
-import pyarrow.parquet as pq
-
 from .. import fileio
 from ..errors import UserError
+from ..tables import format_or_none, iter_table_rows
 
 REQUIRED = ("url", "text")
-_FORMATS = {".parquet": "parquet", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
-            ".json": "jsonl"}
-_COMPRESSED = (".gz", ".bz2")
 
 
 @dataclass(frozen=True)
@@ -41,31 +37,21 @@ class InputRow:
     extra: dict          # every other column (``queries``, provenance, ...)
 
 
-def _format_of(path: str) -> str | None:
-    name = posixpath.basename(path).lower()
-    for suffix in _COMPRESSED:
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
-    for suffix, kind in _FORMATS.items():
-        if name.endswith(suffix):
-            return kind
-    return None
-
-
 def input_files(path: str) -> list[str]:
     """The input files under ``path`` in a fixed order; in directories ``.json`` files are not inputs."""
     files = fileio.expand(path, what="--input")
     is_single = len(files) == 1 and files[0].rstrip("/") == path.rstrip("/")
     chosen = []
     for name in files:
-        kind = _format_of(name)
+        kind = format_or_none(name)
         if kind is None or (not is_single and posixpath.basename(name).lower().endswith(".json")):
             if is_single:
-                raise UserError(f"--input {path!r}: unknown format (want .parquet, .csv, .tsv or .jsonl)")
+                raise UserError(f"--input {path!r}: unknown format (want .parquet, .pq, .csv, .tsv or .jsonl, "
+                                f"each optionally .gz, .bz2 or .zst)")
             continue
         chosen.append(name)
     if not chosen:
-        raise UserError(f"--input {path!r} holds no .parquet, .csv, .tsv or .jsonl files")
+        raise UserError(f"--input {path!r} holds no .parquet, .pq, .csv, .tsv or .jsonl files")
     return chosen
 
 
@@ -84,61 +70,15 @@ def _plain(value):
     return value
 
 
-def _check_columns(path: str, columns: Iterable[str]) -> None:
-    missing = [c for c in REQUIRED if c not in set(columns)]
-    if missing:
-        raise UserError(f"{path}: missing column(s) {', '.join(missing)} (need url and text)")
-
-
-def _parquet_rows(path: str, handle) -> Iterator[dict]:
-    try:
-        parquet = pq.ParquetFile(handle)
-    except Exception as exc:  # noqa: BLE001
-        raise UserError(f"{path}: not a readable parquet file ({exc})".splitlines()[0]) from exc
-    _check_columns(path, parquet.schema_arrow.names)
-    for batch in parquet.iter_batches(batch_size=2048):
-        yield from batch.to_pylist()
-
-
-def _text_rows(path: str, handle, delimiter: str) -> Iterator[dict]:
-    reader = csv.DictReader(io.TextIOWrapper(handle, encoding="utf-8", newline=""), delimiter=delimiter)
-    _check_columns(path, reader.fieldnames or [])
-    yield from reader
-
-
-def _jsonl_rows(path: str, handle) -> Iterator[dict]:
-    checked = False
-    for number, line in enumerate(io.TextIOWrapper(handle, encoding="utf-8"), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path}:{number}: not a JSON object ({exc.msg})") from exc
-        if not isinstance(row, dict):
-            raise UserError(f"{path}:{number}: not a JSON object")
-        if not checked:
-            _check_columns(path, row.keys())
-            checked = True
-        yield row
-
-
-def iter_rows(path: str) -> Iterator[InputRow]:
-    """Every input row, streamed, in the deterministic input order."""
+def iter_rows(path: str, *, strict: bool = False, counts: Counter | None = None) -> Iterator[InputRow]:
+    """Every good input row, streamed, in the deterministic input order; bad rows are counted in
+    ``counts["bad_rows"]`` and skipped, or with ``strict`` the first one raises ``UserError``."""
     for name in input_files(path):
-        kind = _format_of(name)
-        with fileio.open_read(name) as handle:
-            if kind == "parquet":
-                rows = _parquet_rows(name, handle)
-            elif kind == "jsonl":
-                rows = _jsonl_rows(name, handle)
-            else:
-                rows = _text_rows(name, handle, "\t" if kind == "tsv" else ",")
-            for row in rows:
-                url, text = row.get("url"), row.get("text")
-                extra = {k: _plain(v) for k, v in row.items() if k not in REQUIRED}
-                yield InputRow(url=str(url).strip() if url is not None else "",
-                               text=str(text) if text is not None else "", extra=extra)
+        for row in iter_table_rows(name, required=REQUIRED, counts=counts, strict=strict):
+            url, text = row["url"], row["text"]
+            extra = {k: _plain(v) for k, v in row.items() if k not in REQUIRED}
+            yield InputRow(url=str(url).strip() if url is not None else "",
+                           text=str(text) if text is not None else "", extra=extra)
 
 
 def shard_rows(rows: Iterable[InputRow], samples_per_shard: int) -> Iterator[tuple[int, list[InputRow]]]:

@@ -8,7 +8,6 @@ only what ``wit download`` wrote (``NNNNN.tar``, ``NNNNN.parquet``,
 from __future__ import annotations
 
 import base64
-import hashlib
 import html
 import json
 import tarfile
@@ -17,10 +16,11 @@ from dataclasses import dataclass
 
 from .. import fileio
 from ..errors import UserError
-from ..tario import iter_tar_samples
-from .writer import list_shards, read_shard_meta, read_status, shard_name
+from ..shardset import HashingStream, iter_tar_keys, iter_tar_samples, read_manifest, shard_name
+from .writer import list_shards, read_shard_meta, read_status
 
 SIZE_BUCKETS = (0, 128, 200, 256, 384, 512, 768, 1024, 2048)
+SAMPLE_MEMBERS = ("jpg", "txt", "json")     # what every sample of a download's tar holds
 
 
 def _require_dir(out: str) -> list[int]:
@@ -30,11 +30,6 @@ def _require_dir(out: str) -> list[int]:
     if not shards:
         raise UserError(f"{out!r} holds no shard status files (NNNNN.parquet): not a 'wit download' output")
     return shards
-
-
-def load_manifest(out: str) -> dict | None:
-    path = fileio.join(out, "manifest.json")
-    return fileio.read_json(path) if fileio.exists(path) else None
 
 
 @dataclass
@@ -83,7 +78,7 @@ def shard_stats(out: str, top: int = 10) -> dict:
     queries: Counter = Counter()
     seen_queries: set[str] = set()
     for status, w, h, qs in zip(table["status"], table["original_width"], table["original_height"],
-                                table["queries"]):
+                                table["queries"], strict=True):
         for q in qs or ():
             seen_queries.add(q)
             if status == "success":
@@ -106,104 +101,89 @@ def shard_stats(out: str, top: int = 10) -> dict:
 
 def verify(out: str) -> list[str]:
     """Every problem found, one line each naming the shard (and key); empty when all is consistent."""
-    problems: list[str] = []
     shards = _require_dir(out)
-    manifest = load_manifest(out)
-    listed = {}
-    if manifest is None:
-        problems.append("manifest.json: missing")
-    else:
-        listed = {entry["path"]: entry for entry in manifest.get("shards", [])}
-        if manifest.get("total_samples") != sum(e.get("samples", 0) for e in listed.values()):
-            problems.append("manifest.json: total_samples is not the sum of its shards' samples")
+    manifest = read_manifest(out)
+    listed = {entry["path"]: entry for entry in manifest.get("shards", [])} if manifest is not None else None
+    problems = _manifest_problems(manifest, listed or {})
     tars = set(list_shards(out, "tar"))
-    for extra in sorted(tars - set(shards)):
-        problems.append(f"{shard_name(extra)}.tar: no status parquet beside it")
+    problems += [f"{shard_name(extra)}.tar: no status parquet beside it" for extra in sorted(tars - set(shards))]
     for shard_id in shards:
-        name = shard_name(shard_id)
-        tar_name = f"{name}.tar"
-        table = read_status(fileio.join(out, f"{name}.parquet"), columns=["key", "status"])
-        expected = [k for k, s in zip(table["key"].to_pylist(), table["status"].to_pylist()) if s == "success"]
-        if shard_id not in tars:
-            problems.append(f"{tar_name}: missing")
-            continue
-        found: list[str] = []
-        incomplete: list[str] = []
-        try:
-            with fileio.open_read(fileio.join(out, tar_name), decompress=False) as handle:
-                reader = _HashingReader(handle)
-                for key, members in _tar_keys(reader):
-                    found.append(key)
-                    missing = {"jpg", "txt", "json"} - members
-                    if missing:
-                        incomplete.append(f"{tar_name}: key {key} lacks .{', .'.join(sorted(missing))}")
-                reader.drain()
-        except (tarfile.TarError, OSError, EOFError) as exc:
-            problems.append(f"{tar_name}: does not open as a tar ({exc})")
-            continue
-        size, digest = reader.size, reader.sha256
-        problems.extend(incomplete)
-        for key in sorted(set(expected) - set(found)):
-            problems.append(f"{tar_name}: key {key} is a success in {name}.parquet but not in the tar")
-        for key in sorted(set(found) - set(expected)):
-            problems.append(f"{tar_name}: key {key} is in the tar but not a success in {name}.parquet")
-        if len(found) != len(set(found)):
-            twice = sorted(k for k, n in Counter(found).items() if n > 1)
-            problems.append(f"{tar_name}: key {twice[0]} appears more than once")
-        entry = listed.get(tar_name)
-        if manifest is not None:
-            if entry is None:
-                problems.append(f"{tar_name}: not listed in manifest.json")
-            else:
-                if entry.get("samples") != len(found):
-                    problems.append(f"{tar_name}: manifest says {entry.get('samples')} samples, tar has {len(found)}")
-                if entry.get("bytes") != size:
-                    problems.append(f"{tar_name}: manifest says {entry.get('bytes')} bytes, tar has {size}")
-                if entry.get("sha256") != digest.hexdigest():
-                    problems.append(f"{tar_name}: sha256 differs from manifest.json")
-    for path in sorted(set(listed) - {f"{shard_name(s)}.tar" for s in shards}):
-        problems.append(f"{path}: listed in manifest.json but has no status parquet")
+        problems += _shard_problems(out, shard_id, shard_id in tars, listed)
+    written = {f"{shard_name(s)}.tar" for s in shards}
+    problems += [f"{path}: listed in manifest.json but has no status parquet"
+                 for path in sorted(set(listed or {}) - written)]
     return problems
 
 
-class _HashingReader:
-    """A read-only stream that hashes and counts what is read from ``source``."""
-
-    def __init__(self, source):
-        self.source, self.sha256, self.size = source, hashlib.sha256(), 0
-
-    def read(self, n: int = -1) -> bytes:
-        data = self.source.read(n)
-        self.sha256.update(data)
-        self.size += len(data)
-        return data
-
-    def drain(self) -> None:
-        while self.read(1 << 20):
-            pass
+def _manifest_problems(manifest: dict | None, listed: dict[str, dict]) -> list[str]:
+    if manifest is None:
+        return ["manifest.json: missing"]
+    if manifest.get("total_samples") != sum(e.get("samples", 0) for e in listed.values()):
+        return ["manifest.json: total_samples is not the sum of its shards' samples"]
+    return []
 
 
-def _tar_keys(stream):
-    """``(key, {extensions})`` per sample, streamed (no member data held)."""
-    with tarfile.open(fileobj=stream, mode="r|") as tar:
-        key, members = None, set()
-        for info in tar:
-            if not info.isfile():
-                continue
-            base, _, ext = info.name.rpartition("/")[2].partition(".")
-            if key is not None and base != key:
-                yield key, members
-                members = set()
-            key = base
-            members.add(ext)
-        if key is not None:
-            yield key, members
+def _shard_problems(out: str, shard_id: int, has_tar: bool, listed: dict[str, dict] | None) -> list[str]:
+    """One shard's tar against its status parquet (``listed``: the manifest's rows, None without a manifest)."""
+    name = shard_name(shard_id)
+    tar_name = f"{name}.tar"
+    table = read_status(fileio.join(out, f"{name}.parquet"), columns=["key", "status"])
+    expected = [k for k, s in zip(table["key"].to_pylist(), table["status"].to_pylist(), strict=True)
+                if s == "success"]
+    if not has_tar:
+        return [f"{tar_name}: missing"]
+    try:
+        found, incomplete, stream = _tar_contents(fileio.join(out, tar_name), tar_name)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        return [f"{tar_name}: does not open as a tar ({exc})"]
+    problems = incomplete + _key_problems(tar_name, f"{name}.parquet", expected, found)
+    if listed is not None:
+        problems += _entry_problems(tar_name, listed.get(tar_name), len(found), stream)
+    return problems
+
+
+def _tar_contents(path: str, name: str) -> tuple[list[str], list[str], HashingStream]:
+    """The tar's keys in order, a line for each sample that lacks a member, and the stream that hashed it."""
+    found, incomplete = [], []
+    with fileio.open_read(path, decompress=False) as handle:
+        stream = HashingStream(handle)
+        for key, extensions in iter_tar_keys(stream):
+            found.append(key)
+            missing = set(SAMPLE_MEMBERS) - extensions
+            if missing:
+                incomplete.append(f"{name}: key {key} lacks .{', .'.join(sorted(missing))}")
+        stream.drain()
+    return found, incomplete, stream
+
+
+def _key_problems(tar_name: str, status_name: str, expected: list[str], found: list[str]) -> list[str]:
+    problems = [f"{tar_name}: key {key} is a success in {status_name} but not in the tar"
+                for key in sorted(set(expected) - set(found))]
+    problems += [f"{tar_name}: key {key} is in the tar but not a success in {status_name}"
+                 for key in sorted(set(found) - set(expected))]
+    twice = sorted(k for k, n in Counter(found).items() if n > 1)
+    if twice:
+        problems.append(f"{tar_name}: key {twice[0]} appears more than once")
+    return problems
+
+
+def _entry_problems(tar_name: str, entry: dict | None, samples: int, stream: HashingStream) -> list[str]:
+    if entry is None:
+        return [f"{tar_name}: not listed in manifest.json"]
+    problems = []
+    if entry.get("samples") != samples:
+        problems.append(f"{tar_name}: manifest says {entry.get('samples')} samples, tar has {samples}")
+    if entry.get("bytes") != stream.size:
+        problems.append(f"{tar_name}: manifest says {entry.get('bytes')} bytes, tar has {stream.size}")
+    if entry.get("sha256") != stream.sha256:
+        problems.append(f"{tar_name}: sha256 differs from manifest.json")
+    return problems
 
 
 def brace_urls(out: str) -> tuple[str, int]:
     """The shard pattern webdataset and OpenCLIP take (``DIR/{00000..00041}.tar``) and the sample count."""
     shards = _require_dir(out)
-    manifest = load_manifest(out)
+    manifest = read_manifest(out)
     samples = manifest["total_samples"] if manifest else sum(r.samples for r in list_shard_rows(out))
     base = out.rstrip("/")
     names = [shard_name(s) for s in shards]

@@ -91,4 +91,5 @@ def register(subparsers) -> None:
     show.add_argument("--html", required=True, metavar="FILE", help="the HTML file to write")
     show.add_argument("--n", type=int, default=100, help="how many samples (default 100)")
     urls = add("urls", _cmd_urls, "the brace pattern (DIR/{00000..00041}.tar) webdataset and OpenCLIP take")
-    urls.add_argument("--quiet", action="store_true", help="print the sample count on stderr, the pattern alone on stdout")
+    urls.add_argument("--quiet", action="store_true",
+                      help="print the sample count on stderr, the pattern alone on stdout")

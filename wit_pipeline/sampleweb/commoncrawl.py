@@ -15,7 +15,6 @@ import json
 import random
 import uuid
 
-
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 

@@ -10,6 +10,10 @@ Routes (all rendered from the ``Site`` model):
 - ``/w/api.php?action=query&generator=search&gsrsearch=&gsroffset=&prop=imageinfo``: MediaWiki-shaped
 - ``/fault/...``: the switchable faults of ``faults.FAULTS``
 - ``/files/...``: the files written by ``write_files`` (WAT, WARC, tables), for http(s) inputs
+
+``SampleWebServer`` holds the site, the switches (faults, latency) and the request log; ``Handler``
+answers one request, reading them from ``self.server.web``. Fixed paths are the ``_SITE_ROUTES``
+table, fault paths the ``_FAULT_ROUTES`` table.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..text import canonical
@@ -45,9 +50,15 @@ def image_creator(image: WebImage) -> str:
 
 
 class _Server(ThreadingHTTPServer):
+    """The HTTP server; its ``Handler`` reads the site and the switches from ``self.web``."""
+
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], web: SampleWebServer):
+        super().__init__(address, Handler)
+        self.web = web
 
     def handle_error(self, request, client_address):
         # Clients that give up (timeouts, cut bodies) reset their connections: routine here.
@@ -73,7 +84,7 @@ class SampleWebServer:
         self._page_of_image = {tag.image_id: page.path for page in reversed(site.pages) for tag in page.imgs
                                if tag.image_id is not None}
         self._search_corpus = [(canonical(i.caption).split(), i) for i in site.images if i.language == "en"]
-        self._httpd = _Server(("127.0.0.1", port), _handler_class(self))
+        self._httpd = _Server(("127.0.0.1", port), self)
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="sampleweb", daemon=True)
 
     @property
@@ -106,6 +117,11 @@ class SampleWebServer:
         if not self.faults_enabled:
             return {}
         return {kind: self.url(f.path) for kind, f in FAULTS.items() if f.is_image}
+
+    def record_request(self, path_qs: str, user_agent: str) -> None:
+        with self._lock:
+            self._hits[path_qs] = self._hits.get(path_qs, 0) + 1
+            self.requests.append((time.monotonic(), path_qs, user_agent))
 
     def hits(self, path: str) -> int:
         with self._lock:
@@ -142,204 +158,245 @@ class SampleWebServer:
         self.stop()
 
 
-def _handler_class(web: SampleWebServer):
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"       # keep-alive, like a real server
-        server_version = "wit-sampleweb/1.0"
+def openverse_result(web: SampleWebServer, image: WebImage) -> dict:
+    """One image as an Openverse ``/v1/images/`` result."""
+    license_, version = image_license(image)
+    return {
+        "id": f"sample-{web.site.seed}-{image.id:05d}",
+        "title": image.caption,
+        "url": web.image_url(image),
+        "foreign_landing_url": web.url(web._page_of_image.get(image.id, "/")),
+        "creator": image_creator(image),
+        "creator_url": None,
+        "license": license_,
+        "license_version": version,
+        "license_url": f"https://creativecommons.org/licenses/{license_}/{version}/",
+        "provider": "sampleweb",
+        "source": "sampleweb",
+        "filetype": image.fmt,
+        "width": image.width,
+        "height": image.height,
+        "tags": [{"name": image.shape}, {"name": image.colour}],
+        "mature": False,
+    }
 
-        def log_message(self, fmt, *args):  # route through logging, not stderr
-            log.debug("%s " + fmt, self.address_string(), *args)
 
-        def do_GET(self):
-            path_qs = self.path
-            with web._lock:
-                web._hits[path_qs] = web._hits.get(path_qs, 0) + 1
-                web.requests.append((time.monotonic(), path_qs, self.headers.get("User-Agent", "")))
-            if web.latency_s:
-                time.sleep(web.latency_s)
-            try:
-                self._route(urlsplit(path_qs))
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up (e.g. cut an oversized body): nothing to answer
+def mediawiki_page(web: SampleWebServer, image: WebImage, index: int) -> dict:
+    """One image as a MediaWiki ``generator=search&prop=imageinfo`` page (a Commons file page)."""
+    license_, version = image_license(image)
 
-        def send_body(self, status: int, body: bytes, content_type: str, headers: dict | None = None):
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(body)
+    def described(value: str) -> dict:
+        return {"value": value, "source": "commons-desc-page"}
 
-        def send_json(self, obj, status: int = 200):
-            self.send_body(status, json.dumps(obj).encode(), "application/json")
+    return {
+        "pageid": 100000 + image.id, "ns": 6, "title": f"File:Sample {image.id:05d}.{image.fmt}", "index": index,
+        "imagerepository": "local",
+        "imageinfo": [{
+            "url": web.image_url(image),
+            "descriptionurl": web.url(web._page_of_image.get(image.id, "/")),
+            "width": image.width, "height": image.height,
+            "extmetadata": {
+                "ImageDescription": described(image.caption),
+                "Artist": described(image_creator(image)),
+                "LicenseShortName": described(f"CC {license_.upper()} {version}"),
+                "LicenseUrl": described(f"https://creativecommons.org/licenses/{license_}/{version}/"),
+            },
+        }],
+    }
 
-        def not_found(self):
-            self.send_body(404, b"not found\n", "text/plain")
 
-        def _route(self, parts):
-            path, query = unquote(parts.path), parse_qs(parts.query)
-            if path == "/robots.txt":
-                return self.send_body(200, ROBOTS_TXT.encode(), "text/plain")
-            if path in ("/", "/index.html"):
-                links = "".join(f'<li><a href="{p.path}">{p.title}</a></li>' for p in web.site.pages)
-                return self.send_body(200, f"<html><body><ul>{links}</ul></body></html>".encode(), "text/html")
-            if _PAGE_PATH.match(path) and path in web._pages:
-                html = page_html(web._pages[path], web.base_url).encode()
-                return self.send_body(200, html, "text/html; charset=utf-8")
-            match = _IMAGE_PATH.match(path)
-            if match:
-                image_id = int(match.group(1))
-                if image_id >= len(web.site.images) or web.site.images[image_id].fmt != match.group(2):
-                    return self.not_found()
-                image = web.site.images[image_id]
-                body = web.cached(image.path, lambda: render.web_image_bytes(web.site, image))
-                return self.send_body(200, body, "image/png" if image.fmt == "png" else "image/jpeg")
-            if path == "/static/logo.png":
-                return self.send_body(200, web.cached(path, render.logo_png), "image/png")
-            if path == "/static/pixel.gif":
-                return self.send_body(200, web.cached(path, render.pixel_gif), "image/gif")
-            if path in ("/v1/images/", "/v1/images", "/private/v1/images/"):
-                return self._openverse(query)
-            if path == "/w/api.php":
-                return self._mediawiki(query)
-            if path.startswith("/fault/") and web.faults_enabled:
-                return self._fault(path, parts)
-            if path.startswith("/files/") and web.files_root:
-                return self._file(path[len("/files/"):])
+class Handler(BaseHTTPRequestHandler):
+    """One request to the sample web; the site and its switches are ``self.server.web``."""
+
+    protocol_version = "HTTP/1.1"       # keep-alive, like a real server
+    server_version = "wit-sampleweb/1.0"
+    server: _Server
+
+    @property
+    def web(self) -> SampleWebServer:
+        return self.server.web
+
+    def log_message(self, fmt, *args):  # route through logging, not stderr
+        log.debug("%s " + fmt, self.address_string(), *args)
+
+    def do_GET(self):
+        self.web.record_request(self.path, self.headers.get("User-Agent", ""))
+        if self.web.latency_s:
+            time.sleep(self.web.latency_s)
+        try:
+            self._route(urlsplit(self.path))
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (e.g. cut an oversized body): nothing to answer
+
+    def send_body(self, status: int, body: bytes, content_type: str, headers: dict | None = None):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def send_json(self, obj, status: int = 200):
+        self.send_body(status, json.dumps(obj).encode(), "application/json")
+
+    def not_found(self):
+        self.send_body(404, b"not found\n", "text/plain")
+
+    def _route(self, parts):
+        path, query = unquote(parts.path), parse_qs(parts.query)
+        web = self.web
+        if path in _SITE_ROUTES:
+            return _SITE_ROUTES[path](self)
+        if _PAGE_PATH.match(path) and path in web._pages:
+            html = page_html(web._pages[path], web.base_url).encode()
+            return self.send_body(200, html, "text/html; charset=utf-8")
+        match = _IMAGE_PATH.match(path)
+        if match:
+            return self._image(int(match.group(1)), match.group(2))
+        if path in ("/v1/images/", "/v1/images", "/private/v1/images/"):
+            return self._openverse(query)
+        if path == "/w/api.php":
+            return self._mediawiki(query)
+        if path.startswith("/fault/") and web.faults_enabled:
+            return self._fault(path)
+        if path.startswith("/files/") and web.files_root:
+            return self._file(path[len("/files/"):])
+        return self.not_found()
+
+    # -- the site -----------------------------------------------------------------------
+    def _robots(self):
+        self.send_body(200, ROBOTS_TXT.encode(), "text/plain")
+
+    def _index(self):
+        links = "".join(f'<li><a href="{p.path}">{p.title}</a></li>' for p in self.web.site.pages)
+        self.send_body(200, f"<html><body><ul>{links}</ul></body></html>".encode(), "text/html")
+
+    def _image(self, image_id: int, fmt: str):
+        site = self.web.site
+        if image_id >= len(site.images) or site.images[image_id].fmt != fmt:
             return self.not_found()
+        image = site.images[image_id]
+        body = self.web.cached(image.path, lambda: render.web_image_bytes(site, image))
+        self.send_body(200, body, "image/png" if image.fmt == "png" else "image/jpeg")
 
-        # -- search APIs ------------------------------------------------------------------
-        def _openverse(self, query):
-            q = query.get("q", [""])[0]
-            try:
-                page = int(query.get("page", ["1"])[0])
-                page_size = int(query.get("page_size", ["20"])[0])
-            except ValueError:
-                return self.send_json({"detail": "Invalid page or page_size."}, 400)
-            if page < 1 or not 1 <= page_size <= 500:
-                return self.send_json({"detail": "Invalid page or page_size."}, 400)
-            hits = web.search(q)
-            page_count = math.ceil(len(hits) / page_size)
-            if hits and page > page_count:
-                return self.send_json({"detail": "Invalid page."}, 400)
-            results = []
-            for image in hits[(page - 1) * page_size: page * page_size]:
-                license_, version = image_license(image)
-                results.append({
-                    "id": f"sample-{web.site.seed}-{image.id:05d}",
-                    "title": image.caption,
-                    "url": web.image_url(image),
-                    "foreign_landing_url": web.url(web._page_of_image.get(image.id, "/")),
-                    "creator": image_creator(image),
-                    "creator_url": None,
-                    "license": license_,
-                    "license_version": version,
-                    "license_url": f"https://creativecommons.org/licenses/{license_}/{version}/",
-                    "provider": "sampleweb",
-                    "source": "sampleweb",
-                    "filetype": image.fmt,
-                    "width": image.width,
-                    "height": image.height,
-                    "tags": [{"name": image.shape}, {"name": image.colour}],
-                    "mature": False,
-                })
-            self.send_json({"result_count": len(hits), "page_count": page_count, "page_size": page_size,
-                            "page": page, "results": results})
+    def _logo(self):
+        self.send_body(200, self.web.cached("/static/logo.png", render.logo_png), "image/png")
 
-        def _mediawiki(self, query):
-            get = lambda name, default="": query.get(name, [default])[0]  # noqa: E731
-            if get("action") != "query" or get("generator") != "search":
-                return self.send_json({"error": {"code": "badvalue", "info": "unsupported request"}})
-            try:
-                offset, limit = int(get("gsroffset", "0")), int(get("gsrlimit", "10"))
-            except ValueError:
-                return self.send_json({"error": {"code": "badinteger", "info": "bad gsroffset/gsrlimit"}})
-            limit = max(1, min(limit, 50))
-            hits = web.search(get("gsrsearch"))
-            pages = {}
-            for index, image in enumerate(hits[offset: offset + limit], start=offset + 1):
-                license_, version = image_license(image)
-                title = f"File:Sample {image.id:05d}.{image.fmt}"
-                pages[str(100000 + image.id)] = {
-                    "pageid": 100000 + image.id, "ns": 6, "title": title, "index": index,
-                    "imagerepository": "local",
-                    "imageinfo": [{
-                        "url": web.image_url(image),
-                        "descriptionurl": web.url(web._page_of_image.get(image.id, "/")),
-                        "width": image.width, "height": image.height,
-                        "extmetadata": {
-                            "ImageDescription": {"value": image.caption, "source": "commons-desc-page"},
-                            "Artist": {"value": image_creator(image), "source": "commons-desc-page"},
-                            "LicenseShortName": {"value": f"CC {license_.upper()} {version}",
-                                                 "source": "commons-desc-page"},
-                            "LicenseUrl": {"value": f"https://creativecommons.org/licenses/{license_}/{version}/",
-                                           "source": "commons-desc-page"},
-                        },
-                    }],
-                }
-            answer = {"batchcomplete": ""}
-            if offset + limit < len(hits):
-                answer["continue"] = {"gsroffset": offset + limit, "continue": "gsroffset||"}
-            if pages:
-                answer["query"] = {"pages": pages}
-            self.send_json(answer)
+    def _pixel(self):
+        self.send_body(200, self.web.cached("/static/pixel.gif", render.pixel_gif), "image/gif")
 
-        # -- faults -----------------------------------------------------------------------
-        def _fault(self, path, parts):
-            jpeg = web.cached("valid.jpg", render.valid_jpeg)
-            if path == FAULTS["not_found"].path:
-                return self.not_found()
-            if path == FAULTS["server_error"].path:
-                return self.send_body(500, b"internal error\n", "text/plain")
-            if path == FAULTS["unavailable_then_ok"].path:
-                if web.hits(self.path) <= 1:
-                    return self.send_body(503, b"try again\n", "text/plain", {"Retry-After": "0"})
-                return self.send_body(200, jpeg, "image/jpeg")
-            if path == FAULTS["slow"].path:
-                time.sleep(web.slow_s)
-                return self.send_body(200, jpeg, "image/jpeg")
-            if path == FAULTS["truncated"].path:
-                return self.send_body(200, jpeg[: len(jpeg) // 2], "image/jpeg")
-            if path == FAULTS["corrupt"].path:
-                return self.send_body(200, web.cached("corrupt", render.corrupt_jpeg), "image/jpeg")
-            if path == FAULTS["html_as_image"].path:
-                return self.send_body(200, render.HTML_AS_IMAGE, "image/jpeg")
-            if path == FAULTS["decompression_bomb"].path:
-                return self.send_body(200, web.cached("bomb", render.decompression_bomb_png), "image/png")
-            if path == FAULTS["oversized"].path:
-                return self._oversized()
-            if path == FAULTS["redirect_loop"].path:
-                return self._redirect("/fault/redirect-loop-2.jpg")
-            if path == "/fault/redirect-loop-2.jpg":
-                return self._redirect(FAULTS["redirect_loop"].path)
-            if path == FAULTS["noai"].path:
-                return self.send_body(200, jpeg, "image/jpeg", {"X-Robots-Tag": "noai"})
-            if path == FAULTS["noimageai"].path:
-                return self.send_body(200, jpeg, "image/jpeg", {"X-Robots-Tag": "noimageai, noindex"})
+    # -- search APIs ----------------------------------------------------------------------
+    def _openverse(self, query):
+        q = query.get("q", [""])[0]
+        try:
+            page = int(query.get("page", ["1"])[0])
+            page_size = int(query.get("page_size", ["20"])[0])
+        except ValueError:
+            return self.send_json({"detail": "Invalid page or page_size."}, 400)
+        if page < 1 or not 1 <= page_size <= 500:
+            return self.send_json({"detail": "Invalid page or page_size."}, 400)
+        hits = self.web.search(q)
+        page_count = math.ceil(len(hits) / page_size)
+        if hits and page > page_count:
+            return self.send_json({"detail": "Invalid page."}, 400)
+        results = [openverse_result(self.web, image) for image in hits[(page - 1) * page_size: page * page_size]]
+        self.send_json({"result_count": len(hits), "page_count": page_count, "page_size": page_size,
+                        "page": page, "results": results})
+
+    def _mediawiki(self, query):
+        def get(name: str, default: str = "") -> str:
+            return query.get(name, [default])[0]
+
+        if get("action") != "query" or get("generator") != "search":
+            return self.send_json({"error": {"code": "badvalue", "info": "unsupported request"}})
+        try:
+            offset, limit = int(get("gsroffset", "0")), int(get("gsrlimit", "10"))
+        except ValueError:
+            return self.send_json({"error": {"code": "badinteger", "info": "bad gsroffset/gsrlimit"}})
+        limit = max(1, min(limit, 50))
+        hits = self.web.search(get("gsrsearch"))
+        pages = {str(100000 + image.id): mediawiki_page(self.web, image, index)
+                 for index, image in enumerate(hits[offset: offset + limit], start=offset + 1)}
+        answer = {"batchcomplete": ""}
+        if offset + limit < len(hits):
+            answer["continue"] = {"gsroffset": offset + limit, "continue": "gsroffset||"}
+        if pages:
+            answer["query"] = {"pages": pages}
+        self.send_json(answer)
+
+    # -- faults ---------------------------------------------------------------------------
+    def _fault(self, path: str):
+        answer = _FAULT_ROUTES.get(path)
+        if answer is None:
             return self.not_found()
+        return answer(self)
 
-        def _redirect(self, location: str):
-            self.send_body(302, b"", "text/plain", {"Location": location})
+    def _jpeg(self, headers: dict | None = None):
+        self.send_body(200, self.web.cached("valid.jpg", render.valid_jpeg), "image/jpeg", headers)
 
-        def _oversized(self):
-            chunk = b"\xff" * 65536
-            self.send_response(200)
-            self.send_header("Content-Type", "image/jpeg")
-            self.send_header("Content-Length", str(web.oversized_bytes))
-            self.end_headers()
-            sent = 0
-            while sent < web.oversized_bytes:
-                piece = chunk[: web.oversized_bytes - sent]
-                self.wfile.write(piece)
-                sent += len(piece)
+    def _unavailable_then_ok(self):
+        if self.web.hits(self.path) <= 1:
+            return self.send_body(503, b"try again\n", "text/plain", {"Retry-After": "0"})
+        self._jpeg()
 
-        def _file(self, relative: str):
-            root = os.path.realpath(web.files_root)
-            target = os.path.realpath(os.path.join(root, relative))
-            if not target.startswith(root + os.sep) or not os.path.isfile(target):
-                return self.not_found()
-            with open(target, "rb") as handle:
-                self.send_body(200, handle.read(), "application/octet-stream")
+    def _slow(self):
+        time.sleep(self.web.slow_s)
+        self._jpeg()
 
-    return Handler
+    def _truncated(self):
+        jpeg = self.web.cached("valid.jpg", render.valid_jpeg)
+        self.send_body(200, jpeg[: len(jpeg) // 2], "image/jpeg")
+
+    def _redirect(self, location: str):
+        self.send_body(302, b"", "text/plain", {"Location": location})
+
+    def _oversized(self):
+        size = self.web.oversized_bytes
+        chunk = b"\xff" * 65536
+        self.send_response(200)
+        self.send_header("Content-Type", "image/jpeg")
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        sent = 0
+        while sent < size:
+            piece = chunk[: size - sent]
+            self.wfile.write(piece)
+            sent += len(piece)
+
+    def _file(self, relative: str):
+        root = os.path.realpath(self.web.files_root)
+        target = os.path.realpath(os.path.join(root, relative))
+        if not target.startswith(root + os.sep) or not os.path.isfile(target):
+            return self.not_found()
+        with open(target, "rb") as handle:
+            self.send_body(200, handle.read(), "application/octet-stream")
+
+
+_SITE_ROUTES: dict[str, Callable[[Handler], None]] = {
+    "/robots.txt": Handler._robots,
+    "/": Handler._index,
+    "/index.html": Handler._index,
+    "/static/logo.png": Handler._logo,
+    "/static/pixel.gif": Handler._pixel,
+}
+
+_REDIRECT_LOOP_2 = "/fault/redirect-loop-2.jpg"   # the loop's second hop, which points back to the first
+
+# What each fault path answers (faults.FAULTS declares the paths and the behaviour a client should see).
+_FAULT_ROUTES: dict[str, Callable[[Handler], None]] = {
+    FAULTS["not_found"].path: Handler.not_found,
+    FAULTS["server_error"].path: lambda h: h.send_body(500, b"internal error\n", "text/plain"),
+    FAULTS["unavailable_then_ok"].path: Handler._unavailable_then_ok,
+    FAULTS["slow"].path: Handler._slow,
+    FAULTS["truncated"].path: Handler._truncated,
+    FAULTS["corrupt"].path: lambda h: h.send_body(200, h.web.cached("corrupt", render.corrupt_jpeg), "image/jpeg"),
+    FAULTS["html_as_image"].path: lambda h: h.send_body(200, render.HTML_AS_IMAGE, "image/jpeg"),
+    FAULTS["decompression_bomb"].path: lambda h: h.send_body(
+        200, h.web.cached("bomb", render.decompression_bomb_png), "image/png"),
+    FAULTS["oversized"].path: Handler._oversized,
+    FAULTS["redirect_loop"].path: lambda h: h._redirect(_REDIRECT_LOOP_2),
+    _REDIRECT_LOOP_2: lambda h: h._redirect(FAULTS["redirect_loop"].path),
+    FAULTS["noai"].path: lambda h: h._jpeg({"X-Robots-Tag": "noai"}),
+    FAULTS["noimageai"].path: lambda h: h._jpeg({"X-Robots-Tag": "noimageai, noindex"}),
+}

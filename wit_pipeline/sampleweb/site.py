@@ -128,7 +128,7 @@ def build_site(seed: int = 0, n_images: int = 240, images_per_page: int = 8, n_e
                 draw_seed=rng.randrange(2**31), planted_as=None))
     planted_eval = rng.sample(range(len(eval_images)), min(n_planted, len(eval_images)))
     planted_ids = rng.sample(range(n_images), len(planted_eval))
-    plant_for_image = dict(zip(planted_ids, planted_eval))
+    plant_for_image = dict(zip(planted_ids, planted_eval, strict=True))
 
     images: list[WebImage] = []
     for image_id in range(n_images):

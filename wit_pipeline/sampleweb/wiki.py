@@ -180,7 +180,8 @@ def _dump_pages(rng: random.Random) -> list[dict]:
     # Pages a query build must leave out: other namespaces and redirects.
     add("Talk:Red", 1, "== Merge? ==\nShould red be merged with crimson crimson crimson? ~~~~")
     add("File:Red circle.svg", 6, "A red circle, drawn for the sample. {{Information|author=sample}}")
-    add("Template:Infobox colour", 10, "{| class=\"infobox\"\n| {{{name}}}\n|}<noinclude>[[Category:Templates]]</noinclude>")
+    add("Template:Infobox colour", 10,
+        "{| class=\"infobox\"\n| {{{name}}}\n|}<noinclude>[[Category:Templates]]</noinclude>")
     add("Category:Shapes", 14, "Articles about shapes and shapes and shapes.")
     add("Color", 0, "#REDIRECT [[Colour]]\n{{R from alternative spelling}}", redirect="Colour")
     add("Circle", 0, "#REDIRECT [[Circle (geometry)]]", redirect="Circle (geometry)")
@@ -208,7 +209,11 @@ def _page_xml(page: dict, timestamp: str) -> str:
     )
 
 
-_HEADER = """<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:schemaLocation="http://www.mediawiki.org/xml/export-0.10/ http://www.mediawiki.org/xml/export-0.10.xsd" version="0.10" xml:lang="en">
+# The <mediawiki> element's attributes, as a real dump writes them on one line.
+_HEADER = ("""<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" """
+           """xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" """
+           """xsi:schemaLocation="http://www.mediawiki.org/xml/export-0.10/ """
+           """http://www.mediawiki.org/xml/export-0.10.xsd" version="0.10" xml:lang="en">
   <siteinfo>
     <sitename>Wikipedia</sitename>
     <dbname>enwiki</dbname>
@@ -223,7 +228,7 @@ _HEADER = """<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" xmlns:
       <namespace key="14" case="first-letter">Category</namespace>
     </namespaces>
   </siteinfo>
-"""
+""")
 
 
 def write_dump(path: str, index_path: str, pages: list[dict]) -> None:
@@ -295,34 +300,47 @@ _LICENCE = (
 _NOUNS = [
     ("shape", 3, "n", ["shape", "form"], [], "the spatial arrangement of something as distinct from its substance"),
     ("circle", 25, "n", ["circle"], [("@", "shape")], "ellipse in which the two axes are of equal length"),
-    ("square", 25, "n", ["square", "foursquare"], [("@", "shape")], "a plane rectangle with four equal sides and four right angles"),
+    ("square", 25, "n", ["square", "foursquare"], [("@", "shape")],
+     "a plane rectangle with four equal sides and four right angles"),
     ("triangle", 25, "n", ["triangle", "trigon", "trilateral"], [("@", "shape")], "a three-sided polygon"),
     ("star", 25, "n", ["star"], [("@", "shape")], "a plane figure with 5 or more points; often used as an emblem"),
     ("cross", 6, "n", ["cross"], [("@", "shape")], "a marking that consists of lines that cross each other"),
-    ("diamond", 25, "n", ["diamond", "rhombus", "rhomb", "lozenge"], [("@", "shape")], "a parallelogram with four equal sides"),
-    ("colour", 7, "n", ["color", "colour", "coloring", "colouring"], [], "a visual attribute of things that results from the light they emit"),
-    ("primary", 7, "n", ["primary_color", "primary_colour"], [("@", "colour")], "any of three colors from which all others can be obtained by mixing"),
+    ("diamond", 25, "n", ["diamond", "rhombus", "rhomb", "lozenge"], [("@", "shape")],
+     "a parallelogram with four equal sides"),
+    ("colour", 7, "n", ["color", "colour", "coloring", "colouring"], [],
+     "a visual attribute of things that results from the light they emit"),
+    ("primary", 7, "n", ["primary_color", "primary_colour"], [("@", "colour")],
+     "any of three colors from which all others can be obtained by mixing"),
     ("background", 7, "n", ["background", "ground"], [], "the part of a scene that is behind the main subject"),
-    ("red", 7, "n", ["red", "redness"], [("@", "colour")], "red color or pigment; the chromatic color resembling the hue of blood"),
+    ("red", 7, "n", ["red", "redness"], [("@", "colour")],
+     "red color or pigment; the chromatic color resembling the hue of blood"),
     ("green", 7, "n", ["green", "greenness", "viridity"], [("@", "colour")], "green color or pigment"),
     ("blue", 7, "n", ["blue", "blueness"], [("@", "colour")], "the color of the clear sky in the daytime"),
     ("yellow", 7, "n", ["yellow", "yellowness"], [("@", "colour")], "yellow color or pigment"),
     ("orange", 7, "n", ["orange", "orangeness"], [("@", "colour")], "orange color or pigment"),
     ("purple", 7, "n", ["purple", "purpleness"], [("@", "colour")], "a purple color or pigment"),
-    ("black", 7, "n", ["black", "blackness", "inkiness"], [("@", "colour")], "the quality or state of the achromatic color of least lightness"),
-    ("white", 7, "n", ["white", "whiteness", "achromatic_color"], [("@", "colour")], "the quality or state of the achromatic color of greatest lightness"),
-    ("polygon", 25, "n", ["polygon", "polygonal_shape"], [("@", "shape")], "a closed plane figure bounded by straight sides"),
+    ("black", 7, "n", ["black", "blackness", "inkiness"], [("@", "colour")],
+     "the quality or state of the achromatic color of least lightness"),
+    ("white", 7, "n", ["white", "whiteness", "achromatic_color"], [("@", "colour")],
+     "the quality or state of the achromatic color of greatest lightness"),
+    ("polygon", 25, "n", ["polygon", "polygonal_shape"], [("@", "shape")],
+     "a closed plane figure bounded by straight sides"),
     ("Pythagoras", 18, "n", ["Pythagoras"], [], "Greek philosopher and mathematician"),
 ]
 _ADJECTIVES = [
-    ("red_a", 0, "s", ["red", "reddish", "ruddy", "blood-red", "carmine", "cerise", "cherry", "cherry-red", "crimson"], [("&", "chromatic_a")], "having any of numerous bright or strong colors reminiscent of blood"),
+    ("red_a", 0, "s", ["red", "reddish", "ruddy", "blood-red", "carmine", "cerise", "cherry", "cherry-red", "crimson"],
+     [("&", "chromatic_a")], "having any of numerous bright or strong colors reminiscent of blood"),
     ("chromatic_a", 0, "a", ["chromatic"], [("!", "achromatic_a")], "being or having or characterized by hue"),
     ("achromatic_a", 0, "a", ["achromatic"], [("!", "chromatic_a")], "having no hue"),
-    ("blue_a", 0, "s", ["blue", "bluish", "blueish"], [("&", "chromatic_a")], "of the color intermediate between green and violet"),
-    ("green_a", 0, "s", ["green", "greenish", "light-green", "dark-green"], [("&", "chromatic_a")], "of the color between blue and yellow in the color spectrum"),
-    ("yellow_a", 0, "s", ["yellow", "yellowish", "xanthous"], [("&", "chromatic_a")], "similar to the color of an egg yolk"),
+    ("blue_a", 0, "s", ["blue", "bluish", "blueish"], [("&", "chromatic_a")],
+     "of the color intermediate between green and violet"),
+    ("green_a", 0, "s", ["green", "greenish", "light-green", "dark-green"], [("&", "chromatic_a")],
+     "of the color between blue and yellow in the color spectrum"),
+    ("yellow_a", 0, "s", ["yellow", "yellowish", "xanthous"], [("&", "chromatic_a")],
+     "similar to the color of an egg yolk"),
     ("orange_a", 0, "s", ["orange", "orangish"], [("&", "chromatic_a")], "of the color between red and yellow"),
-    ("purple_a", 0, "s", ["purple", "violet", "purplish"], [("&", "chromatic_a")], "of a color intermediate between red and blue"),
+    ("purple_a", 0, "s", ["purple", "violet", "purplish"], [("&", "chromatic_a")],
+     "of a color intermediate between red and blue"),
     ("black_a", 0, "a", ["black(a)"], [("!", "white_a")], "being of the achromatic color of maximum darkness"),
     ("white_a", 0, "a", ["white(a)"], [("!", "black_a")], "being of the achromatic color of maximum lightness"),
     ("large_a", 0, "a", ["large", "big"], [], "above average in size or number or quantity"),

@@ -1,8 +1,11 @@
 """``wit select``: match candidate texts against the query list and cap the pairs kept per query.
 
-- ``queries_io.py``: reading a query list (a queries directory or a text file).
 - ``matching.py``: Aho–Corasick matching over canonical text, word or substring (pure).
-- ``balancing.py``: the per-query cap, deterministic top-``cap`` or MetaCLIP's probabilistic rule.
+- ``balancing.py``: the per-query cap ``CapPerQuery``, deterministic top-``cap`` or MetaCLIP's probabilistic rule.
 - ``plot.py``: the matched-vs-selected head/tail plot and the HTML summary.
-- ``pipeline.py``: the Beam job; ``cli.py``: the command.
+- ``pipeline.py``: ``SelectOptions`` (every flag) and the Beam job ``run_select``, built from
+  ``ReadCandidates``, ``MatchQueries``, ``OnePerPair``, ``CapPerQuery``, ``KeepSelected`` and ``CountPerQuery``.
+- ``cli.py``: the command; ``demo.py``: the ``wit demo`` step.
+
+The query list is read by ``wit_pipeline/querylist.py`` (shared with the search source).
 """

@@ -22,22 +22,10 @@ from operator import itemgetter
 
 import ahocorasick
 
-from ..text import WORD_RE, canonical
+from ..querylist import load_query_list
+from ..text import canonical, canonical_fast
 
 _value = itemgetter(1)
-
-
-def canonical_fast(text: str, keep_case: bool = False) -> str:
-    """``canonical(text, keep_case)``, with a shortcut for ASCII text (most alt texts).
-
-    For ASCII, NFKC changes nothing, and control characters and runs of white
-    space only separate words, which the word pattern does anyway; so the words
-    are those of the shared pattern over the (lower-cased) text itself.
-    tests/select/test_matching.py checks both paths agree.
-    """
-    if text.isascii():
-        return " ".join(WORD_RE.findall(text if keep_case else text.lower()))
-    return canonical(text, keep_case)
 
 MODES = ("word", "substring")
 
@@ -90,8 +78,6 @@ _cache_lock = threading.Lock()
 
 def shared_matcher(path: str, mode: str, keep_case: bool) -> QueryMatcher:
     """One matcher per (queries path, mode, case) per process: Beam workers build the automaton once."""
-    from .queries_io import load_query_list
-
     key = (path, mode, keep_case)
     with _cache_lock:
         matcher = _cache.get(key)

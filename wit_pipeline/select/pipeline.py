@@ -2,55 +2,67 @@
 
 ::
 
-    candidate parts ─► match (Aho–Corasick; unmatched counted) ─► language, once per distinct
-    matched text, and one row per uid (one GroupByKey on text) ─► CapPerQuery (top-cap or probabilistic)
-    ─► join kept uids back to rows ─► selected/part-*.parquet
-                                   └► query_counts.parquet, stats.json, query_counts.png, summary.html
+    candidate parts ─► ReadCandidates ─► MatchQueries (Aho–Corasick; unmatched counted)
+      ─► OnePerPair: language, once per distinct matched text, and one row per uid (one GroupByKey on text)
+      ─► CapPerQuery (top-cap or probabilistic) ─► KeepSelected (kept uids joined back to rows)
+      ─► selected/part-*.parquet
+      └► QueryCounts ─► query_counts.parquet; then stats.json, query_counts.png, summary.html
 
 Every candidate row ends in exactly one place:
-``rows_in = selected + dropped_no_match + dropped_lang + dropped_duplicate + dropped_cap``.
+``in = out (selected) + dropped[no_match] + dropped[lang] + dropped[duplicate] + dropped[cap]``.
 """
 
 from __future__ import annotations
 
-import io
 import logging
-import time
-from dataclasses import asdict, dataclass
+from collections import Counter
+from dataclasses import dataclass
 
 import apache_beam as beam
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from .. import fileio
-from ..beam import counter, make_pipeline, run
-from ..candidates.pipeline import LanguageAndDedup, first_by_provenance
+from ..beam import StageCounters, counter
 from ..errors import UserError
+from ..options import option
+from ..pairs import DedupPairs, LanguageAndDedup, parse_lang
 from ..parquet_parts import WriteParquetParts
+from ..querylist import load_query_list
 from ..schemas import CANDIDATE_COLUMNS, QUERY_COUNTS_SCHEMA, SELECTED_SCHEMA, pair_uid
+from ..stage import StageRun, dropped_counts
+from ..tables import MissingColumns, iter_table_rows
 from .balancing import BALANCES, CapPerQuery
 from .matching import MODES, shared_matcher
-from .queries_io import load_query_list
+from .plot import write_summary
 
 log = logging.getLogger(__name__)
 
 STAGE = "select"
 SELECTED_DIR = "selected"
+QUERY_COUNTS = "query_counts.parquet"
 DROP_REASONS = ("no_match", "lang", "duplicate", "cap")
 
 
 @dataclass
 class SelectOptions:
-    candidates: list[str]          # candidate directories, files or globs (their *.parquet files are read)
-    queries: str                   # queries directory or text file
-    out: str
-    cap: int = 20_000
-    match: str = "word"
-    balance: str = "top"
-    lang: str = "en"
-    seed: int = 0
-    keep_case: bool = False
-    rows_per_part: int = 200_000
+    """``wit select``: every flag, its default and its help (``wit_pipeline.options``)."""
+
+    candidates: list[str] = option(metavar="DIR",
+                                   help="candidate directories (or parquet files/globs) from 'wit candidates'")
+    queries: str = option(metavar="DIR_OR_TXT",
+                          help="queries directory (queries.parquet / queries.txt) or a text file, one per line")
+    out: str = option(help="output directory")
+    cap: int = option(20_000, minimum=1, help="pairs kept per query")
+    match: str = option("word", choices=MODES,
+                        help="word: whole words (MetaCLIP); substring: anywhere, inside words too (CLIP paper)")
+    balance: str = option("top", choices=BALANCES,
+                          help="top: the cap pairs with the smallest seeded hash per query (exact cap); "
+                          "probabilistic: MetaCLIP's keep-with-probability rule (cap in expectation)")
+    lang: str = option("en", convert=parse_lang, help="keep texts detected as this language; 'any' keeps all")
+    seed: int = option(0, help="seed of the balancing hash and language detector")
+    keep_case: bool = option(False, help="match case-sensitively (queries too)")
+    rows_per_part: int = option(200_000, minimum=1, help="rows per selected parquet part")
+    strict: bool = option(False, help="fail on the first malformed input row instead of counting and skipping it")
 
 
 def candidate_files(patterns: list[str]) -> list[str]:
@@ -60,27 +72,55 @@ def candidate_files(patterns: list[str]) -> list[str]:
     return files
 
 
-def read_rows(path: str):
-    """Row dicts of one candidate parquet file (missing provenance columns as None, uid filled in)."""
-    handle = pq.ParquetFile(io.BytesIO(fileio.read_bytes(path)) if fileio.is_remote(path) else path)
-    names = handle.schema_arrow.names
-    if "url" not in names or "text" not in names:
-        counter(STAGE, "unreadable_files").inc()
+def read_rows(path: str, counts: Counter, strict: bool = False):
+    """Row dicts of one candidate parquet file (missing provenance columns as None, uid filled in);
+    each row counted ``in``, a file without url/text columns counted ``unreadable_files``."""
+    try:
+        for row in iter_table_rows(path, columns=CANDIDATE_COLUMNS, required=("url", "text"), counts=counts,
+                                   strict=strict):
+            counts["in"] += 1
+            row["url"], row["text"] = row["url"] or "", row["text"] or ""
+            row["source"] = row["source"] or "table"
+            if not row["uid"]:
+                row["uid"] = pair_uid(row["url"], row["text"])
+            yield row
+    except MissingColumns:
+        counts["unreadable_files"] += 1
         log.warning("skipping %s: no url/text columns", path)
-        return
-    columns = [c for c in CANDIDATE_COLUMNS if c in names]
-    for batch in handle.iter_batches(batch_size=65536, columns=columns):
-        for row in batch.to_pylist():
-            counter(STAGE, "rows_in").inc()
-            full = {c: row.get(c) for c in CANDIDATE_COLUMNS}
-            full["url"], full["text"] = full["url"] or "", full["text"] or ""
-            full["source"] = full["source"] or "table"
-            if not full["uid"]:
-                full["uid"] = pair_uid(full["url"], full["text"])
-            yield full
 
 
-class Match(beam.DoFn):
+class ReadCandidateFileFn(beam.DoFn):
+    """One candidate file -> its rows; the file's counts go to the stage's counters when it is done."""
+
+    def __init__(self, strict: bool):
+        self.strict = strict
+
+    def setup(self):
+        self.counters = StageCounters(STAGE)
+
+    def process(self, path: str):
+        counts = Counter()
+        try:
+            yield from read_rows(path, counts, self.strict)
+        finally:
+            self.counters.add(counts)
+
+
+class ReadCandidates(beam.PTransform):
+    """Candidate parquet files -> candidate rows (each counted ``in``)."""
+
+    def __init__(self, files: list[str], strict: bool = False):
+        super().__init__()
+        self.files, self.strict = files, strict
+
+    def expand(self, begin):
+        return (begin
+                | "Files" >> beam.Create(self.files)
+                | "SpreadFiles" >> beam.Reshuffle()
+                | "Read" >> beam.ParDo(ReadCandidateFileFn(self.strict)))
+
+
+class MatchFn(beam.DoFn):
     """Attach ``queries`` (all matches, sorted); unmatched rows are counted and dropped."""
 
     def __init__(self, queries: str, mode: str, keep_case: bool):
@@ -88,128 +128,163 @@ class Match(beam.DoFn):
 
     def setup(self):
         self.matcher = shared_matcher(self.queries, self.mode, self.keep_case)
+        self.matched = counter(STAGE, "matched")
+        self.dropped_no_match = counter(STAGE, "dropped_no_match")
 
     def process(self, row):
         found = self.matcher.match(row["text"])
         if not found:
-            counter(STAGE, "dropped_no_match").inc()
+            self.dropped_no_match.inc()
             return
-        counter(STAGE, "matched").inc()
+        self.matched.inc()
         yield dict(row, queries=found)
 
 
-def one_per_uid(item):
-    uid, rows = item
-    return uid, first_by_provenance(rows, STAGE)
+class MatchQueries(beam.PTransform):
+    """Rows whose text contains at least one query, with ``queries`` (sorted) attached."""
+
+    def __init__(self, queries: str, mode: str, keep_case: bool):
+        super().__init__()
+        self.queries, self.mode, self.keep_case = queries, mode, keep_case
+
+    def expand(self, rows):
+        return rows | "Match" >> beam.ParDo(MatchFn(self.queries, self.mode, self.keep_case))
 
 
-def join_kept(item):
-    _uid, grouped = item
-    rows, kept = list(grouped["rows"]), list(grouped["kept"])
-    if not rows:
-        return
-    if kept:
-        counter(STAGE, "selected").inc()
-        yield rows[0]
-    else:
-        counter(STAGE, "dropped_cap").inc()
+class OnePerPair(beam.PTransform):
+    """Matched rows -> ``(uid, row)``, one per pair, of the kept language (``lang`` ``any``: all)."""
+
+    def __init__(self, lang: str, seed: int):
+        super().__init__()
+        self.lang, self.seed = lang, seed
+
+    def expand(self, rows):
+        if self.lang != "any":   # the language filter shares the de-duplication's shuffle
+            rows = rows | "LanguageAndDedup" >> LanguageAndDedup(self.lang, self.seed, STAGE)
+        else:
+            rows = rows | "DedupPairs" >> DedupPairs(STAGE)
+        return rows | "KeyByUid" >> beam.Map(lambda row: (row["uid"], row))
 
 
-def write_query_counts(items, path: str, queries_path: str, keep_case: bool) -> int:
-    """query_counts.parquet: every query of the list (zero counts included), heaviest first."""
-    counts = {q: {"matched": 0, "kept": 0, "selected": 0} for q in load_query_list(queries_path, keep_case)}
+class KeepSelectedFn(beam.DoFn):
+    """``(uid, {"rows": [row], "kept": [...]})`` -> the row when the cap kept it (``out``), else ``dropped_cap``."""
+
+    def setup(self):
+        self.selected = counter(STAGE, "out")
+        self.dropped_cap = counter(STAGE, "dropped_cap")
+
+    def process(self, item):
+        _uid, grouped = item
+        rows, kept = list(grouped["rows"]), list(grouped["kept"])
+        if not rows:
+            return
+        if kept:
+            self.selected.inc()
+            yield rows[0]
+        else:
+            self.dropped_cap.inc()
+
+
+class KeepSelected(beam.PTransform):
+    """``{"rows": (uid, row), "kept": (uid, queries)}`` -> the selected rows."""
+
+    def expand(self, inputs):
+        return (inputs
+                | "JoinKept" >> beam.CoGroupByKey()
+                | "Selected" >> beam.ParDo(KeepSelectedFn()))
+
+
+def query_count_rows(items, queries: list[str]) -> list[dict]:
+    """Every query of the list (zero counts included) with its counts, heaviest first."""
+    counts = {q: {"matched": 0, "kept": 0, "selected": 0} for q in queries}
     for query, grouped in items:
         entry = counts.setdefault(query, {"matched": 0, "kept": 0, "selected": 0})
         for name in ("matched", "kept", "selected"):
             entry[name] = int(sum(grouped[name]))
     rows = [{"query": q, **c} for q, c in counts.items()]
     rows.sort(key=lambda r: (-r["matched"], -r["selected"], r["query"]))
-    buffer = io.BytesIO()
-    pq.write_table(pa.Table.from_pylist(rows, schema=QUERY_COUNTS_SCHEMA), buffer, compression="zstd")
-    fileio.write_bytes_atomic(path, buffer.getvalue())
+    return rows
+
+
+def write_query_counts(items, path: str, queries_path: str, keep_case: bool) -> int:
+    """query_counts.parquet: every query of the list (zero counts included), heaviest first."""
+    rows = query_count_rows(items, load_query_list(queries_path, keep_case))
+    fileio.write_parquet_atomic(path, pa.Table.from_pylist(rows, schema=QUERY_COUNTS_SCHEMA))
     return len(rows)
 
 
+class CountPerQuery(beam.PTransform):
+    """``{"matched", "kept", "selected"}`` per-query count collections -> ``[(query, counts)]``, one list."""
+
+    def expand(self, counts):
+        return (counts
+                | "JoinCounts" >> beam.CoGroupByKey()
+                | "AllCounts" >> beam.combiners.ToList())
+
+
 def build(pipeline: beam.Pipeline, options: SelectOptions) -> None:
-    files = candidate_files(options.candidates)
-    rows = (pipeline
-            | "Files" >> beam.Create(files)
-            | "SpreadFiles" >> beam.Reshuffle()
-            | "Read" >> beam.FlatMap(read_rows)
-            | "Match" >> beam.ParDo(Match(options.queries, options.match, options.keep_case)))
-    if options.lang != "any":
-        by_uid = (rows
-                  | "LanguageAndDedup" >> LanguageAndDedup(options.lang, options.seed, STAGE)
-                  | "KeyByUid" >> beam.Map(lambda row: (row["uid"], row)))
-    else:
-        by_uid = (rows
-                  | "KeyByUid" >> beam.Map(lambda row: (row["uid"], row))
-                  | "GroupUid" >> beam.GroupByKey()
-                  | "OnePerUid" >> beam.Map(one_per_uid))
+    by_uid = (pipeline
+              | "ReadCandidates" >> ReadCandidates(candidate_files(options.candidates), options.strict)
+              | "MatchQueries" >> MatchQueries(options.queries, options.match, options.keep_case)
+              | "OnePerPair" >> OnePerPair(options.lang, options.seed))
     capped = (by_uid
               | "UidQueries" >> beam.MapTuple(lambda uid, row: (uid, row["queries"]))
               | "Cap" >> CapPerQuery(options.cap, options.seed, options.balance))
-    selected = ({"rows": by_uid, "kept": capped["kept"]}
-                | "JoinKept" >> beam.CoGroupByKey()
-                | "Selected" >> beam.FlatMap(join_kept))
+    selected = {"rows": by_uid, "kept": capped["kept"]} | "KeepSelected" >> KeepSelected()
     selected | "WriteSelected" >> WriteParquetParts(fileio.join(options.out, SELECTED_DIR), SELECTED_SCHEMA,
                                                      options.rows_per_part)
     selected_counts = (selected
                        | "SelectedOnes" >> beam.FlatMap(lambda row: [(q, 1) for q in row["queries"]])
                        | "CountSelected" >> beam.CombinePerKey(sum))
-    path = fileio.join(options.out, "query_counts.parquet")
     ({"matched": capped["matched"], "kept": capped["kept_counts"], "selected": selected_counts}
-     | "JoinCounts" >> beam.CoGroupByKey()
-     | "AllCounts" >> beam.combiners.ToList()
-     | "WriteCounts" >> beam.Map(write_query_counts, path, options.queries, options.keep_case))
+     | "CountPerQuery" >> CountPerQuery()
+     | "WriteCounts" >> beam.Map(write_query_counts, fileio.join(options.out, QUERY_COUNTS), options.queries,
+                                 options.keep_case))
 
 
-def run_select(options: SelectOptions, beam_args: list[str] | None = None) -> dict:
-    """Run the selection job; returns (and writes as ``OUT/stats.json``) its statistics."""
+def check_options(options: SelectOptions) -> list[str]:
+    """Settings a library caller may get wrong (the command line checks them as it parses); the queries."""
     if options.match not in MODES:
         raise UserError(f"--match must be one of {', '.join(MODES)}")
     if options.balance not in BALANCES:
         raise UserError(f"--balance must be one of {', '.join(BALANCES)}")
     if options.cap < 1:
         raise UserError("--cap must be at least 1")
-    queries = load_query_list(options.queries, options.keep_case)   # a bad list fails here, in one line
-    fileio.makedirs(options.out)
-    stats_path = fileio.join(options.out, "stats.json")
-    fileio.remove(stats_path)   # stats.json marks a finished run: gone until this one finishes
-    started = time.monotonic()
-    pipeline = make_pipeline(beam_args)
-    build(pipeline, options)
-    counts = run(pipeline, STAGE)
-    table = pq.read_table(io.BytesIO(fileio.read_bytes(fileio.join(options.out, "query_counts.parquet"))))
-    query_counts = table.to_pylist()
-    dropped = {reason: counts.get(f"dropped_{reason}", 0) for reason in DROP_REASONS}
-    stats = {
-        "stage": STAGE,
-        "candidates": options.candidates,
-        "queries": options.queries,
-        "rows_in": counts.get("rows_in", 0),
-        "matched": counts.get("matched", 0),
-        "selected": counts.get("selected", 0),
-        "dropped": dropped,
-        "lang_detect_calls": counts.get("lang_detect_calls", 0),
-        "queries_total": len(queries),
-        "queries_matched": sum(1 for r in query_counts if r["matched"] > 0),
-        "queries_capped": sum(1 for r in query_counts if r["matched"] > options.cap),
-        "queries_never_matched": sum(1 for r in query_counts if r["matched"] == 0),
-        "counters": counts,
-        "settings": {k: v for k, v in asdict(options).items() if k not in ("candidates", "queries", "out")},
-        "outputs": {"selected": fileio.join(options.out, SELECTED_DIR),
-                    "query_counts": fileio.join(options.out, "query_counts.parquet")},
-        "seconds": round(time.monotonic() - started, 3),
-    }
-    stats["accounted"] = stats["rows_in"] == stats["selected"] + sum(dropped.values())
-    summary_stats = {"balance": options.balance, "match": options.match, "cap": options.cap, "lang": options.lang,
-                     **{k: stats[k] for k in ("rows_in", "matched", "selected", "lang_detect_calls",
-                                              "queries_total", "queries_matched", "queries_capped")},
-                     **{f"dropped_{k}": v for k, v in dropped.items()}}
-    from .plot import write_summary
+    return load_query_list(options.queries, options.keep_case)   # a bad list fails here, in one line
 
-    png, page = write_summary(options.out, query_counts, summary_stats, options.cap)
-    stats["outputs"].update({"plot": png, "summary": page})
-    fileio.write_json_atomic(stats_path, stats)
-    return stats
+
+def query_figures(query_counts: list[dict], queries: list[str], cap: int) -> dict:
+    """The per-query figures of stats.json."""
+    return {"queries_total": len(queries),
+            "queries_matched": sum(1 for r in query_counts if r["matched"] > 0),
+            "queries_capped": sum(1 for r in query_counts if r["matched"] > cap),
+            "queries_never_matched": sum(1 for r in query_counts if r["matched"] == 0)}
+
+
+def summary_figures(options: SelectOptions, stats: dict) -> dict:
+    """The figures summary.html lists, under the names its readers know (rows in, selected, ...)."""
+    return {"balance": options.balance, "match": options.match, "cap": options.cap, "lang": options.lang,
+            "rows_in": stats["in"], "matched": stats["matched"], "selected": stats["out"],
+            **{k: stats[k] for k in ("lang_detect_calls", "queries_total", "queries_matched", "queries_capped")},
+            **{f"dropped_{k}": v for k, v in stats["dropped"].items()}}
+
+
+def run_select(options: SelectOptions, beam_args: list[str] | None = None) -> dict:
+    """Run the selection job; returns (and writes as ``OUT/stats.json``) its statistics."""
+    queries = check_options(options)
+    with StageRun(STAGE, options.out, settings=options) as stage:
+        pipeline = stage.pipeline(beam_args)
+        build(pipeline, options)
+        counts = stage.run(pipeline)
+        counts_path = fileio.join(options.out, QUERY_COUNTS)
+        query_counts = fileio.read_parquet(counts_path).to_pylist()
+        figures = {"matched": counts.get("matched", 0), "lang_detect_calls": counts.get("lang_detect_calls", 0),
+                   **query_figures(query_counts, queries, options.cap)}
+        dropped = dropped_counts(counts, DROP_REASONS)
+        png, page = write_summary(options.out, query_counts, summary_figures(
+            options, {"in": counts.get("in", 0), "out": counts.get("out", 0), "dropped": dropped, **figures}),
+            options.cap)
+        return stage.finish(records_in=counts.get("in", 0), records_out=counts.get("out", 0), dropped=dropped,
+                            outputs={"selected": fileio.join(options.out, SELECTED_DIR), "query_counts": counts_path,
+                                     "plot": png, "summary": page},
+                            **figures)

@@ -16,6 +16,7 @@ from .. import fileio
 
 def plot_png(matched: list[int], selected: list[int], cap: int, title: str = "") -> bytes:
     """PNG bytes: both curves against query rank (by matched count, descending); zero counts left out."""
+    # matplotlib loads slowly and only this function draws, so it is imported here, not at the top.
     import matplotlib
 
     matplotlib.use("Agg", force=False)

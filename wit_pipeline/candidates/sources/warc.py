@@ -21,8 +21,10 @@ from collections import Counter
 from html.parser import HTMLParser
 from typing import Iterator
 
-from ..schemas import candidate_row
-from .sources_wat import resolve
+from ... import fileio
+from ...schemas import candidate_row
+from ..warc_records import iter_records
+from .wat import resolve
 
 _CHARSET = re.compile(rb"""charset\s*=\s*["']?([A-Za-z0-9_\-:.]+)""", re.IGNORECASE)
 
@@ -30,7 +32,7 @@ _CHARSET = re.compile(rb"""charset\s*=\s*["']?([A-Za-z0-9_\-:.]+)""", re.IGNOREC
 def largest_srcset(srcset: str) -> str | None:
     """The URL of the largest candidate in a ``srcset`` (``w`` descriptors first, then ``x``)."""
     best, best_key = None, (-1, -1.0)
-    for position, candidate in enumerate(srcset.split(",")):
+    for candidate in srcset.split(","):
         parts = candidate.strip().split()
         if not parts:
             continue
@@ -132,8 +134,6 @@ def _dechunk(body: bytes) -> bytes:
 
 def read_warc(stream, source_file: str, counts: Counter) -> Iterator[dict]:
     """Raw candidate rows (before clean-up) of every ``<img>`` in the HTML responses of a WARC stream."""
-    from .warc_records import iter_records
-
     for headers, payload in iter_records(stream, counts):
         counts["warc_records"] += 1
         if headers.get("WARC-Type") != "response":
@@ -150,3 +150,9 @@ def read_warc(stream, source_file: str, counts: Counter) -> Iterator[dict]:
             counts["warc_broken_html"] += 1
         for url, alt in pairs:
             yield candidate_row(url, alt or "", source="warc", page_url=page_url, source_file=source_file)
+
+
+def read_warc_file(path: str, options, counts: Counter) -> Iterator[dict]:
+    """The source reader: one WARC file (gzip members read one by one, so opened undecompressed)."""
+    with fileio.open_read(path, decompress=False) as handle:
+        yield from read_warc(handle, path, counts)

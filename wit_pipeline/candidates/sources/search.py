@@ -33,16 +33,18 @@ query's crawl stops there), ``search_bad_response`` (not the expected JSON).
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
+import zlib
 from collections import Counter
 from html.parser import HTMLParser
 from typing import Iterator
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
-from ..errors import UserError
-from ..schemas import candidate_row
+from ...errors import UserError
+from ...schemas import candidate_row
 
 APIS = ("openverse", "mediawiki")
 DEFAULT_PAGE_SIZE = {"openverse": 20, "mediawiki": 50}
@@ -108,7 +110,8 @@ def parse_openverse(answer: dict, endpoint: str, query: str, page: int) -> tuple
         licence = item.get("license")
         if isinstance(licence, str) and licence:
             version = item.get("license_version") or ""
-            licence = ("CC0" if licence.lower() == "cc0" else f"CC {licence.upper()}") + (f" {version}" if version else "")
+            licence = (("CC0" if licence.lower() == "cc0" else f"CC {licence.upper()}")
+                       + (f" {version}" if version else ""))
         rows.append(candidate_row(item["url"], item.get("title") or "", source="search",
                                   page_url=item.get("foreign_landing_url"), source_file=endpoint,
                                   search_query=query, license=licence or None,
@@ -130,6 +133,11 @@ def _file_title_text(title: str) -> str:
     return name.rsplit(".", 1)[0] if "." in name else name
 
 
+def _meta_value(meta: dict, key: str) -> str | None:
+    entry = meta.get(key)
+    return (entry or {}).get("value") if isinstance(entry, dict) else None
+
+
 def parse_mediawiki(answer: dict, endpoint: str, query: str) -> tuple[list[dict], int | None]:
     """(rows, next offset or None) from one MediaWiki answer."""
     pages = ((answer.get("query") or {}).get("pages") or {})
@@ -140,7 +148,7 @@ def parse_mediawiki(answer: dict, endpoint: str, query: str) -> tuple[list[dict]
         if not isinstance(info, dict) or not isinstance(info.get("url"), str):
             continue
         meta = info.get("extmetadata") or {}
-        value = lambda key: (meta.get(key) or {}).get("value") if isinstance(meta.get(key), dict) else None  # noqa: E731
+        value = functools.partial(_meta_value, meta)
         text = html_to_text(value("ImageDescription")) or _file_title_text(page.get("title") or "")
         rows.append(candidate_row(info["url"], text, source="search", page_url=info.get("descriptionurl"),
                                   source_file=endpoint, search_query=query,
@@ -158,8 +166,6 @@ def parse_mediawiki(answer: dict, endpoint: str, query: str) -> tuple[list[dict]
 def crawl_query(query: str, *, api: str, endpoint: str, session, robots, limiter: HostRateLimiter,
                 cap: int, page_size: int, counts: Counter, max_pages: int = 10_000) -> Iterator[dict]:
     """Rows for one query, page after page, until ``cap`` rows, the last page or a failure."""
-    from urllib.parse import urlsplit
-
     if api not in APIS:
         raise UserError(f"--api must be one of {', '.join(APIS)}, not {api!r}")
     counts["search_queries"] += 1
@@ -206,3 +212,18 @@ def crawl_query(query: str, *, api: str, endpoint: str, session, robots, limiter
             return
         if not more:
             return
+
+
+def crawler_of(query: str, crawlers: int) -> int:
+    """Which of the ``crawlers`` crawls takes ``query`` (stable across runs and workers)."""
+    return zlib.crc32(query.encode("utf-8")) % crawlers
+
+
+def check_search(options) -> None:
+    """The search source's settings, checked on the driver before anything runs."""
+    if not (options.endpoint or "").startswith(("http://", "https://")):
+        raise UserError("--source search needs --endpoint, the API's http(s) URL")
+    if len(options.inputs) != 1:
+        raise UserError("--source search takes one --input: a queries directory or text file")
+    if options.crawlers < 1:
+        raise UserError("--crawlers must be at least 1")

@@ -26,11 +26,10 @@ import sys
 import threading
 
 import numpy as np
+from langdetect import detector_factory
 from langdetect.detector import Detector
 from langdetect.lang_detect_exception import LangDetectException
 from langdetect.utils.ngram import NGram
-
-from ..errors import UserError
 
 _lock = threading.Lock()
 _ready = False
@@ -40,8 +39,6 @@ def _factory():
     """langdetect's profile factory, loaded once per process (thread-safe: langdetect publishes its
     factory before the profiles are loaded, so its own check is not enough)."""
     global _ready
-    from langdetect import detector_factory
-
     if not _ready:
         with _lock:
             if not _ready:
@@ -389,7 +386,7 @@ def detect_languages(texts: list[str], seed: int = 0, batch: int = 512) -> list[
     for prob in language_probabilities(texts, seed, batch):
         best, best_p = "unknown", Detector.PROB_THRESHOLD
         if prob is not None:    # langdetect sorts the languages above the threshold, first on a tie
-            for lang, p in zip(langs, prob.tolist()):
+            for lang, p in zip(langs, prob.tolist(), strict=True):
                 if p > best_p:
                     best, best_p = lang, p
         answers.append(best)
@@ -410,14 +407,3 @@ def detect_language_reference(text: str, seed: int = 0) -> str:
         return detector.detect()
     except LangDetectException:
         return "unknown"
-
-
-def parse_lang(value: str, *, allow_defer: bool = False) -> str:
-    """``--lang``: ``any`` keeps all, a language code (``en``) keeps that language, ``defer`` (candidates only)."""
-    value = (value or "").strip().lower()
-    if value == "any" or (allow_defer and value == "defer"):
-        return value
-    if not value.isalpha() or not 2 <= len(value) <= 3:
-        choices = "'any', 'defer' or a language code like 'en'" if allow_defer else "'any' or a language code like 'en'"
-        raise UserError(f"--lang must be {choices}, not {value!r}")
-    return value

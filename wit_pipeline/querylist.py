@@ -1,21 +1,22 @@
-"""Reading the query list ``wit select`` matches against (and ``wit candidates --source search`` crawls).
+"""Reading a query list: what `wit select` matches against and `wit candidates --source search` crawls.
 
 The loader lives with the query builder (``queries.output.load_queries``): a
-queries directory (``queries.parquet``), a ``.parquet`` file with a ``query``
-column, or a text file with one query per line (normalised to
+queries directory (``queries.parquet``), a parquet file with a ``query`` column
+(``.parquet``/``.pq``, optionally compressed, read by ``wit_pipeline.tables``),
+or a text file with one query per line (normalised to
 ``wit_pipeline.text.canonical`` form, de-duplicated). This wrapper only drops
 empty entries and duplicates once more, so the matcher's indices are unique.
 """
 
 from __future__ import annotations
 
-from ..errors import UserError
+from queries.output import load_queries
+
+from .errors import UserError
 
 
 def load_query_list(path: str, keep_case: bool = False) -> list[str]:
     """The queries at ``path`` in canonical form, de-duplicated; ``UserError`` when unreadable or empty."""
-    from queries.output import load_queries
-
     found = list(dict.fromkeys(q for q in load_queries(path, keep_case) if isinstance(q, str) and q))
     if not found:
         raise UserError(f"query list {path!r} is empty")

@@ -23,8 +23,9 @@ from collections import Counter
 from typing import Iterator
 from urllib.parse import urljoin, urlsplit
 
-from ..schemas import candidate_row
-from .warc_records import iter_records
+from ... import fileio
+from ...schemas import candidate_row
+from ..warc_records import iter_records
 
 IMG_PATH = "IMG@/src"
 
@@ -115,3 +116,9 @@ def read_wat(stream, source_file: str, counts: Counter) -> Iterator[dict]:
         page_url, pairs = parse_wat_record(headers, payload, counts)
         for url, alt in pairs:
             yield candidate_row(url, alt or "", source="wat", page_url=page_url, source_file=source_file)
+
+
+def read_wat_file(path: str, options, counts: Counter) -> Iterator[dict]:
+    """The source reader: one WAT file (gzip members read one by one, so opened undecompressed)."""
+    with fileio.open_read(path, decompress=False) as handle:
+        yield from read_wat(handle, path, counts)

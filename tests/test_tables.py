@@ -1,0 +1,158 @@
+"""The one table reader: every format and compression, the bad-row policy, remote paths, and the stages on it."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import json
+import os
+from collections import Counter
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import zstandard
+
+from queries.output import load_queries
+from tests import memfs
+from wit_pipeline.cli import main as wit
+from wit_pipeline.errors import UserError
+from wit_pipeline.querylist import load_query_list
+from wit_pipeline.tables import (
+    TABLE_FORMATS,
+    MissingColumns,
+    iter_table_rows,
+    table_columns,
+    table_format,
+)
+
+ROWS = [{"url": f"http://x.test/{i}.jpg", "text": f"caption {i}, with a comma"} for i in range(5)]
+COMPRESSORS = {"": lambda data: data, ".gz": gzip.compress, ".bz2": bz2.compress,
+               ".zst": lambda data: zstandard.ZstdCompressor().compress(data)}
+
+
+def _encoded(kind: str, rows: list[dict]) -> bytes:
+    if kind == "parquet":
+        buffer = io.BytesIO()
+        pq.write_table(pa.Table.from_pylist(rows), buffer, row_group_size=2)
+        return buffer.getvalue()
+    if kind == "jsonl":
+        return "".join(json.dumps(row) + "\n" for row in rows).encode()
+    delimiter = "," if kind == "csv" else "\t"
+    quote = (lambda v: f'"{v}"') if kind == "csv" else (lambda v: v)
+    lines = [delimiter.join(rows[0])] + [delimiter.join(quote(v) for v in row.values()) for row in rows]
+    return ("\n".join(lines) + "\n").encode()
+
+
+@pytest.mark.parametrize("compression", list(COMPRESSORS))
+@pytest.mark.parametrize("kind", TABLE_FORMATS)
+def test_every_format_and_compression_reads_back_the_same_rows(tmp_path, kind, compression):
+    path = str(tmp_path / f"t.{kind}{compression}")
+    with open(path, "wb") as handle:
+        handle.write(COMPRESSORS[compression](_encoded(kind, ROWS)))
+    assert table_format(path) == kind
+    assert table_columns(path) == ["url", "text"]
+    assert list(iter_table_rows(path, required=("url", "text"))) == ROWS
+    assert list(iter_table_rows(path, columns=["text", "page_url"])) == [
+        {"text": row["text"], "page_url": None} for row in ROWS]
+
+
+def test_format_comes_from_the_name_and_unknown_names_are_user_errors():
+    assert [table_format(p) for p in ("a.pq", "b.PARQUET.gz", "c.ndjson.zst", "d.json", "gs://x/e.tsv.bz2")] == [
+        "parquet", "parquet", "jsonl", "jsonl", "tsv"]
+    with pytest.raises(UserError, match=r"'notes.txt.gz': unknown table format \(known: .parquet, .pq"):
+        table_format("notes.txt.gz")
+
+
+def test_bad_rows_are_counted_and_skipped(tmp_path):
+    jsonl = tmp_path / "bad.jsonl"
+    jsonl.write_bytes(b'{"url": "a", "text": "b"}\n\n{not json\n[1, 2]\n\xff\xfe\n{"text": "no url"}\n'
+                      b'{"url": {"nested": 1}, "text": "x"}\n{"url": null, "text": "null is a value"}\n')
+    counts = Counter()
+    rows = list(iter_table_rows(str(jsonl), required=("url", "text"), counts=counts))
+    assert rows == [{"url": "a", "text": "b"}, {"url": None, "text": "null is a value"}]
+    assert counts["bad_rows"] == 5
+
+    csv_file = tmp_path / "bad.csv"
+    csv_file.write_bytes(b'url,text\na,b\nonly one field\nc,d,e\n\xff,x\n"two\nlines",ok\n\ne,f\n')
+    counts = Counter()
+    rows = list(iter_table_rows(str(csv_file), required=("url", "text"), counts=counts))
+    assert rows == [{"url": "a", "text": "b"}, {"url": "two\nlines", "text": "ok"}, {"url": "e", "text": "f"}]
+    assert counts["bad_rows"] == 3     # the blank line is no row
+
+
+def test_strict_raises_on_the_first_bad_row_naming_file_and_line(tmp_path):
+    (tmp_path / "bad.jsonl").write_text('{"url": "a", "text": "b"}\n\n{not json\n')
+    with pytest.raises(UserError, match=r"bad\.jsonl:3: not JSON"):
+        list(iter_table_rows(str(tmp_path / "bad.jsonl"), strict=True))
+    (tmp_path / "bad.tsv").write_text("url\ttext\na\tb\nc\n")
+    with pytest.raises(UserError, match=r"bad\.tsv:3: 1 field\(s\) where the header has 2"):
+        list(iter_table_rows(str(tmp_path / "bad.tsv"), strict=True))
+    pq.write_table(pa.table({"url": [["a"], ["b"]], "text": ["x", "y"]}), tmp_path / "bad.parquet")
+    with pytest.raises(UserError, match=r"bad\.parquet: row 1: 'url' is a list, not a string"):
+        list(iter_table_rows(str(tmp_path / "bad.parquet"), required=("url",), strict=True))
+
+
+def test_a_missing_required_column_fails_at_once(tmp_path):
+    pq.write_table(pa.table({"link": ["a"], "text": ["b"]}), tmp_path / "x.parquet")
+    (tmp_path / "x.csv").write_text("link,text\na,b\n")
+    (tmp_path / "x.jsonl").write_text('{"link": "a", "text": "b"}\n')
+    (tmp_path / "empty.csv").write_text("")
+    for name in ("x.parquet", "x.csv", "x.jsonl", "empty.csv"):
+        with pytest.raises(MissingColumns, match="has no column.*'url'"):
+            list(iter_table_rows(str(tmp_path / name), required=("url", "text")))
+
+
+def test_remote_tables_are_read_through_the_filesystems(tmp_path):
+    for kind in TABLE_FORMATS:
+        for compression, compress in COMPRESSORS.items():
+            path = f"memfs://tables/t.{kind}{compression}"
+            memfs.put(path, compress(_encoded(kind, ROWS)))
+            assert list(iter_table_rows(path, required=("url", "text"))) == ROWS, path
+            assert table_columns(path) == ["url", "text"]
+    with pytest.raises(UserError, match="cannot open"):
+        list(iter_table_rows("memfs://tables/missing.csv"))
+
+
+def test_query_lists_load_from_parquet_tables_of_any_compression(tmp_path):
+    buffer = io.BytesIO()
+    pq.write_table(pa.table({"query": ["red circle", None, "star", "star"], "count": [3, 2, 1, 1]}), buffer)
+    (tmp_path / "q.parquet").write_bytes(buffer.getvalue())
+    (tmp_path / "q.pq.zst").write_bytes(zstandard.ZstdCompressor().compress(buffer.getvalue()))
+    assert load_queries(str(tmp_path / "q.parquet")) == ["red circle", None, "star", "star"]   # used as they are
+    assert load_query_list(str(tmp_path / "q.pq.zst")) == ["red circle", "star"]
+    pq.write_table(pa.table({"text": ["x"]}), tmp_path / "no_query.parquet")
+    with pytest.raises(UserError, match="no column.*'query'"):
+        load_queries(str(tmp_path / "no_query.parquet"))
+
+
+@pytest.fixture(scope="module")
+def image_rows(sample_files):
+    return [row for row in pq.read_table(sample_files.urls_table).to_pylist() if row["kind"] == "image"][:12]
+
+
+def test_download_reads_a_compressed_csv(image_rows, tmp_path):
+    path = tmp_path / "urls.csv.gz"
+    path.write_bytes(gzip.compress(_encoded("csv", [{"url": r["url"], "text": r["text"]} for r in image_rows])))
+    out = str(tmp_path / "shards")
+    assert wit(["download", "--input", str(path), "--out", out, "--samples-per-shard", "5", "--timeout", "2.0",
+                "--retries", "0", "--threads", "4", "--allow-private-networks"]) == 0
+    statuses = [row for name in sorted(os.listdir(out)) if name.endswith(".parquet")
+                for row in pq.read_table(os.path.join(out, name)).to_pylist()]
+    assert sorted(row["url"] for row in statuses) == sorted(row["url"] for row in image_rows)
+
+
+def test_candidates_table_source_reads_a_compressed_jsonl(tmp_path):
+    records = [{"url": f"http://img.test/{i}.jpg", "text": f"a red circle and a blue square, picture {i}"}
+               for i in range(20)]
+    plain, packed = tmp_path / "pairs.jsonl", tmp_path / "pairs.jsonl.gz"
+    plain.write_bytes(_encoded("jsonl", records))
+    packed.write_bytes(gzip.compress(_encoded("jsonl", records)))
+    parts = {}
+    for source in (plain, packed):
+        out = tmp_path / f"cand-{source.name}"
+        assert wit(["candidates", "--source", "table", "--input", str(source), "--out", str(out),
+                    "--lang", "any"]) == 0
+        parts[source.name] = sorted(pq.read_table(out / "parts").column("url").to_pylist())
+    assert parts["pairs.jsonl.gz"] == parts["pairs.jsonl"] and parts["pairs.jsonl"]

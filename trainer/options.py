@@ -1,0 +1,117 @@
+"""``TrainOptions``: every ``wit train`` flag, its default and its help, in one place (no torch).
+
+``wit train`` and ``torchrun -m trainer`` generate their flags from it (``add_options``) and build it
+with ``from_args``; library callers construct it directly. ``validate`` holds the checks that span
+fields or that a library caller could get wrong; ``run_train`` calls it before any set-up.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from wit_pipeline.errors import UserError
+from wit_pipeline.options import option
+
+from .model_configs import MODEL_CONFIGS
+
+PRECISIONS = ("bf16", "fp16", "fp32")
+
+# Settings that count something per step or per data stream: zero or less would stall or divide by zero.
+AT_LEAST_ONE = ("batch_size", "accum", "save_every", "log_every", "keep", "shards_per_round", "shuffle_buffer")
+
+
+def _zero_is_off(norm: float) -> float | None:
+    return norm or None
+
+
+@dataclass
+class TrainOptions:
+    shards: str = option(
+        metavar="DIR_OR_PATTERN",
+        help="shard directory (uses its manifest.json), brace pattern DIR/{00000..00099}.tar, "
+        "object-store prefix or pattern (gs://b/shards, s3://...; read through Beam's filesystems), "
+        "http(s) URL pattern, or 'pipe:COMMAND' (e.g. pipe:aws s3 cp s3://b/{00000..00099}.tar -)")
+    out: str = option(metavar="DIR", help="run directory: checkpoints/, metrics.jsonl, ...")
+    model: str = option("vit-b-32", choices=tuple(MODEL_CONFIGS), help="model shape (default vit-b-32)")
+    batch_size: int = option(
+        256, metavar="N", minimum=1,
+        help="pairs per process per micro-batch (default 256); global batch = N x processes x --accum")
+    # --steps and --samples exclude each other (validate); neither: one epoch by the manifest.
+    steps: int | None = option(None, metavar="N", help="optimiser steps to train")
+    samples: int | None = option(None, metavar="N",
+                                 help="samples to see (global); default: one epoch by the shard manifest")
+    lr: float = option(5e-4, help="peak learning rate (default 5e-4)")
+    warmup: int | None = option(None, metavar="STEPS", minimum=0,
+                                help="linear warmup steps (default 5%% of the run, max 10000)")
+    weight_decay: float = option(0.2, help="AdamW decay on weights (default 0.2)")
+    beta1: float = option(0.9)
+    beta2: float = option(0.98)
+    eps: float = option(1e-6)
+    grad_clip: float | None = option(1.0, metavar="NORM", minimum=0, convert=_zero_is_off,
+                                     help="max gradient norm, 0 = off (default 1)")
+    precision: str | None = option(None, choices=PRECISIONS,
+                                   help="autocast precision (default bf16 on GPU, fp32 on CPU)")
+    accum: int = option(1, metavar="K", minimum=1,
+                        help="gradient accumulation: K micro-batches per step, negatives from all of them (default 1)")
+    grad_checkpointing: bool = option(False, help="recompute activations in backward")
+    compile: bool = option(False, help="torch.compile the model")
+    workers: int = option(min(4, os.cpu_count() or 1), metavar="N", minimum=0,
+                          help="data-loader worker processes per process (default min(4, cores))")
+    shuffle_buffer: int = option(2000, metavar="N", minimum=1, help="samples (default 2000)")
+    shards_per_round: int = option(4, metavar="N", minimum=1,
+                                   help="shards each data worker interleaves at a time (default 4)")
+    resample: bool = option(True, flag="--no-resample",
+                            help="split the shards by node and worker and read each once per epoch, "
+                            "instead of drawing shards with replacement")
+    seed: int = option(0)
+    save_every: int = option(1000, metavar="STEPS", minimum=1, help="checkpoint interval (default 1000)")
+    keep: int = option(2, metavar="N", minimum=1, help="checkpoints to keep (default 2)")
+    log_every: int = option(10, metavar="STEPS", minimum=1, help="metrics interval (default 10)")
+    eval: list[str] = option([], action="extend", nargs="+", metavar="NAME=PATH",
+                             help="ImageFolder(s) for zero-shot eval during training (split across ranks)")
+    eval_every: int | None = option(None, metavar="STEPS", help="zero-shot interval (default --save-every)")
+    templates: str | None = option(None, metavar="FILE", help="prompt templates for --eval, one per line with {}")
+    resume: bool = option(False, help="continue from the latest checkpoint in --out")
+    blocklist: str | None = option(None, metavar="FILE",
+                                   help="sample keys to skip: wit overlap's overlap.json or one per line")
+    tokenizer: str | None = option(None, metavar="FILE", help="tokenizer.json to use instead of training a BPE")
+    vocab_size: int | None = option(None, metavar="N", help="BPE vocabulary to train (default: the model's)")
+    tokenizer_captions: int = option(100_000, metavar="N", help="captions read to train the BPE (default 100000)")
+    device: str | None = option(None, help="cpu, cuda, cuda:N (default: cuda:LOCAL_RANK when available)")
+
+    def validate(self) -> None:
+        """Raise a one-line ``UserError`` for settings no run can use (the CLI checks ranges as it parses)."""
+        if self.model not in MODEL_CONFIGS:
+            raise UserError(f"--model {self.model!r}: unknown; known: {', '.join(MODEL_CONFIGS)}")
+        if self.steps is not None and self.samples is not None:
+            raise UserError("give --steps or --samples, not both")
+        for name in AT_LEAST_ONE:
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise UserError(f"--precision {self.precision!r}: one of {', '.join(PRECISIONS)}")
+
+
+@dataclass
+class ZeroShotOptions:
+    """``wit eval zeroshot``: every flag, its default and its help."""
+
+    checkpoint: str = option(metavar="FILE", help="a step-*.pt file or a run directory")
+    eval: str = option(metavar="PATH", help="ImageFolder root")
+    out: str = option(metavar="DIR")
+    templates: str | None = option(None, metavar="FILE", help="one template per line with {} (default: built-in)")
+    batch_size: int = option(256, minimum=1)
+    device: str | None = option(None)
+
+
+@dataclass
+class LinearProbeOptions:
+    """``wit eval linear-probe``: every flag, its default and its help."""
+
+    checkpoint: str = option(metavar="FILE", help="a step-*.pt file or a run directory")
+    train: str = option(metavar="PATH", help="ImageFolder to fit on")
+    test: str = option(metavar="PATH", help="ImageFolder to score (same class folders)")
+    out: str | None = option(None, metavar="DIR", help="also write DIR/metrics.json")
+    device: str | None = option(None)
+    seed: int = option(0, cli=False)

@@ -1,0 +1,172 @@
+"""Options dataclasses are the one place a flag, its default and its help live.
+
+A stage's options class declares each flag once::
+
+    @dataclass
+    class DownloadOptions:
+        input: str = option(help="parquet/CSV/TSV/JSONL file(s) or directory", metavar="PATH_OR_DIR")
+        image_size: int = option(256, help="output side in pixels", minimum=1)
+        resize_mode: str = option("border", help="img2dataset's resize modes", choices=RESIZE_MODES)
+
+and its command adds them with ``add_options(parser, DownloadOptions)`` and builds the instance with
+``from_args(DownloadOptions, args)``. The flag is ``--`` plus the field name with ``-`` for ``_``;
+its argparse type follows the annotation (``bool`` is a bare flag, ``list[str]`` takes one or more
+values, ``X | None`` is optional); anything else argparse accepts (``choices``, ``nargs``, ``type``,
+``action``, ``metavar``, ``const``) passes through. A field without a default is a required flag.
+
+``minimum`` / ``maximum`` are checked where the flag is parsed, and so are non-finite floats, so a
+bad value is a one-line usage error. ``convert`` turns the parsed value into the field's value
+(``parse_lang``, a comma list into a tuple, ...), for the command line only. Inner configs
+(``FetchOptions``, ``FilterConfig``) have no defaults of their own: they are built from these.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import MISSING
+from typing import Any, Callable
+
+_PASSTHROUGH = ("choices", "nargs", "type", "action", "metavar", "const", "dest")
+
+
+def option(default: Any = MISSING, *, help: str = "", flag: str | None = None, group: str | None = None,
+           minimum: float | None = None, maximum: float | None = None, convert: Callable | None = None,
+           cli: bool = True, default_factory: Callable | None = None, **argparse_kwargs) -> Any:
+    """A dataclass field that is also a command-line flag (see the module docstring).
+
+    ``cli=False`` keeps a field out of the command line (set by library callers only). A mutable
+    default (list, dict, set) is copied per instance.
+    """
+    unknown = set(argparse_kwargs) - set(_PASSTHROUGH)
+    if unknown:
+        raise TypeError(f"option(): unknown argparse keyword(s) {sorted(unknown)}")
+    metadata = {"help": help, "flag": flag, "group": group, "minimum": minimum, "maximum": maximum,
+                "convert": convert, "cli": cli, "argparse": argparse_kwargs}
+    if default_factory is not None:
+        return dataclasses.field(default_factory=default_factory, metadata=metadata)
+    if isinstance(default, (list, dict, set)):
+        value = default
+        return dataclasses.field(default_factory=lambda: type(value)(value), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def flag_name(field: dataclasses.Field) -> str:
+    return field.metadata.get("flag") or "--" + field.name.replace("_", "-")
+
+
+def _cli_fields(cls) -> list[dataclasses.Field]:
+    return [f for f in dataclasses.fields(cls) if f.init and f.metadata.get("cli", False)]
+
+
+def _base_type(annotation) -> tuple[Any, bool]:
+    """``(type, optional)`` of an annotation: ``int | None`` -> ``(int, True)``."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return annotation, False
+
+
+def _checked(parse: Callable, name: str, minimum: float | None, maximum: float | None) -> Callable:
+    """An argparse ``type`` that also refuses NaN/inf and values out of range, in one line."""
+
+    def check(text: str):
+        value = parse(text)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{name} must be a finite number, not {text!r}")
+        if minimum is not None and value < minimum:
+            raise argparse.ArgumentTypeError(f"{name} must be at least {minimum:g}, not {text!r}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"{name} must be at most {maximum:g}, not {text!r}")
+        return value
+
+    check.__name__ = getattr(parse, "__name__", "value")   # argparse names the type in its messages
+    return check
+
+
+def _default_of(field: dataclasses.Field) -> Any:
+    if field.default is not MISSING:
+        return field.default
+    if field.default_factory is not MISSING:
+        return field.default_factory()
+    return None
+
+
+def _argparse_kwargs(field: dataclasses.Field, annotation) -> dict:
+    meta = field.metadata
+    kwargs = {"help": meta.get("help") or None, **meta.get("argparse", {})}
+    required = field.default is MISSING and field.default_factory is MISSING
+    base, _optional = _base_type(annotation)
+    origin = typing.get_origin(base)
+    if base is bool and "action" not in kwargs:
+        kwargs["action"] = "store_false" if _default_of(field) is True else "store_true"
+        return kwargs
+    if origin in (list, tuple) and "nargs" not in kwargs and "action" not in kwargs:
+        kwargs["nargs"] = "+"
+        base = (typing.get_args(base) or (str,))[0]
+    if "type" not in kwargs and "action" not in kwargs and base in (int, float, str):
+        kwargs["type"] = base
+    minimum, maximum = meta.get("minimum"), meta.get("maximum")
+    if "type" in kwargs and (minimum is not None or maximum is not None or kwargs["type"] is float):
+        kwargs["type"] = _checked(kwargs["type"], flag_name(field), minimum, maximum)
+    if required:
+        kwargs["required"] = True
+    elif kwargs.get("action") not in ("append", "extend"):
+        kwargs["default"] = _default_of(field)
+    else:
+        kwargs["default"] = None   # argparse appends to its default in place: start from nothing
+    return kwargs
+
+
+def add_options(parser: argparse.ArgumentParser, cls, *, exclude: tuple[str, ...] = ()) -> None:
+    """Add one flag per command-line field of the dataclass ``cls`` (in declaration order).
+
+    Fields with ``group=`` go under that argument group's heading in ``--help``.
+    """
+    hints = typing.get_type_hints(cls)
+    groups: dict[str, Any] = {}
+    for field in _cli_fields(cls):
+        if field.name in exclude:
+            continue
+        group_name = field.metadata.get("group")
+        target = parser
+        if group_name:
+            if group_name not in groups:
+                groups[group_name] = parser.add_argument_group(group_name)
+            target = groups[group_name]
+        kwargs = _argparse_kwargs(field, hints[field.name])
+        kwargs.setdefault("dest", field.name)
+        target.add_argument(flag_name(field), **kwargs)
+
+
+def from_args(cls, args: argparse.Namespace, **overrides):
+    """An instance of ``cls`` from parsed flags (``convert`` applied), with ``overrides`` on top.
+
+    A flag that was not given keeps the dataclass default: ``append``/``extend`` flags start from
+    nothing in argparse, so their absence is read as the field's default.
+    """
+    values = {}
+    for field in _cli_fields(cls):
+        if field.name in overrides or not hasattr(args, field.name):
+            continue
+        value = getattr(args, field.name)
+        if value is None and field.metadata.get("argparse", {}).get("action") in ("append", "extend"):
+            continue
+        convert = field.metadata.get("convert")
+        values[field.name] = convert(value) if convert is not None and value is not None else value
+    return cls(**values, **overrides)
+
+
+def defaults(cls) -> dict[str, Any]:
+    """Every field's default (``None`` for required ones): the values a config file starts from."""
+    return {f.name: _default_of(f) for f in dataclasses.fields(cls) if f.init}
+
+
+def flag_names(cls) -> set[str]:
+    """The command-line flags of ``cls``, e.g. ``{"--image-size", ...}`` (``wit build`` checks config keys)."""
+    return {flag_name(f) for f in _cli_fields(cls)}

@@ -1,0 +1,305 @@
+"""The shard-set format in one place: WebDataset tars, their ``manifest.json``, and how both are read and written.
+
+A shard set is a folder of tars named ``shard_name(i) + ".tar"`` (``00000.tar``, ``00001.tar``, ...) and a
+``manifest.json``::
+
+    {"version": 1, "total_samples": N,
+     "shards": [{"path": "00000.tar", "samples": n, "bytes": b, "sha256": "..."}, ...], ...}
+
+Each writer adds fields of its own beside these (download: rows, settings; overlap filter: what it removed).
+
+- **Tars** follow WebDataset: a sample is the consecutive members ``KEY.EXT`` that share ``KEY``; the key is the
+  member path up to the first dot of its basename and the extension is lower-cased (``split_member_name``, the
+  one key rule). ``ShardTarWriter`` writes PAX tars with a fixed mtime, owner and mode, so the same samples give
+  the same bytes; ``iter_tar_samples`` / ``iter_tar_keys`` / ``iter_tar_members`` read them as a stream.
+- **Manifests**: ``read_manifest`` / ``write_manifest`` (``MANIFEST_VERSION`` is written into each one),
+  ``manifest_entry`` for a shard's row, ``manifest_samples`` for ``{path: samples}``.
+- **Hashing**: ``HashingStream`` counts and hashes the bytes written or read through it (a shard's size and
+  sha256 as it is written, or as it is verified).
+
+Writers: ``wit download``, ``wit overlap filter``, ``trainer.synthetic``. Readers: ``wit shards``, the overlap
+scan, filter and report, and the trainer. Local paths are opened directly; Beam's filesystems
+(``wit_pipeline.fileio``) are imported only for remote paths, so the trainer reads local shard sets without Beam.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import posixpath
+import re
+import tarfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import IO, Callable, Iterator, NamedTuple
+
+from .errors import UserError
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_VERSION = 1
+TAR_MTIME = 946684800            # 2000-01-01: fixed, so tars are reproducible
+
+# WebDataset's rule: a sample's key is the member path up to the first dot of its basename.
+_KEY_RE = re.compile(r"^((?:.*/|)[^./]+)\.([^/]*)$")
+
+
+def shard_name(shard_id: int) -> str:
+    """A shard's file stem: ``12`` -> ``"00012"``."""
+    return f"{shard_id:05d}"
+
+
+# -- paths: local directly, remote through Beam's filesystems ---------------------------------------------
+
+def _is_remote(path: str) -> bool:
+    return "://" in path
+
+
+def _fileio():
+    # Beam's filesystems load only when a remote path needs them: the trainer reads local shards without Beam.
+    from . import fileio
+
+    return fileio
+
+
+def _join(directory: str, name: str) -> str:
+    return posixpath.join(directory, name) if _is_remote(directory) else os.path.join(directory, name)
+
+
+@contextmanager
+def _open_read(path: str) -> Iterator[IO[bytes]]:
+    if not _is_remote(path):
+        try:
+            handle = open(path, "rb")
+        except OSError as exc:     # as fileio reports it: one line naming the file
+            raise UserError(f"cannot open {path!r}: {exc.strerror or exc}") from exc
+        with handle:
+            yield handle
+        return
+    with _fileio().open_read(path, decompress=False) as handle:
+        yield handle
+
+
+# -- hashing ------------------------------------------------------------------------------------------------
+
+class HashingStream(io.RawIOBase):
+    """Counts (``size``) and hashes (``sha256``) every byte written to, or read from, ``stream`` through it.
+
+    With ``copy_to``, bytes read are also written there: a shard is copied while it is being read.
+    """
+
+    def __init__(self, stream: IO[bytes], copy_to: IO[bytes] | None = None):
+        super().__init__()
+        self.stream, self.copy_to = stream, copy_to
+        self.size = 0
+        self._digest = hashlib.sha256()
+
+    @property
+    def sha256(self) -> str:
+        return self._digest.hexdigest()
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def _seen(self, data: bytes) -> None:
+        self._digest.update(data)
+        self.size += len(data)
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        self._seen(data)
+        if data and self.copy_to is not None:
+            self.copy_to.write(data)
+        return data
+
+    def write(self, data) -> int:
+        data = bytes(data)
+        self.stream.write(data)
+        self._seen(data)
+        return len(data)
+
+    def drain(self, chunk: int = 1 << 20) -> None:
+        """Read to the end (the end-of-archive blocks and padding a tar reader leaves unread)."""
+        while self.read(chunk):
+            pass
+
+
+# -- writing tars ---------------------------------------------------------------------------------------------
+
+@dataclass
+class TarSummary:
+    samples: int
+    bytes: int
+    sha256: str
+
+
+class ShardTarWriter:
+    """Writes samples to a tar stream (PAX format, fixed headers); ``close()`` returns its ``TarSummary``."""
+
+    def __init__(self, stream: IO[bytes]):
+        self._hashing = HashingStream(stream)
+        self._tar = tarfile.open(fileobj=self._hashing, mode="w|", format=tarfile.PAX_FORMAT)
+        self.samples = 0
+        self.summary: TarSummary | None = None
+
+    def _add(self, name: str, data: bytes) -> None:
+        info = tarfile.TarInfo(name)
+        info.size, info.mtime, info.mode = len(data), TAR_MTIME, 0o444
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        self._tar.addfile(info, io.BytesIO(data))
+
+    def add_sample(self, key: str, members: dict[str, bytes]) -> None:
+        """``members``: extension -> bytes, written as ``KEY.EXT`` in sorted extension order."""
+        for ext in sorted(members):
+            self._add(f"{key}.{ext}", members[ext])
+        self.samples += 1
+
+    def add_member(self, info: tarfile.TarInfo, data: IO[bytes] | None) -> None:
+        """Copy one member with the header it was read with (``samples`` counts ``add_sample`` calls only)."""
+        self._tar.addfile(info, data)
+
+    def close(self) -> TarSummary:
+        self._tar.close()
+        self.summary = TarSummary(self.samples, self._hashing.size, self._hashing.sha256)
+        return self.summary
+
+
+@contextmanager
+def write_tar_atomic(path: str) -> Iterator[ShardTarWriter]:
+    """A ``ShardTarWriter`` whose tar appears at ``path`` (whole) only when the block succeeds."""
+    with _fileio().open_write_atomic(path) as handle:
+        writer = ShardTarWriter(handle)
+        yield writer
+        writer.close()
+
+
+# -- reading tars ---------------------------------------------------------------------------------------------
+
+def split_member_name(name: str) -> tuple[str, str] | None:
+    """``(key, extension)`` of a tar member name (``000000001.JPG`` -> ``("000000001", "jpg")``);
+    None for a name with no extension."""
+    match = _KEY_RE.match(name)
+    return (match.group(1), match.group(2).lower()) if match else None
+
+
+class TarMember(NamedTuple):
+    info: tarfile.TarInfo
+    key: str | None              # None: not part of a sample (a directory, a name without an extension)
+    extension: str | None
+    file: IO[bytes] | None       # the member's data, readable until the next member is taken
+
+
+def iter_tar_members(stream: IO[bytes]) -> Iterator[TarMember]:
+    """Every member of a tar stream, in order, with its sample key (``split_member_name``)."""
+    with tarfile.open(fileobj=stream, mode="r|*") as archive:
+        for info in archive:
+            parts = split_member_name(info.name) if info.isfile() else None
+            key, extension = parts if parts else (None, None)
+            yield TarMember(info, key, extension, archive.extractfile(info) if info.isfile() else None)
+
+
+@contextmanager
+def _tar_source(source: str | IO[bytes]) -> Iterator[IO[bytes]]:
+    if isinstance(source, str):
+        with _open_read(source) as handle:
+            yield handle
+    else:
+        yield source
+
+
+def iter_tar_samples(source: str | IO[bytes], select: Callable[[str], bool] | None = None,
+                     ) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """``(key, {extension: bytes})`` for every sample of a tar (a path or an open stream), in member order.
+
+    ``select(member name)`` keeps only the members it accepts (the others are skipped unread). A truncated or
+    corrupt tar raises ``tarfile.TarError`` or ``EOFError`` after yielding the samples before the damage.
+    """
+    with _tar_source(source) as stream:
+        key: str | None = None
+        members: dict[str, bytes] = {}
+        for member in iter_tar_members(stream):
+            if member.key is None or (select is not None and not select(member.info.name)):
+                continue
+            if member.key != key:
+                if key is not None:
+                    yield key, members
+                key, members = member.key, {}
+            members[member.extension] = member.file.read()
+        if key is not None:
+            yield key, members
+
+
+def iter_tar_keys(source: str | IO[bytes]) -> Iterator[tuple[str, set[str]]]:
+    """``(key, {extensions})`` for every sample of a tar, without reading member data."""
+    with _tar_source(source) as stream:
+        key: str | None = None
+        extensions: set[str] = set()
+        for member in iter_tar_members(stream):
+            if member.key is None:
+                continue
+            if member.key != key:
+                if key is not None:
+                    yield key, extensions
+                key, extensions = member.key, set()
+            extensions.add(member.extension)
+        if key is not None:
+            yield key, extensions
+
+
+# -- manifests ------------------------------------------------------------------------------------------------
+
+def manifest_path(directory: str) -> str:
+    return _join(directory, MANIFEST_NAME)
+
+
+def manifest_entry(path: str, summary: TarSummary, **extra) -> dict:
+    """A manifest's row for one shard: its path (relative to the manifest), samples, bytes and sha256."""
+    return {"path": path, "samples": summary.samples, "bytes": summary.bytes, "sha256": summary.sha256, **extra}
+
+
+def read_manifest(directory: str) -> dict | None:
+    """The shard set's manifest, or ``None`` when the folder has none.
+
+    A file that is not a shard manifest, or one written by a newer format version, is a ``UserError``.
+    """
+    path = manifest_path(directory)
+    if _is_remote(path):
+        fileio = _fileio()
+        if not fileio.exists(path):
+            return None
+        text = fileio.read_text(path)
+    else:
+        if not os.path.isfile(path):
+            return None
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    try:
+        manifest = json.loads(text)
+        if not isinstance(manifest, dict):
+            raise TypeError(f"a JSON {type(manifest).__name__}, not an object")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{path}: not a shard manifest ({exc.__class__.__name__}: {exc})") from None
+    if int(manifest.get("version", MANIFEST_VERSION)) > MANIFEST_VERSION:
+        raise UserError(f"{path}: manifest version {manifest['version']} is newer than this wit-pipeline reads "
+                        f"({MANIFEST_VERSION}); upgrade it")
+    return manifest
+
+
+def manifest_samples(manifest: dict, *, where: str = MANIFEST_NAME) -> dict[str, int]:
+    """``{shard path: samples}`` in the manifest's order (``where`` names it in the error for a bad row)."""
+    try:
+        return {entry["path"]: int(entry["samples"]) for entry in manifest["shards"]}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{where}: not a shard manifest ({exc.__class__.__name__}: {exc})") from None
+
+
+def write_manifest(directory: str, manifest: dict) -> dict:
+    """Write ``directory/manifest.json`` atomically with the format's ``version``; returns what was written."""
+    record = {**manifest, "version": MANIFEST_VERSION}
+    _fileio().write_json_atomic(manifest_path(directory), record)
+    return record

@@ -1,0 +1,272 @@
+"""Reading url/text tables: the one reader for parquet, CSV, TSV and JSONL files.
+
+``wit candidates --source table``, ``wit download --input``, ``wit select`` and
+query loading all read through ``iter_table_rows``, so a file type behaves the
+same in every stage.
+
+Formats come from the file name: ``.parquet`` / ``.pq``, ``.csv``, ``.tsv``,
+``.jsonl`` (also ``.ndjson`` and ``.json``, one object a line), each optionally
+compressed as ``.gz``, ``.bz2`` or ``.zst``. Paths are local or remote
+(``wit_pipeline.fileio``). Rows are streamed: parquet by record batches (local
+files opened directly, so only the asked-for columns of one batch are in
+memory), text formats line by line.
+
+One bad-row policy. A malformed row (bytes that are not UTF-8, a line that is
+not JSON or not a JSON object, a CSV/TSV row with a different field count from
+the header, a required value absent or not a string/number) is counted in
+``counts["bad_rows"]`` and skipped; with ``strict=True`` the first one raises a
+``UserError`` naming the file, the line (or parquet row) and the problem. A
+required column that the file lacks (parquet schema, CSV header, first JSON
+object) is a ``UserError`` at once. A null value is no bad row: it comes out as
+``None`` and the stage's own rules judge it (an empty url is dropped later).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import posixpath
+from collections import Counter
+from typing import IO, Iterable, Iterator
+
+import pyarrow as pa
+
+from . import fileio
+from .errors import UserError
+
+TABLE_FORMATS = ("parquet", "csv", "tsv", "jsonl")
+COMPRESSIONS = (".gz", ".bz2", ".zst")
+SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl",
+            ".ndjson": "jsonl", ".json": "jsonl"}
+DELIMITERS = {"csv": ",", "tsv": "\t"}
+PARQUET_BATCH_ROWS = 65536
+_KNOWN = f"{', '.join(SUFFIXES)}, each optionally {', '.join(COMPRESSIONS)}"
+
+
+class MissingColumns(UserError):
+    """A table lacks a column the reader needs (a caller may add a hint such as its flag's name)."""
+
+    def __init__(self, path: str, missing: list[str], present: Iterable[str]):
+        self.path, self.missing, self.present = path, missing, list(present)
+        shown = ", ".join(map(str, self.present[:20])) or "none"
+        super().__init__(f"table {path!r} has no column(s) {', '.join(map(repr, missing))} (it has: {shown})")
+
+
+def table_format(path: str) -> str:
+    """``parquet``, ``csv``, ``tsv`` or ``jsonl`` from ``path``'s suffix; ``UserError`` when unknown."""
+    kind = format_or_none(path)
+    if kind is None:
+        raise UserError(f"{path!r}: unknown table format (known: {_KNOWN})")
+    return kind
+
+
+def format_or_none(path: str) -> str | None:
+    """``table_format`` for callers that skip other files (a directory's ``stats.json`` ...)."""
+    name = posixpath.basename(path).lower()
+    for suffix in COMPRESSIONS:
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    for suffix, kind in SUFFIXES.items():
+        if name.endswith(suffix):
+            return kind
+    return None
+
+
+def table_columns(path: str) -> list[str]:
+    """The column names: the parquet footer, the CSV/TSV header, the keys of the first JSON object line."""
+    kind = table_format(path)
+    if kind == "parquet":
+        with fileio.open_parquet(path) as parquet:
+            return list(parquet.schema_arrow.names)
+    with fileio.open_read(path) as handle:
+        if kind == "jsonl":
+            for _, row in _json_rows(path, handle, _BadRows(path, None, strict=False)):
+                return list(row)
+            return []
+        return _header(path, csv.reader(_Utf8Lines(handle), delimiter=DELIMITERS[kind]))
+
+
+def iter_table_rows(path: str, *, columns: Iterable[str] | None = None, required: Iterable[str] = (),
+                    counts: Counter | None = None, strict: bool = False) -> Iterator[dict]:
+    """Each good row of one table file as a dict, in file order.
+
+    ``columns``: the keys every row gets (absent ones as ``None``); all of the
+    file's columns when not given. ``required``: columns the file must have and
+    every row must fill with a string or number (see the module docstring for
+    bad rows, ``counts`` and ``strict``). An unknown format fails here, the
+    rest when the rows are read.
+    """
+    kind = table_format(path)
+    required = list(required)
+    columns = list(columns) if columns is not None else None
+    if kind == "parquet":   # returned, not yielded from: one generator less per row on the hot path
+        return _parquet_rows(path, columns, required, _BadRows(path, counts, strict, unit="row"))
+    return _text_rows(path, kind, columns, required, _BadRows(path, counts, strict))
+
+
+def _text_rows(path: str, kind: str, columns: list[str] | None, required: list[str],
+               bad: _BadRows) -> Iterator[dict]:
+    with fileio.open_read(path) as handle:
+        if kind == "jsonl":
+            numbered = _json_rows(path, handle, bad, required)
+        else:
+            numbered = _delimited_rows(path, handle, DELIMITERS[kind], bad, required)
+        for number, row in numbered:
+            problem = _value_problem(row, required)
+            if problem:
+                bad(number, problem)
+            else:
+                yield row if columns is None else _project(row, columns)
+
+
+class _BadRows:
+    """The bad-row policy: count and skip, or (``strict``) raise naming the file, place and problem."""
+
+    def __init__(self, path: str, counts: Counter | None, strict: bool, unit: str = "line"):
+        self.path, self.counts, self.strict, self.unit = path, counts, strict, unit
+
+    def __call__(self, number: int, problem: str) -> None:
+        if self.strict:
+            where = f"{self.path}:{number}" if self.unit == "line" else f"{self.path}: row {number}"
+            raise UserError(f"{where}: {problem} (drop --strict to count and skip bad rows)")
+        if self.counts is not None:
+            self.counts["bad_rows"] += 1
+
+
+def _project(row: dict, columns: list[str]) -> dict:
+    return {name: row.get(name) for name in columns}
+
+
+def _check_columns(path: str, present: Iterable[str], required: list[str]) -> None:
+    present = list(present)
+    missing = [name for name in required if name not in present]
+    if missing:
+        raise MissingColumns(path, missing, present)
+
+
+def _value_problem(row: dict, names: Iterable[str]) -> str | None:
+    """Why ``row`` cannot give the string each of ``names`` needs, or ``None`` when it can."""
+    for name in names:
+        if name not in row:
+            return f"no {name!r} value"
+        value = row[name]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (str, int, float))):
+            return f"{name!r} is a {type(value).__name__}, not a string"
+    return None
+
+
+def _parquet_rows(path: str, columns: list[str] | None, required: list[str], bad: _BadRows) -> Iterator[dict]:
+    with fileio.open_parquet(path) as parquet:
+        schema = parquet.schema_arrow
+        _check_columns(path, schema.names, required)
+        names = schema.names if columns is None else columns
+        present = [name for name in names if name in schema.names]
+        # string and number columns always hold a usable value (or null); others must be null
+        checked = [name for name in required if not _scalar(schema.field(name).type)]
+        wanted = list(dict.fromkeys(present + checked))
+        if not wanted:   # no column to read: the rows still count
+            yield from ({name: None for name in names} for _ in range(parquet.metadata.num_rows))
+            return
+        first = 1
+        for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=wanted):
+            data = batch.to_pydict()
+            values = [data[name] if name in data else [None] * batch.num_rows for name in names]
+            if not checked:
+                for row in zip(*values, strict=True):
+                    yield dict(zip(names, row, strict=True))
+            else:
+                for index, row in enumerate(zip(*values, strict=True)):
+                    problem = _value_problem({name: data[name][index] for name in checked}, checked)
+                    if problem:
+                        bad(first + index, problem)
+                    else:
+                        yield dict(zip(names, row, strict=True))
+            first += batch.num_rows
+
+
+def _scalar(kind: pa.DataType) -> bool:
+    return (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_integer(kind)
+            or pa.types.is_floating(kind) or pa.types.is_null(kind))
+
+
+def _json_rows(path: str, handle: IO[bytes], bad: _BadRows,
+               required: Iterable[str] = ()) -> Iterator[tuple[int, dict]]:
+    checked = False
+    for number, line in enumerate(handle, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            bad(number, "bytes that are not UTF-8")
+            continue
+        except ValueError as exc:
+            bad(number, f"not JSON ({getattr(exc, 'msg', exc)})")
+            continue
+        if not isinstance(row, dict):
+            bad(number, f"not a JSON object (a {type(row).__name__})")
+            continue
+        if not checked:   # the first object names the columns
+            _check_columns(path, row, required)
+            checked = True
+        yield number, row
+
+
+class _Utf8Lines:
+    """Lines of a binary stream as text; a line that is not UTF-8 is decoded with replacement and flagged,
+    so the CSV record it belongs to (which may span lines) can be counted as bad."""
+
+    def __init__(self, handle: IO[bytes]):
+        self._lines = iter(handle)
+        self.undecodable = False
+        self.first = True
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            self.undecodable = True
+            text = line.decode("utf-8", "replace")
+        if self.first:   # a byte-order mark is no part of the first column's name
+            self.first = False
+            text = text.removeprefix("\ufeff")
+        return text
+
+
+def _header(path: str, reader) -> list[str]:
+    try:
+        return next(reader, [])
+    except csv.Error as exc:
+        raise UserError(f"{path}:1: the header is no valid CSV ({exc})") from exc
+
+
+def _delimited_rows(path: str, handle: IO[bytes], delimiter: str, bad: _BadRows,
+                    required: list[str]) -> Iterator[tuple[int, dict]]:
+    lines = _Utf8Lines(handle)
+    reader = csv.reader(lines, delimiter=delimiter)
+    header = _header(path, reader)
+    _check_columns(path, header, required)
+    lines.undecodable = False
+    while True:
+        start = reader.line_num + 1     # the record's first line
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            bad(start, f"not a valid row ({exc})")
+            lines.undecodable = False
+            continue
+        if lines.undecodable:
+            bad(start, "bytes that are not UTF-8")
+            lines.undecodable = False
+        elif len(record) != len(header):
+            if record:   # a blank line is no row
+                bad(start, f"{len(record)} field(s) where the header has {len(header)}")
+        else:
+            yield start, dict(zip(header, record, strict=True))
