@@ -20,6 +20,7 @@ from typing import Callable, Iterator
 from .beam import pipeline_options
 from .errors import UserError
 from .sampleweb import SampleFiles, SampleWebServer, serve_sample_web
+from .sampleweb.draw import COLOURS, SHAPES
 from .stages import STAGES, load
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,20 @@ class DemoContext:
 
 
 DemoStep = Callable[[DemoContext], None]
+
+
+def demo_queries(ctx) -> str:
+    """The queries the demo matches: the queries step's output, or a list from the sample web's vocabulary."""
+    if ctx.outputs.get("queries"):
+        return ctx.outputs["queries"]
+    path = ctx.path("select", "sample_queries.txt")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    words = list(SHAPES) + list(COLOURS) + [f"{c} {s}" for c in COLOURS for s in SHAPES]
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(words) + "\n")
+    ctx.outputs["queries"] = path
+    ctx.report("select", "queries", f"no queries step output: {len(words)} queries from the sample vocabulary")
+    return path
 
 
 def step_sample_web(ctx: DemoContext) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from ..select.demo import demo_queries
+from ..demo import demo_queries
 from .pipeline import CandidateOptions, run_candidates
 
 DAMAGE = ("bad_gzip_member", "truncated_record", "wat_bad_json", "bad_record")

@@ -1,27 +1,13 @@
-"""The demo's select step, and the query list the demo's candidates and select steps share."""
+"""The demo's select step."""
 
 from __future__ import annotations
 
 import os
 
-from ..sampleweb.draw import COLOURS, SHAPES
+from ..demo import demo_queries
 from .pipeline import SelectOptions, run_select
 
 DEMO_CAP = 40   # the sample web is small: a cap this low shows the balancing at work on its head queries
-
-
-def demo_queries(ctx) -> str:
-    """The queries the demo matches: the queries step's output, or a list from the sample web's vocabulary."""
-    if ctx.outputs.get("queries"):
-        return ctx.outputs["queries"]
-    path = ctx.path("select", "sample_queries.txt")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    words = list(SHAPES) + list(COLOURS) + [f"{c} {s}" for c in COLOURS for s in SHAPES]
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(words) + "\n")
-    ctx.outputs["queries"] = path
-    ctx.report("select", "queries", f"no queries step output: {len(words)} queries from the sample vocabulary")
-    return path
 
 
 def demo_step(ctx) -> None:
