@@ -42,6 +42,7 @@ from wit_pipeline.shardset import (
 from wit_pipeline.stage import StageRun
 
 from .evalsets import list_tars
+from .report import REPORT_FILES, read_report
 from .scan import shard_label, shards_root
 
 STAGE = "overlap_filter"
@@ -57,10 +58,7 @@ class OverlapFilterOptions:
 
 def flagged_samples(overlap_dir: str) -> dict[str, dict[str, list[dict]]]:
     """``{shard: {shard_key: [{eval_set, eval_id, kind, similarity}]}}`` from ``overlap.json``."""
-    path = fileio.join(overlap_dir, "overlap.json")
-    if not fileio.exists(path):
-        raise UserError(f"--overlap {overlap_dir!r} has no overlap.json (run 'wit overlap scan' first)")
-    data = fileio.read_json(path)
+    data = read_report(overlap_dir)
     flagged: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for name, s in data.get("eval_sets", {}).items():
         for pair in s.get("pairs", []):
@@ -186,15 +184,14 @@ def run_overlap_filter(options: OverlapFilterOptions, beam_args: list[str] | Non
             | "Write" >> beam.io.WriteToText(parts, file_name_suffix=".jsonl")
         )
         stage.run(pipeline)
-        rows = sorted((json.loads(line) for path in fileio.expand(parts + "*", what="filter output")
-                       for line in fileio.read_text(path).splitlines() if line.strip()), key=lambda r: r["path"])
+        rows = sorted(fileio.read_json_lines(parts, what="filter output"), key=lambda r: r["path"])
         kept, removed = sum(r["samples"] for r in rows), sum(r["removed"] for r in rows)
         fileio.write_text_atomic(fileio.join(options.out, "removed.jsonl"), "".join(
             json.dumps(r, ensure_ascii=False) + "\n" for r in _removed_rows(drops, flagged)))
         write_manifest(options.out, {
             "shards": [manifest_entry(r["path"], TarSummary(r["samples"], r["bytes"], r["sha256"])) for r in rows],
             "total_samples": kept, "removed_samples": removed, "source": options.shards,
-            "overlap": fileio.join(options.overlap, "overlap.json")})
+            "overlap": fileio.join(options.overlap, REPORT_FILES["report"])})
         _clear_work(options.out)
         return stage.finish(records_in=kept + removed, records_out=kept, dropped={"overlap": removed},
                             outputs={"shards": options.out, "manifest": manifest_path(options.out),

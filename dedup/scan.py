@@ -337,13 +337,6 @@ def build_scan(pipeline: beam.Pipeline, shard_paths: list[str], root: str | None
     )
 
 
-def _read_parts(prefix: str) -> Iterator[dict]:
-    for path in fileio.expand(prefix + "*", what="scan output"):
-        for line in fileio.read_text(path).splitlines():
-            if line.strip():
-                yield json.loads(line)
-
-
 # --------------------------------------------------------------------------- the whole scan
 
 
@@ -374,7 +367,7 @@ def run_overlap_scan(options: OverlapScanOptions, beam_args: list[str] | None = 
 
         matches: list[dict] = []
         shard_rows: list[dict] = []
-        for row in _read_parts(fileio.join(work, "scan")):
+        for row in fileio.read_json_lines(fileio.join(work, "scan"), what="scan output"):
             (matches if row.get("type") == "match" else shard_rows).append(row)
         report = summarise(options, shard_paths, infos, index, matches, shard_rows, counters)
         report["seconds"] = round(stage.seconds, 2)

@@ -21,7 +21,6 @@ figures (pages, tokens, pageview lines, synsets ... read and skipped).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Iterable
@@ -31,7 +30,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from wit_pipeline import fileio
 from wit_pipeline.errors import UserError
-from wit_pipeline.options import flag_name, option
+from wit_pipeline.options import check_values, option
 from wit_pipeline.stage import StageRun, dropped_counts
 
 from .counting import summarize_sources
@@ -84,12 +83,8 @@ class QueryOptions:
                              help="a reader emits its partial counts when it holds this many keys")
 
     def validate(self) -> None:
-        """The minimums the command line checks, for library callers too."""
-        for field in dataclasses.fields(self):
-            minimum = field.metadata.get("minimum")
-            value = getattr(self, field.name)
-            if minimum is not None and value < minimum:
-                raise UserError(f"{flag_name(field)} must be at least {minimum:g}, not {value}")
+        """The ranges the command line checks, for library callers too."""
+        check_values(self)
 
     def thresholds(self) -> dict:
         return {"min_count": self.min_count, "min_pmi": self.min_pmi, "min_bigram_count": self.min_bigram_count,

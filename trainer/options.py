@@ -11,15 +11,11 @@ import os
 from dataclasses import dataclass
 
 from wit_pipeline.errors import UserError
-from wit_pipeline.options import option
+from wit_pipeline.options import check_values, option
 
 from .model_configs import MODEL_CONFIGS
 
 PRECISIONS = ("bf16", "fp16", "fp32")
-
-# Settings that count something per step or per data stream: zero or less would stall or divide by zero.
-AT_LEAST_ONE = ("batch_size", "accum", "save_every", "log_every", "keep", "shards_per_round", "shuffle_buffer")
-
 
 def _zero_is_off(norm: float) -> float | None:
     return norm or None
@@ -86,11 +82,7 @@ class TrainOptions:
             raise UserError(f"--model {self.model!r}: unknown; known: {', '.join(MODEL_CONFIGS)}")
         if self.steps is not None and self.samples is not None:
             raise UserError("give --steps or --samples, not both")
-        for name in AT_LEAST_ONE:
-            if getattr(self, name) < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be at least 1")
-        if self.precision is not None and self.precision not in PRECISIONS:
-            raise UserError(f"--precision {self.precision!r}: one of {', '.join(PRECISIONS)}")
+        check_values(self)
 
 
 @dataclass

@@ -274,5 +274,14 @@ def write_text_atomic(path: str, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
+def read_json_lines(prefix: str, *, what: str) -> Iterator:
+    """Every JSON line of the files starting with ``prefix`` (a Beam job's ``WriteToText`` output), in
+    file-name order."""
+    for path in expand(prefix + "*", what=what):
+        for line in read_text(path).splitlines():
+            if line.strip():
+                yield json.loads(line)
+
+
 def write_json_atomic(path: str, obj) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")

@@ -15,7 +15,8 @@ values, ``X | None`` is optional); anything else argparse accepts (``choices``, 
 ``action``, ``metavar``, ``const``) passes through. A field without a default is a required flag.
 
 ``minimum`` / ``maximum`` are checked where the flag is parsed, and so are non-finite floats, so a
-bad value is a one-line usage error. ``convert`` turns the parsed value into the field's value
+bad value is a one-line usage error; ``check_values(options)`` makes the same checks (and ``choices``)
+for a library caller's instance. ``convert`` turns the parsed value into the field's value
 (``parse_lang``, a comma list into a tuple, ...), for the command line only. Inner configs
 (``FetchOptions``, ``FilterConfig``) have no defaults of their own: they are built from these.
 """
@@ -29,6 +30,8 @@ import types
 import typing
 from dataclasses import MISSING
 from typing import Any, Callable
+
+from .errors import UserError
 
 _PASSTHROUGH = ("choices", "nargs", "type", "action", "metavar", "const", "dest")
 
@@ -160,6 +163,29 @@ def from_args(cls, args: argparse.Namespace, **overrides):
         convert = field.metadata.get("convert")
         values[field.name] = convert(value) if convert is not None and value is not None else value
     return cls(**values, **overrides)
+
+
+def check_values(options) -> None:
+    """The checks the command line makes as it parses (declared ``choices``, ``minimum``, ``maximum``, finite
+    floats), for library callers who build an options instance themselves: a ``UserError`` naming the flag.
+
+    Lists and ``None`` are not checked (``None`` is "not given"); a field's ``convert`` output is checked as is.
+    """
+    for field in dataclasses.fields(options):
+        value = getattr(options, field.name)
+        if value is None or isinstance(value, (bool, list, tuple, dict, set, frozenset)):
+            continue
+        meta, flag = field.metadata, flag_name(field)
+        choices = meta.get("argparse", {}).get("choices")
+        if choices and value not in choices:
+            raise UserError(f"{flag} {value!r}: choose from {', '.join(map(str, choices))}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UserError(f"{flag} must be a finite number, not {value}")
+        minimum, maximum = meta.get("minimum"), meta.get("maximum")
+        if minimum is not None and value < minimum:
+            raise UserError(f"{flag} must be at least {minimum:g}, not {value}")
+        if maximum is not None and value > maximum:
+            raise UserError(f"{flag} must be at most {maximum:g}, not {value}")
 
 
 def defaults(cls) -> dict[str, Any]:

@@ -212,16 +212,12 @@ def _tar_source(source: str | IO[bytes]) -> Iterator[IO[bytes]]:
         yield source
 
 
-def iter_tar_samples(source: str | IO[bytes], select: Callable[[str], bool] | None = None,
-                     ) -> Iterator[tuple[str, dict[str, bytes]]]:
-    """``(key, {extension: bytes})`` for every sample of a tar (a path or an open stream), in member order.
-
-    ``select(member name)`` keeps only the members it accepts (the others are skipped unread). A truncated or
-    corrupt tar raises ``tarfile.TarError`` or ``EOFError`` after yielding the samples before the damage.
-    """
+def _grouped(source: str | IO[bytes], take: Callable[[TarMember], bytes | None],
+             select: Callable[[str], bool] | None = None) -> Iterator[tuple[str, dict[str, bytes | None]]]:
+    """``(key, {extension: take(member)})`` per sample: consecutive members sharing a key, in member order."""
     with _tar_source(source) as stream:
         key: str | None = None
-        members: dict[str, bytes] = {}
+        members: dict[str, bytes | None] = {}
         for member in iter_tar_members(stream):
             if member.key is None or (select is not None and not select(member.info.name)):
                 continue
@@ -229,26 +225,24 @@ def iter_tar_samples(source: str | IO[bytes], select: Callable[[str], bool] | No
                 if key is not None:
                     yield key, members
                 key, members = member.key, {}
-            members[member.extension] = member.file.read()
+            members[member.extension] = take(member)
         if key is not None:
             yield key, members
 
 
+def iter_tar_samples(source: str | IO[bytes], select: Callable[[str], bool] | None = None,
+                     ) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """``(key, {extension: bytes})`` for every sample of a tar (a path or an open stream), in member order.
+
+    ``select(member name)`` keeps only the members it accepts (the others are skipped unread). A truncated or
+    corrupt tar raises ``tarfile.TarError`` or ``EOFError`` after yielding the samples before the damage.
+    """
+    return _grouped(source, lambda member: member.file.read(), select)
+
+
 def iter_tar_keys(source: str | IO[bytes]) -> Iterator[tuple[str, set[str]]]:
     """``(key, {extensions})`` for every sample of a tar, without reading member data."""
-    with _tar_source(source) as stream:
-        key: str | None = None
-        extensions: set[str] = set()
-        for member in iter_tar_members(stream):
-            if member.key is None:
-                continue
-            if member.key != key:
-                if key is not None:
-                    yield key, extensions
-                key, extensions = member.key, set()
-            extensions.add(member.extension)
-        if key is not None:
-            yield key, extensions
+    return ((key, set(members)) for key, members in _grouped(source, lambda member: None))
 
 
 # -- manifests ------------------------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "tsv
             ".ndjson": "jsonl", ".json": "jsonl"}
 DELIMITERS = {"csv": ",", "tsv": "\t"}
 PARQUET_BATCH_ROWS = 65536
-_KNOWN = f"{', '.join(SUFFIXES)}, each optionally {', '.join(COMPRESSIONS)}"
+KNOWN_FORMS = f"{', '.join(SUFFIXES)}, each optionally {', '.join(COMPRESSIONS)}"
 
 
 class MissingColumns(UserError):
@@ -56,7 +56,7 @@ def table_format(path: str) -> str:
     """``parquet``, ``csv``, ``tsv`` or ``jsonl`` from ``path``'s suffix; ``UserError`` when unknown."""
     kind = format_or_none(path)
     if kind is None:
-        raise UserError(f"{path!r}: unknown table format (known: {_KNOWN})")
+        raise UserError(f"{path!r}: unknown table format (known: {KNOWN_FORMS})")
     return kind
 
 

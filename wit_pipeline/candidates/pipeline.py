@@ -19,8 +19,7 @@ import apache_beam as beam
 
 from .. import fileio
 from ..beam import counter
-from ..errors import UserError
-from ..options import defaults, option
+from ..options import check_values, defaults, option
 from ..pairs import DedupPairs, LanguageAndDedup, parse_lang
 from ..parquet_parts import WriteParquetParts
 from ..schemas import CANDIDATE_SCHEMA, pair_uid
@@ -163,8 +162,7 @@ def build(pipeline: beam.Pipeline, options: CandidateOptions):
 
 def check_options(options: CandidateOptions) -> None:
     """Settings a library caller may get wrong (the command line checks them as it parses)."""
-    if options.source not in SOURCES:
-        raise UserError(f"--source must be one of {', '.join(SOURCES)}, not {options.source!r}")
+    check_values(options)
     SOURCES[options.source].check(options)
 
 

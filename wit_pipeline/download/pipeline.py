@@ -38,7 +38,7 @@ import pyarrow as pa
 from .. import __version__, fileio
 from ..beam import counter
 from ..errors import UserError
-from ..options import option
+from ..options import check_values, option
 from ..schemas import STATUS_REASONS, is_status_reason
 from ..shardset import iter_tar_samples, manifest_path, shard_name, write_manifest, write_tar_atomic
 from ..stage import StageRun
@@ -123,8 +123,7 @@ class DownloadOptions:
 
     def validate(self) -> None:
         """The command line's checks, for library callers too (``UserError`` naming the flag)."""
-        for field in dataclasses.fields(self):
-            _check_field(field, getattr(self, field.name))
+        check_values(self)
         if self.timeout <= 0:
             raise UserError("--timeout must be positive")
         unknown = unknown_reasons(self.retry_failed or ())
@@ -145,21 +144,6 @@ class DownloadOptions:
                                allow_private_networks=self.allow_private_networks,
                                per_host_limit=self.per_host_limit, threads=self.threads),
             encode_quality=self.encode_quality)
-
-
-def _check_field(field: dataclasses.Field, value) -> None:
-    """A field's ``choices`` / ``minimum`` / ``maximum`` (declared once, in its ``option``)."""
-    if value is None or isinstance(value, bool):
-        return
-    flag = "--" + field.name.replace("_", "-")
-    choices = field.metadata.get("argparse", {}).get("choices")
-    if choices and value not in choices:
-        raise UserError(f"{flag} {value!r}: choose from {', '.join(choices)}")
-    minimum, maximum = field.metadata.get("minimum"), field.metadata.get("maximum")
-    if minimum is not None and value < minimum:
-        raise UserError(f"{flag} must be at least {minimum:g}")
-    if maximum is not None and value > maximum:
-        raise UserError(f"{flag} must be at most {maximum:g}")
 
 
 # -- 1. plan --------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from typing import Iterable, Iterator
 
 from .. import fileio
 from ..errors import UserError
-from ..tables import format_or_none, iter_table_rows
+from ..tables import KNOWN_FORMS, format_or_none, iter_table_rows
 
 REQUIRED = ("url", "text")
 
@@ -46,12 +46,11 @@ def input_files(path: str) -> list[str]:
         kind = format_or_none(name)
         if kind is None or (not is_single and posixpath.basename(name).lower().endswith(".json")):
             if is_single:
-                raise UserError(f"--input {path!r}: unknown format (want .parquet, .pq, .csv, .tsv or .jsonl, "
-                                f"each optionally .gz, .bz2 or .zst)")
+                raise UserError(f"--input {path!r}: unknown format (known: {KNOWN_FORMS})")
             continue
         chosen.append(name)
     if not chosen:
-        raise UserError(f"--input {path!r} holds no .parquet, .pq, .csv, .tsv or .jsonl files")
+        raise UserError(f"--input {path!r} holds no table files ({KNOWN_FORMS})")
     return chosen
 
 

@@ -24,7 +24,7 @@ import pyarrow as pa
 from .. import fileio
 from ..beam import StageCounters, counter
 from ..errors import UserError
-from ..options import option
+from ..options import check_values, option
 from ..pairs import DedupPairs, LanguageAndDedup, parse_lang
 from ..parquet_parts import WriteParquetParts
 from ..querylist import load_query_list
@@ -244,12 +244,7 @@ def build(pipeline: beam.Pipeline, options: SelectOptions) -> None:
 
 def check_options(options: SelectOptions) -> list[str]:
     """Settings a library caller may get wrong (the command line checks them as it parses); the queries."""
-    if options.match not in MODES:
-        raise UserError(f"--match must be one of {', '.join(MODES)}")
-    if options.balance not in BALANCES:
-        raise UserError(f"--balance must be one of {', '.join(BALANCES)}")
-    if options.cap < 1:
-        raise UserError("--cap must be at least 1")
+    check_values(options)
     return load_query_list(options.queries, options.keep_case)   # a bad list fails here, in one line
 
 

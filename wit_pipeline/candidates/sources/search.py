@@ -225,5 +225,3 @@ def check_search(options) -> None:
         raise UserError("--source search needs --endpoint, the API's http(s) URL")
     if len(options.inputs) != 1:
         raise UserError("--source search takes one --input: a queries directory or text file")
-    if options.crawlers < 1:
-        raise UserError("--crawlers must be at least 1")
