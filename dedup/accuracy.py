@@ -217,12 +217,12 @@ def bonferroni(results: list[SetAccuracy], alpha: float = ALPHA) -> None:
         r.significant = r.p_bonferroni < alpha
 
 
-def _as_correct(row: dict) -> int:
+def _as_correct(row: dict, where: str = "a prediction row") -> int:
     value = row.get("correct")
     if value is None:
         if "label" in row and "predicted" in row:
             return int(str(row["label"]) == str(row["predicted"]))
-        raise UserError("a prediction row has neither 'correct' nor 'label' and 'predicted'")
+        raise UserError(f"{where} has neither 'correct' nor 'label' and 'predicted'")
     if isinstance(value, str):
         return int(value.strip().lower() in ("1", "true", "yes"))
     return int(bool(value))
@@ -240,7 +240,9 @@ def read_predictions(specs: list[str], set_names: list[str]) -> dict[str, dict[s
         if name is not None and name not in set_names:
             raise UserError(f"--predictions {spec}: no eval set named {name!r} in the overlap report "
                             f"(have: {', '.join(set_names)})")
+        rows = 0
         for number, row in enumerate(jsonl_rows(path), 1):
+            rows = number
             row_set = row.get("eval_set") or row.get("dataset") or name
             if row_set is None:
                 if len(set_names) != 1:
@@ -249,7 +251,10 @@ def read_predictions(specs: list[str], set_names: list[str]) -> dict[str, dict[s
                 row_set = set_names[0]
             if "eval_id" not in row:
                 raise UserError(f"{path}: row {number} has no 'eval_id'")
-            out.setdefault(row_set, {})[str(row["eval_id"])] = _as_correct(row)
+            out.setdefault(row_set, {})[str(row["eval_id"])] = _as_correct(row, f"{path}: row {number}")
+        if not rows:
+            raise UserError(f"{path}: no prediction rows (one JSON object per line with eval_id and correct, "
+                            "as 'wit eval zeroshot' writes); check that this is the predictions file")
     return out
 
 

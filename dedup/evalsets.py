@@ -123,16 +123,24 @@ def detect_format(path: str) -> str:
 
 
 def read_eval_set(path: str) -> Iterator[EvalExample]:
-    """The examples of one eval set, in a deterministic order."""
+    """The examples of one eval set, in a deterministic order; an eval set with none (an empty list, a
+    header alone, empty tars) is a ``UserError``: a scan against it would report a clean 0%."""
     kind = detect_format(path)
     if kind == "imagefolder":
-        yield from _read_imagefolder(path)
+        examples = _read_imagefolder(path)
     elif kind == "webdataset":
-        yield from _read_webdataset(path)
+        examples = _read_webdataset(path)
     elif kind == "csv":
-        yield from _read_rows(path, _csv_rows(path))
+        examples = _read_rows(path, _csv_rows(path))
     else:
-        yield from _read_rows(path, jsonl_rows(path))
+        examples = _read_rows(path, jsonl_rows(path))
+    empty = True
+    for example in examples:
+        empty = False
+        yield example
+    if empty:
+        raise UserError(f"eval set {path!r} has no examples (an empty {kind} list or set); "
+                        "give a file or folder with at least one image or text")
 
 
 def _read_file(path: str) -> tuple[bytes | None, str | None]:
@@ -191,26 +199,27 @@ def _pick(row: dict, names: tuple[str, ...]) -> str | None:
 def _csv_rows(path: str) -> Iterator[dict]:
     text = fileio.read_text(path)
     dialect = "excel-tab" if path.lower().endswith(".tsv") else "excel"
-    yield from csv.DictReader(io.StringIO(text), dialect=dialect)
+    reader = csv.DictReader(io.StringIO(text), dialect=dialect)
+    try:
+        yield from reader
+    except csv.Error as exc:     # a NUL byte, an unclosed quote, a field over csv's size limit
+        raise UserError(f"{path}:{reader.line_num}: not readable CSV ({exc})") from None
 
 
 def jsonl_rows(path: str) -> Iterator[dict]:
-    """The object rows of a JSONL file (or of a JSON array); a bad line is a ``UserError`` naming it."""
+    """The object rows of a JSONL file (or of a JSON array); a line that is not UTF-8, not JSON or not an
+    object is a ``UserError`` naming it."""
     text = fileio.read_text(path)
     stripped = text.lstrip()
     if stripped.startswith("["):  # a JSON array of rows
-        rows = json.loads(text)
-        yield from (r for r in rows if isinstance(r, dict))
+        for number, row in enumerate(fileio.parse_json(text, path, expect=list)):
+            if not isinstance(row, dict):
+                raise UserError(f"{path}: row {number} of the array is not a JSON object")
+            yield row
         return
     for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as exc:
-            raise UserError(f"{path}:{number}: not JSON ({exc})") from exc
-        if isinstance(row, dict):
-            yield row
+        if line.strip():
+            yield fileio.parse_json(line, path, line=number, expect=dict)
 
 
 def _read_rows(path: str, rows: Iterator[dict]) -> Iterator[EvalExample]:

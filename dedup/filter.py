@@ -10,7 +10,12 @@ through ``wit_pipeline.shardset``). A Beam job does the rewriting, one shard per
 samples, bytes, sha256; ``total_samples``) plus ``removed_samples``, ``source`` and ``overlap``;
 ``OUT/removed.jsonl`` lists every removed sample with the eval examples it matched; ``OUT/stats.json``
 (stage ``overlap_filter``): ``in`` = samples read, ``out`` = samples written, ``dropped`` =
-``{"overlap": samples removed}``, extra ``shards``.
+``{"overlap": samples removed, "damaged_shard": shards}``, extras ``shards`` and ``damaged_shards``.
+
+A source shard that is not whole (``shardset.DamagedShard``: cut short, a broken header, or a size or
+sha256 other than its manifest row's) is not written at all, not even in part: it counts as one
+``damaged_shard`` record and is listed with its error in ``damaged_shards``. Unfinished inputs (``--shards``,
+``--overlap``) are refused unless ``--allow-partial`` (``stage.require_finished``).
 """
 
 from __future__ import annotations
@@ -30,16 +35,19 @@ from wit_pipeline import fileio
 from wit_pipeline.errors import UserError
 from wit_pipeline.options import option
 from wit_pipeline.shardset import (
+    DamagedShard,
     HashingStream,
+    ShardDigest,
     ShardTarWriter,
     TarSummary,
     iter_tar_keys,
     iter_tar_members,
     manifest_entry,
     manifest_path,
+    shard_digests,
     write_manifest,
 )
-from wit_pipeline.stage import StageRun
+from wit_pipeline.stage import StageRun, require_finished
 
 from .evalsets import list_tars
 from .report import REPORT_FILES, read_report
@@ -54,6 +62,8 @@ class OverlapFilterOptions:
     shards: str = option(help="the shards that were scanned", metavar="DIR")
     overlap: str = option(help="the scan's output folder", metavar="DIR")
     out: str = option(help="where the filtered shards go", metavar="DIR")
+    allow_partial: bool = option(False, help="read an unfinished `wit download` or `wit overlap scan` output "
+                                 "(no stats.json) as it is")
 
 
 def flagged_samples(overlap_dir: str) -> dict[str, dict[str, list[dict]]]:
@@ -70,52 +80,68 @@ def flagged_samples(overlap_dir: str) -> dict[str, dict[str, list[dict]]]:
 
 # -- one shard ------------------------------------------------------------------------------------------
 
-def _copy_shard(source: IO[bytes], target: IO[bytes]) -> dict:
+def _copy_shard(source: IO[bytes], target: IO[bytes], expected: ShardDigest | None = None) -> dict:
     """Copy a shard byte for byte (read once: keys counted and bytes hashed on the way)."""
     stream = HashingStream(source, copy_to=target)
-    samples = len({key for key, _ in iter_tar_keys(stream)})
+    samples = len({key for key, _ in iter_tar_keys(stream, expected)})
     stream.drain()                 # the end-of-archive blocks and padding the tar reader did not need
     return {"samples": samples, "removed": 0, "bytes": stream.size, "sha256": stream.sha256}
 
 
-def _drop_samples(source: IO[bytes], target: IO[bytes], drop: set[str]) -> dict:
+def _drop_samples(source: IO[bytes], target: IO[bytes], drop: set[str], expected: ShardDigest | None = None) -> dict:
     """Write the shard's members again, without those of the samples in ``drop``."""
     writer = ShardTarWriter(target)
     seen: set[str] = set()
-    for member in iter_tar_members(source):
-        if member.key is not None:
-            seen.add(member.key)
-            if member.key in drop:
-                continue
-        writer.add_member(member.info, member.file)
+    try:
+        for member in iter_tar_members(source, expected):
+            if member.key is not None:
+                seen.add(member.key)
+                if member.key in drop:
+                    continue
+            writer.add_member(member.info, member.file)
+    except BaseException:
+        writer.abandon()              # a damaged source: the half-written target is thrown away
+        raise
     summary = writer.close()
     removed = len(seen & drop)
     return {"samples": len(seen) - removed, "removed": removed, "bytes": summary.bytes, "sha256": summary.sha256}
 
 
-def rewrite_shard(source: str, target: str, drop: set[str]) -> dict:
+def rewrite_shard(source: str, target: str, drop: set[str], expected: ShardDigest | None = None) -> dict:
     """Write ``source`` to ``target`` without the samples whose key is in ``drop``; returns its manifest row
-    (path, samples, removed, bytes, sha256). With nothing to drop the shard is copied byte for byte."""
+    (path, samples, removed, bytes, sha256). With nothing to drop the shard is copied byte for byte.
+    A damaged source (``expected``: its manifest row) raises ``DamagedShard`` and ``target`` is not written."""
     with fileio.open_read(source, decompress=False) as raw, fileio.open_write_atomic(target) as out:
-        row = _drop_samples(raw, out, drop) if drop else _copy_shard(raw, out)
+        row = _drop_samples(raw, out, drop, expected) if drop else _copy_shard(raw, out, expected)
     return {"path": posixpath.basename(target), **row}
 
 
 class FilterShard(beam.DoFn):
-    """Rewrites one shard (``(path, label)``) into ``out``; yields its manifest row as JSON."""
+    """Rewrites one shard (``(path, label)``) into ``out``; yields its manifest row as JSON (a damaged
+    shard: ``{path, source, damaged: error}``, nothing written)."""
 
-    def __init__(self, out: str, drops: dict[str, list[str]]):
+    def __init__(self, out: str, drops: dict[str, list[str]], digests: dict[str, ShardDigest] | None = None):
         self.out = out
         self.drops = drops
+        self.digests = dict(digests or {})
 
     def setup(self):
         self.samples_in = wbeam.counter(STAGE, "in")
         self.samples_out = wbeam.counter(STAGE, "out")
         self.removed = wbeam.counter(STAGE, "dropped_overlap")
+        self.damaged = wbeam.counter(STAGE, "dropped_damaged_shard")
 
     def process(self, item):
         source, name = item
-        row = rewrite_shard(source, fileio.join(self.out, posixpath.basename(name)), set(self.drops.get(name, ())))
+        target = fileio.join(self.out, posixpath.basename(name))
+        try:
+            row = rewrite_shard(source, target, set(self.drops.get(name, ())), self.digests.get(source))
+        except DamagedShard as exc:
+            fileio.remove(target)         # neither a short shard nor an earlier run's copy under its name
+            self.samples_in.inc()
+            self.damaged.inc()
+            yield json.dumps({"path": posixpath.basename(target), "source": name, "damaged": str(exc)})
+            return
         self.samples_in.inc(row["samples"] + row["removed"])
         self.samples_out.inc(row["samples"])
         self.removed.inc(row["removed"])
@@ -169,10 +195,11 @@ def _clear_work(out: str) -> None:
 def run_overlap_filter(options: OverlapFilterOptions, beam_args: list[str] | None = None) -> dict:
     """Write ``options.shards`` without the samples flagged in ``options.overlap`` to ``options.out``;
     returns the stats record written to ``OUT/stats.json``."""
+    partial = require_finished([options.shards, options.overlap], allow_partial=options.allow_partial)
     flagged = flagged_samples(options.overlap)
     paths, names = _shards_to_filter(options)
     drops = _drops_by_shard(options.shards, names, flagged)
-    with StageRun(STAGE, options.out, settings=options) as stage:
+    with StageRun(STAGE, options.out, settings=options, partial_inputs=partial) as stage:
         _clear_work(options.out)
         parts = fileio.join(options.out, WORK_DIR, "filter")
         pipeline = stage.pipeline(beam_args)
@@ -180,11 +207,13 @@ def run_overlap_filter(options: OverlapFilterOptions, beam_args: list[str] | Non
             pipeline
             | "Shards" >> beam.Create(list(zip(paths, names, strict=True)))
             | "Spread" >> beam.Reshuffle()
-            | "Rewrite" >> beam.ParDo(FilterShard(options.out, drops))
+            | "Rewrite" >> beam.ParDo(FilterShard(options.out, drops, shard_digests(paths)))
             | "Write" >> beam.io.WriteToText(parts, file_name_suffix=".jsonl")
         )
         stage.run(pipeline)
         rows = sorted(fileio.read_json_lines(parts, what="filter output"), key=lambda r: r["path"])
+        damaged = [{"shard": r["source"], "error": r["damaged"]} for r in rows if "damaged" in r]
+        rows = [r for r in rows if "damaged" not in r]
         kept, removed = sum(r["samples"] for r in rows), sum(r["removed"] for r in rows)
         fileio.write_text_atomic(fileio.join(options.out, "removed.jsonl"), "".join(
             json.dumps(r, ensure_ascii=False) + "\n" for r in _removed_rows(drops, flagged)))
@@ -193,7 +222,8 @@ def run_overlap_filter(options: OverlapFilterOptions, beam_args: list[str] | Non
             "total_samples": kept, "removed_samples": removed, "source": options.shards,
             "overlap": fileio.join(options.overlap, REPORT_FILES["report"])})
         _clear_work(options.out)
-        return stage.finish(records_in=kept + removed, records_out=kept, dropped={"overlap": removed},
+        return stage.finish(records_in=kept + removed + len(damaged), records_out=kept,
+                            dropped={"overlap": removed, "damaged_shard": len(damaged)},
                             outputs={"shards": options.out, "manifest": manifest_path(options.out),
                                      "removed": fileio.join(options.out, "removed.jsonl")},
-                            shards=len(rows))
+                            shards=len(rows), damaged_shards=damaged)

@@ -29,12 +29,36 @@ AROUND_THRESHOLD = 12     # pairs shown just above and just below each threshold
 THUMB_SIDE = 128
 
 
+PAIR_KEYS = ("shard", "shard_key", "eval_id", "similarity")    # what filter and accuracy read from a pair
+
+
 def read_report(folder: str) -> dict:
-    """The ``overlap.json`` a scan wrote into ``folder``."""
+    """The ``overlap.json`` a scan wrote into ``folder``; one that does not read as a report (not UTF-8, not
+    JSON, eval sets or pairs of the wrong shape) is a ``UserError`` naming the file and what is wrong."""
     path = fileio.join(folder, REPORT_FILES["report"])
     if not fileio.exists(path):
         raise UserError(f"--overlap {folder!r} has no overlap.json (run 'wit overlap scan' first)")
-    return fileio.read_json(path)
+    report = fileio.read_json(path, expect=dict)
+    problem = report_problem(report)
+    if problem:
+        raise UserError(f"{path}: not an overlap report ({problem}); rerun 'wit overlap scan'")
+    return report
+
+
+def report_problem(report: dict) -> str | None:
+    """What makes ``report`` unusable as an overlap report, or ``None``."""
+    sets = report.get("eval_sets")
+    if not isinstance(sets, dict):
+        return "no 'eval_sets' object"
+    for name, s in sets.items():
+        pairs = s.get("pairs", []) if isinstance(s, dict) else None
+        if not isinstance(pairs, list):
+            return f"eval set {name!r} is not an object with a 'pairs' list"
+        for number, pair in enumerate(pairs):
+            missing = [k for k in PAIR_KEYS if not isinstance(pair, dict) or k not in pair]
+            if missing:
+                return f"eval set {name!r}, pair {number}: no {missing[0]!r}"
+    return None
 
 
 def write_reports(result: dict, out: str, index: OverlapIndex | None = None,
@@ -75,9 +99,11 @@ def markdown_table(result: dict) -> str:
         "# Train / eval overlap",
         "",
         f"Training shards: {result['shards']['count']} ({result['shards']['samples']} samples, "
-        f"{result['shards']['unreadable_images']} unreadable images). "
+        f"{result['shards']['unreadable_images']} unreadable images, {len(result['shards']['failed'])} unreadable "
+        "or damaged shards). "
         "A pair is flagged when the exact Jaccard similarity of its signatures reaches the eval set's threshold.",
         "",
+        *([f"**Incomplete scan: {failed_shards_text(result['shards'])}.**", ""] if result["shards"]["failed"] else []),
         "| Eval set | Examples | Flagged | Overlap % | Image / text | Threshold | Unreadable |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
@@ -107,8 +133,19 @@ def format_table(result: dict) -> str:
     summary = result["summary"]
     lines.append(f"median {summary['median_percent']:.2f}%, mean {summary['mean_percent']:.2f}%; "
                  f"{result['shards']['samples']} training samples in {result['shards']['count']} shards, "
-                 f"{result['shards']['unreadable_images']} unreadable")
+                 f"{result['shards']['unreadable_images']} unreadable images, "
+                 f"{len(result['shards']['failed'])} unreadable or damaged shards")
+    if result["shards"]["failed"]:
+        lines.append(f"INCOMPLETE: {failed_shards_text(result['shards'])}")
     return "\n".join(lines)
+
+
+def failed_shards_text(shards: dict) -> str:
+    """What the report says when shards broke off: their samples' overlap is unknown, so nothing is clean."""
+    failed = shards["failed"]
+    first = failed[0]
+    return (f"{len(failed)} of {shards['count']} shards could not be read whole (first: {first['shard']}: "
+            f"{first['error']}); overlap with the samples they hold is unknown")
 
 
 # --------------------------------------------------------------------------- chart

@@ -21,6 +21,13 @@ records are training samples: ``in`` is every sample read plus one record for ea
 broke off (a truncated or unreadable tar cannot say how many samples it still held), ``out`` the
 samples scanned whole, and ``dropped`` the rest by reason: ``unreadable_image`` (the image could
 not be decoded, so only the caption was checked) and ``unreadable_shard``.
+
+A shard is checked whole as it is read (``shardset.DamagedShard``): its end-of-archive marker, and
+its size and sha256 where the ``manifest.json`` beside it has a row for it. A damaged shard breaks
+off like an unreadable one: its error names the damage, it counts ``unreadable_shard``, and the
+report lists it under the shards that failed (so the set is never reported clean). An unfinished
+``wit download`` / ``wit overlap filter`` output is refused as ``--shards`` unless ``--allow-partial``
+(``stage.require_finished``).
 """
 
 from __future__ import annotations
@@ -42,8 +49,8 @@ from wit_pipeline import fileio
 from wit_pipeline.errors import UserError
 from wit_pipeline.options import option
 from wit_pipeline.progress import progress
-from wit_pipeline.shardset import iter_tar_samples
-from wit_pipeline.stage import StageRun, dropped_counts
+from wit_pipeline.shardset import ShardDigest, iter_tar_samples, shard_digests
+from wit_pipeline.stage import StageRun, dropped_counts, require_finished
 
 from .evalsets import EvalExample, detect_format, image_member, json_member, list_tars, read_eval_set, text_member
 from .index import EvalEntry, IndexBuilder, OverlapIndex, load_index, save_index
@@ -108,10 +115,12 @@ class OverlapScanOptions:
         f"set (default {DEFAULT_THRESHOLD}), NAME=T for one; repeatable")
     thresholds: dict[str, float] = option({}, cli=False, help="per eval set thresholds overriding ``threshold``")
     text_threshold: float = option(
-        DEFAULT_TEXT_THRESHOLD, metavar="T",
+        DEFAULT_TEXT_THRESHOLD, metavar="T", above=0, maximum=1,
         help="text similarity (Jaccard of character 5-grams) at which a caption/eval-text pair is flagged "
         "(default %(default)s); texts under 16 characters are not compared")
     keep_work: bool = option(False, help="keep OUT/_work (the eval index and the job's output)")
+    allow_partial: bool = option(False, help="scan an unfinished `wit download` or `wit overlap filter` output "
+                                 "(no stats.json) as it is")
     near_fraction: float = option(NEAR_FRACTION, cli=False,
                                   help="pairs from this fraction of a threshold up are kept as near misses")
 
@@ -275,18 +284,21 @@ class ScanShardFn(beam.DoFn):
     """Checks every sample of one shard against the eval index: a row per kept pair, then the shard's summary.
 
     ``index`` is the path of a saved index (each worker process loads it once, and the job graph
-    stays small) or, for small tests, the index itself. ``read_samples(path)`` iterates a shard.
+    stays small) or, for small tests, the index itself. ``read_samples(path)`` iterates a shard;
+    ``read_samples(path, expected=digest)`` for a shard with a row in ``digests`` (its manifest's).
     """
 
     COUNTERS = ("in", "out", *(f"dropped_{reason}" for reason in DROP_REASONS), "samples_without_image",
                 "lsh_candidates")
 
     def __init__(self, index: OverlapIndex | str, root: str | None, floors: tuple[float, float],
-                 read_samples: Callable[[str], Iterable[tuple[str, dict[str, bytes]]]] = iter_tar_samples):
+                 read_samples: Callable[..., Iterable[tuple[str, dict[str, bytes]]]] = iter_tar_samples,
+                 digests: dict[str, ShardDigest] | None = None):
         self.index_source = index
         self.root = root
         self.floors = floors
         self.read_samples = read_samples
+        self.digests = dict(digests or {})
         self.index: OverlapIndex | None = None
 
     def setup(self):
@@ -297,7 +309,9 @@ class ScanShardFn(beam.DoFn):
 
     def process(self, shard_path: str):
         shard = shard_label(shard_path, self.root)
-        for row in scan_shard(self.index, shard, self.read_samples(shard_path), self.floors):
+        digest = self.digests.get(shard_path)
+        samples = self.read_samples(shard_path) if digest is None else self.read_samples(shard_path, expected=digest)
+        for row in scan_shard(self.index, shard, samples, self.floors):
             if row["type"] == "match":
                 self.pairs_kept.inc()
             else:
@@ -310,9 +324,10 @@ class ScanShards(beam.PTransform):
     """Shard paths -> rows: one per verified pair above the near-miss floor, one summary per shard."""
 
     def __init__(self, index: OverlapIndex | str, root: str | None, floors: tuple[float, float],
-                 read_samples: Callable[[str], Iterable[tuple[str, dict[str, bytes]]]] = iter_tar_samples):
+                 read_samples: Callable[..., Iterable[tuple[str, dict[str, bytes]]]] = iter_tar_samples,
+                 digests: dict[str, ShardDigest] | None = None):
         super().__init__()
-        self.check = ScanShardFn(index, root, floors, read_samples)
+        self.check = ScanShardFn(index, root, floors, read_samples, digests)
 
     def expand(self, paths):
         return (
@@ -327,11 +342,11 @@ def _json_line(row: dict) -> str:
 
 
 def build_scan(pipeline: beam.Pipeline, shard_paths: list[str], root: str | None, index_path: str,
-               floors: tuple[float, float], parts_prefix: str) -> None:
+               floors: tuple[float, float], parts_prefix: str, digests: dict[str, ShardDigest] | None = None) -> None:
     _ = (
         pipeline
         | "Shards" >> beam.Create(shard_paths)
-        | "Scan" >> ScanShards(index_path, root, floors)
+        | "Scan" >> ScanShards(index_path, root, floors, digests=digests)
         | "ToJson" >> beam.Map(_json_line)
         | "Write" >> beam.io.WriteToText(parts_prefix, file_name_suffix=".jsonl")
     )
@@ -355,14 +370,16 @@ def run_overlap_scan(options: OverlapScanOptions, beam_args: list[str] | None = 
     """
     options.validate()
     shard_paths = list_tars(options.shards)
-    with StageRun(STAGE, options.out, settings=options) as stage:
+    partial = require_finished(options.shards, allow_partial=options.allow_partial)
+    digests = shard_digests(shard_paths)
+    with StageRun(STAGE, options.out, settings=options, partial_inputs=partial) as stage:
         work = _fresh_work_dir(options.out)
         index, infos = build_eval_index(options)
         index_path = fileio.join(work, "index.pkl")
         save_index(index, index_path)
         pipeline = stage.pipeline(beam_args)
         build_scan(pipeline, shard_paths, shards_root(options.shards), index_path, options.floors(),
-                   fileio.join(work, "scan"))
+                   fileio.join(work, "scan"), digests)
         counters = stage.run(pipeline)
 
         matches: list[dict] = []

@@ -28,10 +28,15 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     path = stats_path(args.dir)
     if not fileio.exists(path):
         raise UserError(f"{args.dir!r} is not a queries directory (no {STATS_NAME})")
-    stats = fileio.read_json(path)
+    stats = fileio.read_json(path, expect=dict)   # not UTF-8, not JSON, not an object: one line
     if stats.get("stage") != "queries":
         raise UserError(f"{path} is not a queries stats record (rebuild the directory with `wit queries build`)")
-    print(format_stats(stats))
+    try:
+        summary = format_stats(stats)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:   # a figure missing or of the wrong type
+        raise UserError(f"{path} is not a complete queries stats record ({type(exc).__name__}: {exc}); "
+                        "rebuild the directory with `wit queries build`") from None
+    print(summary)
     return 0
 
 

@@ -63,25 +63,33 @@ def title_query(title: str, keep_case: bool = False) -> str:
     return canonical(stripped or title, keep_case)
 
 
+INT64_MAX = (1 << 63) - 1   # the statistics' parquet type; a larger sum (only forged input makes one) is clamped
+
+
+def _int64(value) -> int:
+    return min(int(value), INT64_MAX)
+
+
 def merge_entry(query: str, records: Iterable[tuple[str, object]]) -> dict:
     """All ``(source, statistic)`` records of one query -> its output row.
 
-    unigram -> count; bigram -> (count, pmi); title -> views; wordnet -> synsets.
+    unigram -> count; bigram -> (count, pmi); title -> views; wordnet -> synsets
+    (the counts clamped to ``INT64_MAX``).
     """
     row: dict = {"query": query, "sources": [], "count": None, "pmi": None, "views": None, "synsets": None}
     found = set()
     for source, value in records:
         found.add(source)
         if source == "unigram":
-            row["count"] = int(value)
+            row["count"] = _int64(value)
         elif source == "bigram":
             count, score = value
-            row["count"] = int(count)
+            row["count"] = _int64(count)
             row["pmi"] = float(score)
         elif source == "title":
-            row["views"] = int(value)
+            row["views"] = _int64(value)
         elif source == "wordnet":
-            row["synsets"] = int(value)
+            row["synsets"] = _int64(value)
         else:
             raise ValueError(f"unknown source {source!r}")
     row["sources"] = [s for s in SOURCES if s in found]

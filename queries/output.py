@@ -15,16 +15,21 @@ A queries DIR holds:
 from __future__ import annotations
 
 import os
+from collections import Counter
+from typing import Iterable, Iterator
 
 import pyarrow as pa
 
 from wit_pipeline import fileio
 from wit_pipeline.errors import UserError
-from wit_pipeline.tables import format_or_none, iter_table_rows
+from wit_pipeline.tables import bounded_lines, format_or_none, iter_table_rows
 from wit_pipeline.text import canonical
 
 PARQUET_NAME = "queries.parquet"
 TEXT_NAME = "queries.txt"
+# No query comes near this (a Wikipedia title is at most 255 bytes); a longer line is damage, and the matcher's
+# automaton over one multi-megabyte key crashes the process, so it is skipped (and counted) unread.
+MAX_QUERY_BYTES = 4096
 
 SCHEMA = pa.schema([
     ("query", pa.string()),
@@ -52,37 +57,59 @@ def read_query_table(out: str) -> pa.Table:
     return fileio.read_parquet(path)
 
 
-def load_queries(path: str, keep_case: bool = False) -> list[str]:
+def load_queries(path: str, keep_case: bool = False, skipped: Counter | None = None) -> list[str]:
     """The queries of a queries DIR, a parquet file with a ``query`` column (``.parquet``/``.pq``, optionally
     compressed; read by ``wit_pipeline.tables``) or a plain text file (one query a line).
 
     Queries from a DIR or parquet are already in canonical form and are used as
     they are. Lines of a text file are normalised with ``canonical(line,
     keep_case)`` (the rule captions are matched with), blank lines dropped and
-    duplicates removed keeping the first. Raises UserError when nothing is left.
+    duplicates removed keeping the first. A query or line longer than
+    ``MAX_QUERY_BYTES`` is left out and counted in ``skipped["line_too_long"]``.
+    Raises UserError when the list cannot be read (an http(s) URL, a text file
+    that is not UTF-8 ...) or nothing is left.
     """
+    fileio.check_readable(path, "query list")
     is_dir = os.path.isdir(path) if not fileio.is_remote(path) else fileio.exists(fileio.join(path, PARQUET_NAME))
+    skipped = Counter() if skipped is None else skipped
     if is_dir:
-        queries = read_query_table(path).column("query").to_pylist()
+        queries = _short(read_query_table(path).column("query").to_pylist(), skipped)
     elif format_or_none(path) == "parquet":
-        queries = [row["query"] for row in iter_table_rows(path, columns=["query"], required=["query"])]
+        queries = _short((row["query"] for row in iter_table_rows(path, columns=["query"], required=["query"])),
+                         skipped)
     else:
-        if not fileio.exists(path):
-            raise UserError(f"query list {path!r} does not exist")
-        try:
-            text = fileio.read_text(path)
-        except UnicodeDecodeError as exc:
-            raise UserError(f"query list {path!r} is not UTF-8 text (byte {exc.start})") from None
-        queries = []
-        seen = set()
-        for line in text.splitlines():
-            query = canonical(line, keep_case)
-            if query and query not in seen:
-                seen.add(query)
-                queries.append(query)
+        queries = list(dict.fromkeys(query for query in _text_queries(path, keep_case, skipped) if query))
     if not queries:
         raise UserError(f"query list {path!r} is empty")
     return queries
+
+
+def _short(queries: Iterable, skipped: Counter) -> list:
+    """``queries`` without those over ``MAX_QUERY_BYTES`` (counted)."""
+    kept = []
+    for query in queries:
+        # a string of n characters has at most 4n UTF-8 bytes: most need no encoding to be measured
+        if isinstance(query, str) and len(query) > MAX_QUERY_BYTES // 4 and len(query.encode()) > MAX_QUERY_BYTES:
+            skipped["line_too_long"] += 1
+        else:
+            kept.append(query)
+    return kept
+
+
+def _text_queries(path: str, keep_case: bool, skipped: Counter) -> Iterator[str]:
+    """Each line of a text query list in canonical form (over-long lines counted, not read)."""
+    if not fileio.exists(path):
+        raise UserError(f"query list {path!r} does not exist")
+    with fileio.open_read(path, decompress=False) as handle:
+        for number, line in enumerate(bounded_lines(handle, MAX_QUERY_BYTES), start=1):
+            if line is None:
+                skipped["line_too_long"] += 1
+                continue
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError:
+                raise UserError(f"{path}:{number}: the query list is not UTF-8 text; save it as UTF-8") from None
+            yield canonical(text, keep_case)
 
 
 def format_stats(stats: dict) -> str:

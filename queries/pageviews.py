@@ -4,7 +4,9 @@ Each line is ``domain_code page_title count_views response_size``. Only the
 English Wikipedia's rows count (``en`` desktop and ``en.m`` mobile); titles in a
 namespace (``Talk:``, ``File:``, ``Special:`` ...) are not articles and are
 ignored. Titles are percent-decoded when they are percent-encoded, and use
-underscores for spaces.
+underscores for spaces. A line is malformed (counted, skipped) when it has
+another shape, is not UTF-8, is longer than ``MAX_LINE_BYTES`` (skipped unread)
+or claims more than ``MAX_VIEWS`` views in its hour.
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ from urllib.parse import unquote
 
 from wit_pipeline import fileio
 from wit_pipeline.errors import UserError
+from wit_pipeline.tables import bounded_lines
 
 from .wikidump import namespace_prefix
 
 ENGLISH_DOMAINS = frozenset({"en", "en.m"})
 NOT_ARTICLE_REASONS = ("other_wiki", "namespace")   # what ``is_article_view`` returns for a row that does not count
+MAX_LINE_BYTES = 64 << 10   # a real line is a domain, a title (<= 255 bytes, x3 percent-encoded) and two numbers
+MAX_VIEWS = 10**12          # views of one title in one hour; more is damage (and would overflow int64 sums)
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,7 @@ def parse_pageview_line(line: bytes | str) -> PageviewLine | None:
     if len(fields) not in (3, 4):  # response_size was dropped from some years' files
         return None
     domain, title, views = fields[0], fields[1], fields[2].strip()
-    if not views.isdigit() or not title:
+    if not (views.isascii() and views.isdigit()) or not title or len(views) > 13 or int(views) > MAX_VIEWS:
         return None
     if "%" in title:
         title = unquote(title)
@@ -61,8 +66,8 @@ def iter_pageview_file(path: str) -> Iterator[PageviewLine | None]:
     line_number = 0
     try:
         with fileio.open_read(path) as handle:
-            for raw in iter(handle.readline, b""):
+            for raw in bounded_lines(handle, MAX_LINE_BYTES):
                 line_number += 1
-                yield parse_pageview_line(raw.rstrip(b"\r\n"))
+                yield None if raw is None else parse_pageview_line(raw.rstrip(b"\r\n"))
     except (OSError, EOFError) as exc:
         raise UserError(f"{path}: cannot read pageviews after line {line_number}: {exc}") from None

@@ -153,8 +153,20 @@ def plan_dump_ranges(wikipedia: Iterable[str], range_bytes: int) -> tuple[list[R
     return ranges, index_files
 
 
+def check_readable_inputs(options: QueryOptions) -> None:
+    """Each input's scheme can be read: dumps are sized and read in ranges and WordNet is probed for its
+    files, so neither may be an http(s) URL; a pageview file is read whole, so it may."""
+    for path in options.wikipedia:
+        fileio.check_readable(path, "--wikipedia")
+    for path in options.pageviews:
+        fileio.check_readable(path, "--pageviews", http=True)
+    if options.wordnet:
+        fileio.check_readable(options.wordnet, "--wordnet")
+
+
 def plan_inputs(options: QueryOptions) -> QueryInputs:
     """Expand the input flags; a bad input is a UserError before any output is touched."""
+    check_readable_inputs(options)
     ranges, index_files = plan_dump_ranges(options.wikipedia, options.range_bytes)
     for index_file in index_files:
         log.warning("--wikipedia: leaving out %s (a multistream index, not a dump)", index_file)

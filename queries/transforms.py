@@ -47,6 +47,7 @@ STAGE = "queries"   # the counter namespace
 DROP_REASONS = ("below_min_count", "below_min_bigram_count", "below_min_pmi", "below_min_views", "merged")
 PAGE_SKIP_REASONS = ("namespace", "redirect", *PAGE_DAMAGE_REASONS)
 PAGEVIEW_SKIP_REASONS = ("malformed", *pv.NOT_ARTICLE_REASONS, "empty_title")
+WARNINGS_PER_FILE = 5   # malformed WordNet lines named in the log per file; all are counted
 
 
 # --- pure helpers -----------------------------------------------------------------------------------
@@ -305,9 +306,12 @@ class _ReadWordNet(beam.DoFn):
         self.offset_mismatches = counter(STAGE, "wordnet_offset_mismatches")
 
     def process(self, path: str):
+        malformed = 0
         for synset in iter_synsets(path):
             if isinstance(synset, str):
-                log.warning("wordnet: skipping a malformed line: %s", synset)
+                malformed += 1
+                if malformed <= WARNINGS_PER_FILE:
+                    log.warning("wordnet: skipping a malformed line: %s", synset)
                 self.malformed.inc()
                 continue
             self.synsets.inc()
@@ -315,6 +319,8 @@ class _ReadWordNet(beam.DoFn):
                 self.offset_mismatches.inc()
             for key in sorted({canonical(lemma, self.keep_case) for lemma in synset.lemmas} - {""}):
                 yield key, 1
+        if malformed > WARNINGS_PER_FILE:
+            log.warning("wordnet: %s: %d more malformed lines skipped", path, malformed - WARNINGS_PER_FILE)
 
 
 class _WordNetEntry(beam.DoFn):

@@ -16,7 +16,9 @@ A range reads past its end only to finish its last page. Errors name the file
 and the position: a corrupt or truncated bz2 stream, a file that ends inside a
 page or without ``</mediawiki>``, a file that is not a MediaWiki export at all.
 A single page that is not well-formed XML or not UTF-8 is skipped and counted
-(``malformed``, ``undecodable``): the rest of the file is still readable.
+(``malformed``, ``undecodable``): the rest of the file is still readable. So is
+a "page" over ``MAX_PAGE_BYTES`` (``too_large``; MediaWiki stores at most 2 MiB
+of wikitext a page): its bytes are let go as they are scanned, never held whole.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from wit_pipeline.errors import UserError
 log = logging.getLogger(__name__)
 
 READ_CHUNK = 1 << 20
+MAX_PAGE_BYTES = 16 << 20   # 2 MiB of wikitext, even with every character XML-escaped, fits
 DEFAULT_RANGE_BYTES = 64 << 20
 
 _PAGE_OPEN = b"<page>"
@@ -82,7 +85,7 @@ class ReadRange:
     kind: str
 
 
-PAGE_DAMAGE_REASONS = ("malformed", "undecodable")   # the reasons ``PageSkipped`` carries
+PAGE_DAMAGE_REASONS = ("malformed", "undecodable", "too_large")   # the reasons ``PageSkipped`` carries
 
 
 class PageSkipped(Exception):
@@ -235,8 +238,9 @@ def scan_pages(
     path: str,
     first_range: bool,
     where: Callable[[int], str],
-) -> Iterator[tuple[int, bytes]]:
-    """Yield ``(offset, page_bytes)`` for every page whose ``<page>`` starts in owned bytes.
+) -> Iterator[tuple[int, bytes | None]]:
+    """Yield ``(offset, page_bytes)`` for every page whose ``<page>`` starts in owned bytes
+    (``page_bytes`` None for a page over ``MAX_PAGE_BYTES``).
 
     ``offset`` counts bytes of the logical stream from the first chunk. The
     range that reads the last page of a file also checks the file ends with
@@ -268,8 +272,9 @@ class _PageScanner:
         self.seen_doc_open = not first_range
         self.seen_doc_close = False
         self.check_end = first_range    # set once this range has read a page of its own
+        self.oversized_from: int | None = None   # logical offset of the open page once it is too large
 
-    def pages(self) -> Iterator[tuple[int, bytes]]:
+    def pages(self) -> Iterator[tuple[int, bytes | None]]:
         while True:
             if self.page_start < 0:
                 found = self.buf.find(_PAGE_OPEN, self.pos)
@@ -316,14 +321,24 @@ class _PageScanner:
         self.seen_doc_close = False
 
     def _await_page_end(self) -> None:
-        """Inside a page whose ``</page>`` is not in the window yet: read on (the file must not end here)."""
+        """Inside a page whose ``</page>`` is not in the window yet: read on (the file must not end here).
+        A page over ``MAX_PAGE_BYTES`` is let go: only the tail the ``</page>`` search needs is kept."""
         self.close_from = max(len(self.buf) - len(_PAGE_CLOSE), self.page_start)
+        if self.oversized_from is None and len(self.buf) - self.page_start > MAX_PAGE_BYTES:
+            self.oversized_from = self.base + self.page_start
+        if self.oversized_from is not None:
+            self.page_start = self.close_from
         if not self._read_more():
-            raise UserError(f"{self.path}: truncated XML: the page starting at "
-                            f"{self.where(self.base + self.page_start)} never ends")
+            start = self.base + self.page_start if self.oversized_from is None else self.oversized_from
+            raise UserError(f"{self.path}: truncated XML: the page starting at {self.where(start)} never ends")
 
-    def _close_page(self, end: int) -> tuple[int, bytes]:
-        page = (self.base + self.page_start, self.buf[self.page_start:end])
+    def _close_page(self, end: int) -> tuple[int, bytes | None]:
+        if self.oversized_from is not None:
+            page, self.oversized_from = (self.oversized_from, None), None
+        elif end - self.page_start > MAX_PAGE_BYTES:   # whole in the window, but too large all the same
+            page = (self.base + self.page_start, None)
+        else:
+            page = (self.base + self.page_start, self.buf[self.page_start:end])
         self.check_end = True
         self.pos = end
         self.page_start = -1
@@ -375,6 +390,8 @@ def iter_range_pages(
                 return f"uncompressed byte {offset}"
         for offset, data in scan_pages(chunks, path=path, first_range=read_range.start == 0, where=where):
             try:
+                if data is None:
+                    raise PageSkipped("too_large", f"a page longer than {MAX_PAGE_BYTES} bytes")
                 yield parse_page(data)
             except PageSkipped as skipped:
                 log.warning("%s: skipping the page at %s: %s", path, where(offset), skipped)

@@ -9,7 +9,8 @@ Debian's ``wordnet-base`` does not ship. A data line (wndb(5WN)) is::
 syntactic marker ``(a)``, ``(p)`` or ``(ip)``. Lines starting with two spaces are
 the licence header. ``synset_offset`` is the byte offset of the line in its
 file; a mismatch means the file was altered (e.g. line endings converted) and
-is counted.
+is counted. A line longer than ``MAX_LINE_BYTES`` is malformed: skipped unread
+(the offsets after it are then not checked).
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from typing import Iterator
 
 from wit_pipeline import fileio
 from wit_pipeline.errors import UserError
+from wit_pipeline.tables import bounded_lines
 
 DATA_FILES = ("data.noun", "data.verb", "data.adj", "data.adv")
 _ADJECTIVE_MARKER = re.compile(r"\((?:a|p|ip)\)$")
+MAX_LINE_BYTES = 1 << 20   # WordNet 3.0's longest data line is under 16 KB
 
 
 @dataclass(frozen=True)
@@ -59,14 +62,20 @@ def data_files(directory: str) -> list[str]:
 
 def iter_synsets(path: str) -> Iterator[Synset | str]:
     """Every synset of one data file; a malformed line yields an error string naming file and byte."""
-    position = 0
+    position: int | None = 0   # None once an over-long line was skipped: its length is unknown
     with fileio.open_read(path) as handle:
-        for raw in iter(handle.readline, b""):  # Beam's compressed handles are not iterable
+        for raw in bounded_lines(handle, MAX_LINE_BYTES):
             line_offset = position
-            position += len(raw)
+            if raw is None:
+                position = None
+                at = "" if line_offset is None else f" at byte {line_offset}"
+                yield f"{os.path.basename(path)}: a line longer than {MAX_LINE_BYTES} bytes{at}"
+                continue
+            position = None if position is None else position + len(raw)
             if raw.startswith(b"  ") or not raw.strip():
                 continue
             try:
                 yield parse_data_line(raw.decode("utf-8", errors="replace").rstrip("\r\n"), line_offset)
-            except (ValueError, IndexError) as exc:
-                yield f"{os.path.basename(path)}: byte {line_offset}: {exc}"
+            except (ValueError, IndexError) as exc:   # the message may quote the line: printable and short
+                detail = str(exc).encode("ascii", "backslashreplace").decode("ascii")
+                yield f"{os.path.basename(path)}: byte {line_offset}: {detail[:100]}"

@@ -114,3 +114,57 @@ def test_a_closed_pipe_ends_output_quietly(tmp_path):
     _, err = wit.communicate(timeout=60)
     assert b"Traceback" not in err and b"BrokenPipe" not in err
     assert wit.returncode == 141
+
+
+def test_flag_bounds_refuse_values_where_parsed_and_for_library_callers():
+    import dataclasses
+
+    from wit_pipeline.options import add_options, check_values, option
+
+    @dataclasses.dataclass
+    class Knobs:
+        rate: float = option(1.0, above=0, maximum=10)
+        beta: float = option(0.5, minimum=0, below=1)
+
+    parser = argparse.ArgumentParser(prog="knobs")
+    add_options(parser, Knobs)
+    for argv, message in ((["--rate", "0"], "--rate must be greater than 0"),
+                          (["--rate", "11"], "--rate must be at most 10"),
+                          (["--rate", "inf"], "--rate must be a finite number"),
+                          (["--beta", "1"], "--beta must be less than 1"),
+                          (["--beta", "-0.1"], "--beta must be at least 0")):
+        with pytest.raises(SystemExit):
+            parser.parse_args(argv)
+        with pytest.raises(UserError, match=message):
+            check_values(Knobs(**{argv[0][2:]: float(argv[1])}))
+    check_values(Knobs(rate=10.0, beta=0.0))
+
+
+def test_every_numeric_flag_refuses_nan():
+    # A NaN compares false with every bound, so it would pass a range check and switch a filter off.
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    parsers = []
+    for sub in subparsers.choices.values():
+        nested = [a for a in sub._actions if isinstance(a, argparse._SubParsersAction)]
+        parsers += list(nested[0].choices.values()) if nested else [sub]
+    floats = [(p, a) for p in parsers for a in p._actions if a.type is not None and a.type.__name__ == "float"]
+    assert len(floats) > 10
+    for _parser, action in floats:
+        with pytest.raises(argparse.ArgumentTypeError):
+            action.type("nan")
+
+
+def test_a_worker_disk_error_is_found_in_the_runner_text_and_reported_in_one_line(tmp_path):
+    from wit_pipeline.beam import find_disk_error
+    from wit_pipeline.errors import disk_error_message
+
+    worker = RuntimeError("Traceback ...\n  File \"x.py\", line 1\nOSError: [Errno 28] No space left on device "
+                          "[while running 'Download']\n")
+    found = find_disk_error(worker)
+    assert found is not None and found.errno == 28 and found.filename is None
+    message = disk_error_message(found, str(tmp_path / "out"))
+    assert message.startswith(f"no space left on device writing {tmp_path / 'out'} (")
+    assert message.endswith("bytes free): free space and rerun; completed work is kept")
+    read_only = find_disk_error(RuntimeError("OSError: [Errno 30] Read-only file system: '/ro/out/x.tar'"))
+    assert disk_error_message(read_only) == "read-only file system: cannot write /ro/out/x.tar: choose a writable --out"
+    assert find_disk_error(RuntimeError("OSError: [Errno 2] No such file or directory: 'x'")) is None

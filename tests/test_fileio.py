@@ -79,3 +79,31 @@ def test_atomic_write_leaves_old_content_when_the_writer_fails(tmp_path):
             raise RuntimeError("killed")
     assert fileio.read_json(str(target)) == {"a": 1}
     assert os.listdir(target.parent) == ["stats.json"]  # no temporary left behind
+
+
+def test_text_that_is_not_utf8_names_the_file_and_line(tmp_path):
+    path = tmp_path / "list.txt"
+    path.write_bytes(b"fine\nalso fine\ncaf\xe9\n")
+    with pytest.raises(UserError, match=r"list\.txt:3: not UTF-8 text \(byte 18 is 0xe9\)"):
+        fileio.read_text(str(path))
+
+
+@pytest.mark.parametrize("content, expect, message", [
+    (b'{"a": 1,\n "b": }\n', None, r"x\.json:2: not JSON \(Expecting value"),
+    (b"[1, 2]", dict, r"x\.json: is JSON an array where an object is expected"),
+    (b'{"a": 1}', list, r"x\.json: is JSON an object where an array is expected"),
+    (b"[" * 100_000, None, r"x\.json:1: (JSON nested too deeply|not JSON)"),
+])
+def test_broken_json_is_a_one_line_error_naming_file_and_line(tmp_path, content, expect, message):
+    path = tmp_path / "x.json"
+    path.write_bytes(content)
+    with pytest.raises(UserError, match=message):
+        fileio.read_json(str(path), expect=expect)
+
+
+def test_json_lines_name_the_line_that_is_broken(tmp_path):
+    (tmp_path / "part-00000").write_text('{"a": 1}\n\n{"a": \n')
+    rows = fileio.read_json_lines(str(tmp_path / "part-"), what="job output")
+    assert next(rows) == {"a": 1}
+    with pytest.raises(UserError, match=r"part-00000:3: not JSON"):
+        next(rows)

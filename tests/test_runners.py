@@ -105,3 +105,33 @@ def test_two_worker_processes_give_the_same_output_as_one(sample_files, direct_r
     out = str(tmp_path / "two-workers")
     run_build(_config(sample_files, out), ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
     assert snapshot(out) == direct_run
+
+
+def test_the_direct_runner_runs_locally_without_fetching_prism(monkeypatch):
+    # Beam's DirectRunner would first try Prism, downloading its binary at run time and ignoring the
+    # worker count; our jobs run on the local batch runner with the options they were given.
+    import apache_beam as beam
+    from apache_beam.runners.portability import prism_runner
+
+    from wit_pipeline.beam import counter, make_pipeline, run
+
+    prism_tries = []
+
+    def no_prism(*args, **kwargs):
+        prism_tries.append(args)
+        raise RuntimeError("no Prism here")    # Beam's DirectRunner would fall back after this
+
+    monkeypatch.setattr(prism_runner.PrismRunner, "run_pipeline", no_prism)
+
+    class Count(beam.DoFn):
+        def setup(self):
+            self.seen = counter("probe", "seen")
+
+        def process(self, element):
+            self.seen.inc()
+            yield element
+
+    pipeline = make_pipeline(["--direct_running_mode=in_memory"])
+    _ = pipeline | beam.Create(range(7)) | beam.ParDo(Count())
+    assert run(pipeline, "probe") == {"seen": 7}
+    assert prism_tries == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -13,7 +14,9 @@ import webdataset as wds
 from wit_pipeline.errors import UserError
 from wit_pipeline.shardset import (
     MANIFEST_VERSION,
+    DamagedShard,
     HashingStream,
+    ShardDigest,
     ShardTarWriter,
     iter_tar_keys,
     iter_tar_members,
@@ -21,6 +24,7 @@ from wit_pipeline.shardset import (
     manifest_entry,
     manifest_samples,
     read_manifest,
+    shard_digests,
     shard_name,
     split_member_name,
     write_manifest,
@@ -84,10 +88,61 @@ def test_select_reads_only_the_chosen_members():
 def test_a_truncated_tar_yields_what_came_before_then_raises():
     data, _ = _tar_bytes()
     samples = []
-    with pytest.raises((tarfile.TarError, EOFError)):
+    with pytest.raises(DamagedShard):
         for sample in iter_tar_samples(io.BytesIO(data[:4000])):
             samples.append(sample)
     assert samples[:1] == SAMPLES[:1]
+
+
+def _four_samples() -> tuple[bytes, ShardDigest]:
+    data, summary = _tar_bytes([(f"{i:04d}", {"jpg": bytes([i + 1]) * (300 + 97 * i), "txt": b"caption %d" % i})
+                                for i in range(4)])
+    return data, ShardDigest(summary.bytes, summary.sha256)
+
+
+def test_every_cut_of_a_tar_is_damage_even_at_a_member_boundary():
+    # Python's tarfile alone reads a tar cut at a member boundary as a shorter, healthy one.
+    data, whole = _four_samples()
+    assert len(list(iter_tar_samples(io.BytesIO(data), expected=whole))) == 4
+    end = data.rindex(b"caption 3") + 512        # past the last member, into the end-of-archive marker
+    for cut in [*range(0, end, 64), end + 100]:
+        for read in (iter_tar_samples, iter_tar_keys):
+            with pytest.raises(DamagedShard):
+                list(read(io.BytesIO(data[:cut])))
+
+
+def test_a_changed_byte_is_damage_against_the_manifest_row():
+    data, whole = _four_samples()
+    altered = bytearray(data)
+    altered[data.index(b"caption 1")] = ord("K")
+    assert len(list(iter_tar_samples(io.BytesIO(bytes(altered))))) == 4      # no manifest: a tar cannot tell
+    with pytest.raises(DamagedShard, match="sha256"):
+        list(iter_tar_samples(io.BytesIO(bytes(altered)), expected=whole))
+    with pytest.raises(DamagedShard, match="bytes where its manifest says"):
+        list(iter_tar_samples(io.BytesIO(data + bytes(512)), expected=whole))
+    header = bytearray(data)
+    header[data.index(b"0002.jpg")] = ord("X")                              # its header checksum fails
+    with pytest.raises(DamagedShard, match="damaged tar header"):
+        list(iter_tar_keys(io.BytesIO(bytes(header))))
+
+
+def test_a_cut_gzipped_tar_is_damage_too():
+    data, _ = _four_samples()
+    packed = gzip.compress(data)
+    assert len(list(iter_tar_samples(io.BytesIO(packed)))) == 4
+    for cut in (len(packed) // 2, len(packed) - 12):
+        with pytest.raises(DamagedShard):
+            list(iter_tar_samples(io.BytesIO(packed[:cut])))
+
+
+def test_shard_digests_are_the_rows_of_the_manifest_beside_the_shards(tmp_path):
+    sha = "ab" * 32
+    write_manifest(str(tmp_path), {"shards": [{"path": "00000.tar", "samples": 1, "bytes": 10, "sha256": sha},
+                                              {"path": "00001.tar", "samples": 1, "bytes": "ten", "sha256": "-"},
+                                              "not a row"]})
+    paths = [str(tmp_path / "00000.tar"), str(tmp_path / "00001.tar"), str(tmp_path / "00002.tar"),
+             str(tmp_path / "elsewhere" / "00000.tar")]
+    assert shard_digests(paths) == {paths[0]: ShardDigest(10, sha)}
 
 
 def test_hashing_stream_counts_writes_and_reads_and_copies_what_it_reads():

@@ -16,12 +16,15 @@ import zstandard
 
 from queries.output import load_queries
 from tests import memfs
+from wit_pipeline import tables
 from wit_pipeline.cli import main as wit
 from wit_pipeline.errors import UserError
-from wit_pipeline.querylist import load_query_list
+from wit_pipeline.querylist import MAX_QUERY_BYTES, load_query_list
 from wit_pipeline.tables import (
+    BAD_ROW_REASONS,
     TABLE_FORMATS,
     MissingColumns,
+    bounded_lines,
     iter_table_rows,
     table_columns,
     table_format,
@@ -82,6 +85,64 @@ def test_bad_rows_are_counted_and_skipped(tmp_path):
     assert counts["bad_rows"] == 3     # the blank line is no row
 
 
+def test_bad_rows_are_counted_by_reason(tmp_path, monkeypatch):
+    monkeypatch.setattr(tables, "MAX_LINE_BYTES", 300_000)   # over the CSV field limit (131072)
+    (tmp_path / "t.csv").write_bytes(b'url,text\na,b\nc,caf\xe9\nd,"' + b"x" * 200_000 + b'"\n'
+                                     + b"e," + b"y" * 400_000 + b"\nf,g\nh\n")
+    (tmp_path / "t.jsonl").write_bytes(b'{"url": "a", "text": "b"}\n{"url": "caf\xe9", "text": "b"}\n'
+                                       + b'{"url": "' + b"x" * 400_000 + b'", "text": "b"}\n{"url": [1], "text": "b"}\n'
+                                       + b'[1]\n' + b"[" * 100_000 + b"]" * 100_000 + b'\n{"url": "f", "text": "g"}\n')
+    expected = {"bad_encoding": 1, "field_too_large": 1, "line_too_long": 1, "malformed": 1}
+    for name, reasons in (("t.csv", expected),
+                          ("t.jsonl", {**expected, "field_too_large": 0, "wrong_type": 1, "malformed": 2})):
+        counts = Counter()
+        rows = list(iter_table_rows(str(tmp_path / name), required=("url", "text"), counts=counts))
+        assert [row["url"] for row in rows] == ["a", "f"], name
+        assert counts["bad_rows"] == sum(reasons.values())
+        assert {reason: counts[f"bad_rows_{reason}"] for reason in reasons} == reasons, name
+        assert set(reason for reason in BAD_ROW_REASONS) >= set(reasons)
+
+
+def test_a_huge_line_is_skipped_without_being_read_whole():
+    lines = list(bounded_lines(io.BytesIO(b"short\n" + b"x" * (5 << 20) + b"\nlast"), 1000))
+    assert lines == [b"short\n", None, b"last"]
+
+
+def test_lone_surrogates_in_json_strings_come_out_replaced(tmp_path):
+    # json.loads turns a "\ud800" escape into a lone surrogate, which no UTF-8 encoder (Beam's coders,
+    # parquet) accepts; paired escapes make one character and stay as they are
+    (tmp_path / "s.jsonl").write_bytes(b'{"url": "a", "text": "x \\ud800 y \\ud83d\\ude00", "meta": ["\\udfff"]}\n')
+    [row] = iter_table_rows(str(tmp_path / "s.jsonl"))
+    assert row == {"url": "a", "text": "x \ufffd y \U0001f600", "meta": ["\ufffd"]}
+    row["text"].encode("utf-8")
+
+
+def test_a_parquet_string_that_is_not_utf8_is_a_bad_row(tmp_path):
+    raw = pa.array([b"one", b"t\xffwo", None, b"three"], pa.binary())
+    text = pa.Array.from_buffers(pa.string(), len(raw), raw.buffers())   # parquet writers do not check
+    pq.write_table(pa.table({"url": ["a", "b", "c", "d"], "text": text}), tmp_path / "t.parquet")
+    counts = Counter()
+    rows = list(iter_table_rows(str(tmp_path / "t.parquet"), required=("url", "text"), counts=counts))
+    assert rows == [{"url": "a", "text": "one"}, {"url": "c", "text": None}, {"url": "d", "text": "three"}]
+    assert counts == Counter(bad_rows=1, bad_rows_bad_encoding=1)
+    with pytest.raises(UserError, match=r"t\.parquet: row 2: 'text' holds bytes that are not UTF-8"):
+        list(iter_table_rows(str(tmp_path / "t.parquet"), strict=True))
+
+
+def test_as_text_gives_numbers_as_their_text_and_counts_other_values(tmp_path):
+    table = pa.table({"url": ["a", "b", "c"], "text": pa.array([1, 2, 3], pa.int64()),
+                      "page_url": pa.array([None, [1], None], pa.list_(pa.int64())), "score": [0.5, 1.5, 2.5]})
+    pq.write_table(table, tmp_path / "t.parquet")
+    (tmp_path / "t.jsonl").write_text("".join(json.dumps(row) + "\n" for row in table.to_pylist()))
+    for name in ("t.parquet", "t.jsonl"):
+        counts = Counter()
+        rows = list(iter_table_rows(str(tmp_path / name), columns=["url", "text", "page_url", "score"],
+                                    counts=counts, as_text=True))
+        assert rows == [{"url": "a", "text": "1", "page_url": None, "score": "0.5"},
+                        {"url": "c", "text": "3", "page_url": None, "score": "2.5"}], name
+        assert counts == Counter(bad_rows=1, bad_rows_wrong_type=1), name
+
+
 def test_strict_raises_on_the_first_bad_row_naming_file_and_line(tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"url": "a", "text": "b"}\n\n{not json\n')
     with pytest.raises(UserError, match=r"bad\.jsonl:3: not JSON"):
@@ -125,6 +186,22 @@ def test_query_lists_load_from_parquet_tables_of_any_compression(tmp_path):
     pq.write_table(pa.table({"text": ["x"]}), tmp_path / "no_query.parquet")
     with pytest.raises(UserError, match="no column.*'query'"):
         load_queries(str(tmp_path / "no_query.parquet"))
+
+
+def test_query_lists_leave_out_over_long_lines_and_refuse_what_they_cannot_read(tmp_path):
+    (tmp_path / "q.txt").write_bytes(b"red car\n" + b"a " * (1 << 20) + b"\n" + b"b" * MAX_QUERY_BYTES + b"\nhouse\n")
+    skipped = Counter()
+    assert load_query_list(str(tmp_path / "q.txt"), skipped=skipped) == ["red car", "b" * MAX_QUERY_BYTES, "house"]
+    assert skipped == Counter(line_too_long=1)
+    pq.write_table(pa.table({"query": ["red car", "x" * (MAX_QUERY_BYTES + 1)]}), tmp_path / "q.parquet")
+    skipped = Counter()
+    assert load_query_list(str(tmp_path / "q.parquet"), skipped=skipped) == ["red car"]
+    assert skipped == Counter(line_too_long=1)
+    (tmp_path / "latin1.txt").write_bytes(b"red car\ncaf\xe9\n")
+    with pytest.raises(UserError, match=r"latin1\.txt:2: the query list is not UTF-8 text"):
+        load_query_list(str(tmp_path / "latin1.txt"))
+    with pytest.raises(UserError, match=r"http\(s\) URLs are not supported for this input"):
+        load_query_list("https://example.org/queries.txt")
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                   if result.first_loss is not None and result.last_loss is not None else "no steps run")
         print(f"wit train: {result.steps} steps, {losses}; checkpoint {result.checkpoint}")
         for name, record in result.evals.items():
-            print(f"  zero-shot {name}: top1 {record['top1']:.4f} top5 {record['top5']:.4f} (n={record['n']})")
+            print(f"  zero-shot {name}: top1 {record['top1']:.4f} top5 {record['top5']:.4f} (n={record['n']}, "
+                  f"{record['unreadable']} unreadable images left out)")
     return 0
 
 
@@ -42,7 +43,8 @@ def _cmd_zeroshot(args: argparse.Namespace) -> int:
     options = from_args(ZeroShotOptions, args)
     metrics = run_zeroshot(options)
     print(f"wit eval zeroshot: top1 {metrics['top1']:.4f} top5 {metrics['top5']:.4f} on {metrics['n']} images "
-          f"({metrics['classes']} classes, chance {metrics['chance']:.4f}); wrote {options.out}/metrics.json and "
+          f"({metrics['unreadable_images']} unreadable left out; {metrics['classes']} classes, chance "
+          f"{metrics['chance']:.4f}); wrote {options.out}/metrics.json and "
           f"{options.out}/predictions.jsonl")
     return 0
 
@@ -53,7 +55,8 @@ def _cmd_linear_probe(args: argparse.Namespace) -> int:
     options = from_args(LinearProbeOptions, args)
     metrics = run_linear_probe(options)
     print(f"wit eval linear-probe: top1 {metrics['top1']:.4f} on {metrics['test_images']} test images "
-          f"({metrics['classes']} classes, chance {metrics['chance']:.4f}, L2 penalty {metrics['penalty']:g})")
+          f"({len(metrics['unreadable'])} unreadable left out; {metrics['classes']} classes, "
+          f"chance {metrics['chance']:.4f}, L2 penalty {metrics['penalty']:g})")
     if not options.out:
         print(json.dumps({k: v for k, v in metrics.items() if k != "validation"}, indent=2))
     return 0

@@ -1,7 +1,9 @@
 """Streaming WebDataset shards into training batches, resumable to the exact sample.
 
 Shards are read with webdataset's tar reader from local paths, brace patterns,
-``http(s)://`` and ``pipe:`` commands, and from any filesystem Beam knows
+``http(s)://`` (streamed through the project's guarded session: private and
+loopback hosts refused unless ``--allow-private-networks``) and ``pipe:``
+commands, and from any filesystem Beam knows
 (``gs://``, ``s3://``, ``hdfs://``: a "directory" there is every ``.tar`` under
 the prefix, its ``manifest.json`` read where present), streamed through
 ``wit_pipeline.fileio``. Every data-loader worker of every rank is one
@@ -26,19 +28,24 @@ Fatal, with a message that names the shard and key: a sample without an image
 or without a ``.txt`` caption (a shard set written wrong would otherwise train
 on nothing), fewer shards than streams, and rounds that keep yielding nothing.
 Counted and skipped: undecodable images or captions, unreadable shards,
-samples on the blocklist.
+damaged shards, samples on the blocklist.
+
+A damaged shard (``wit_pipeline.shardset.DamagedShard``: cut short, a broken
+header, or a size or sha256 other than its manifest row's) is counted
+``damaged_shard`` once per read and logged with its path. Reading is a stream:
+the whole samples before the damage are used (a cut is found where it is, a
+changed sha256 only at the shard's end); the sample the damage falls in is not.
 """
 
 from __future__ import annotations
 
 import glob
 import io
-import json
 import logging
 import os
 import random
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -46,7 +53,16 @@ import torch
 from PIL import Image
 
 from wit_pipeline.errors import UserError
-from wit_pipeline.shardset import iter_tar_keys, iter_tar_samples, manifest_path, manifest_samples, read_manifest
+from wit_pipeline.shardset import (
+    DamagedShard,
+    ShardDigest,
+    iter_tar_keys,
+    iter_tar_samples,
+    manifest_path,
+    manifest_samples,
+    read_manifest,
+    shard_digests,
+)
 
 from .tokenizer import Tokenizer
 
@@ -69,6 +85,7 @@ class ShardSet:
     urls: list[str]
     epoch_samples: int | None       # samples in one pass over the shards (manifest, else counted)
     source: str                     # "manifest", "counted" or "unknown"
+    digests: dict[str, ShardDigest] = field(default_factory=dict)   # {url: its manifest row's size, sha256}
 
 
 def _expand_braces(pattern: str) -> list[str]:
@@ -90,8 +107,15 @@ def _manifest_counts(directory: str) -> dict[str, int] | None:
 
 
 def count_tar_samples(path: str) -> int:
-    """Samples in a local tar, from its member names alone (the shard-set key rule, ``wit_pipeline.shardset``)."""
-    return sum(1 for _ in iter_tar_keys(path))
+    """Samples in a local tar, from its member names alone (the shard-set key rule, ``wit_pipeline.shardset``);
+    a damaged tar counts the samples before the damage (training counts the shard when it reads it)."""
+    count = 0
+    try:
+        for _ in iter_tar_keys(path):
+            count += 1
+    except DamagedShard as exc:
+        log.warning("damaged shard %s: %s (%d samples before the damage)", path, exc, count)
+    return count
 
 
 # Schemes webdataset opens itself; any other ``scheme://`` goes through Beam's filesystems.
@@ -116,8 +140,8 @@ def _object_store_shards(spec: str) -> ShardSet:
     for directory in sorted({url.rsplit("/", 1)[0] for url in urls}):
         counts.update(_manifest_counts(directory) or {})
     if all(url in counts for url in urls):
-        return ShardSet(urls, sum(counts[url] for url in urls), "manifest")
-    return ShardSet(urls, None, "unknown")
+        return ShardSet(urls, sum(counts[url] for url in urls), "manifest", shard_digests(urls))
+    return ShardSet(urls, None, "unknown", shard_digests(urls))
 
 
 def resolve_shards(spec: str) -> ShardSet:
@@ -159,7 +183,7 @@ def resolve_shards(spec: str) -> ShardSet:
         if known is None:
             known, counted = count_tar_samples(url), True
         total += known
-    return ShardSet(urls, total, "counted" if counted else "manifest")
+    return ShardSet(urls, total, "counted" if counted else "manifest", shard_digests(urls))
 
 
 def check_stream_count(shards: ShardSet, world_size: int, workers: int) -> None:
@@ -235,19 +259,20 @@ def load_blocklist(path: str) -> frozenset[str]:
             for value in node:
                 collect(value)
 
-    if path.endswith(".json"):
-        collect(json.loads(text))
+    if path.endswith(".json"):      # bad JSON: a one-line error naming the file and line
+        collect(fileio.parse_json(text, path))
     elif path.endswith(".jsonl"):
-        for line in text.splitlines():
+        for number, line in enumerate(text.splitlines(), 1):
             if line.strip():
-                collect(json.loads(line))
+                collect(fileio.parse_json(line, path, line=number))
     else:
         keys.update(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
     return frozenset(keys)
 
 
-def _opened(urls: Iterable[str], on_error) -> Iterator[dict]:
-    """``{"url", "stream"}`` for each shard (webdataset's ``url_opener``, plus Beam's filesystems)."""
+def _opened(urls: Iterable[str], on_error, allow_private_networks: bool = False) -> Iterator[dict]:
+    """``{"url", "stream"}`` for each shard (webdataset's ``url_opener``, plus Beam's filesystems; ``http(s)``
+    through the project's guarded session, streamed: private addresses only with ``allow_private_networks``)."""
     from webdataset.gopen import gopen
 
     for url in urls:
@@ -256,6 +281,10 @@ def _opened(urls: Iterable[str], on_error) -> Iterator[dict]:
                 from wit_pipeline import fileio
 
                 stream = fileio.open_stream(url)
+            elif url.startswith(("http://", "https://")):
+                from wit_pipeline.http import open_url_stream
+
+                stream = open_url_stream(url, allow_private_networks=allow_private_networks)
             else:
                 stream = gopen(url)
         except Exception as exc:  # noqa: BLE001 - the handler decides (skip and count, or stop)
@@ -266,13 +295,17 @@ def _opened(urls: Iterable[str], on_error) -> Iterator[dict]:
         yield {"url": url, "stream": stream}
 
 
-def _tar_samples(urls: Iterable[str], on_error, select_files=None) -> Iterator[dict]:
+def _tar_samples(urls: Iterable[str], on_error, select_files=None,
+                 digests: dict[str, ShardDigest] | None = None, allow_private_networks: bool = False
+                 ) -> Iterator[dict]:
     """Samples as webdataset dicts (``__key__``, ``__url__``, one entry per extension), read with the
-    shard-set reader; ``on_error(exc)`` decides on a shard that cannot be read: True skips the rest of it."""
-    for source in _opened(urls, on_error):
+    shard-set reader (a shard with a row in ``digests`` is checked against it); ``on_error(exc)`` decides on a
+    shard that cannot be read or is damaged (``DamagedShard``): True skips the rest of it."""
+    for source in _opened(urls, on_error, allow_private_networks):
         url = source["url"]
+        expected = (digests or {}).get(url)
         try:
-            for key, members in iter_tar_samples(source["stream"], select=select_files):
+            for key, members in iter_tar_samples(source["stream"], select=select_files, expected=expected):
                 yield {"__key__": key, "__url__": url, **members}
         except Exception as exc:  # noqa: BLE001 - the handler decides (skip and count, or stop)
             exc.args = exc.args + (url,)
@@ -280,7 +313,7 @@ def _tar_samples(urls: Iterable[str], on_error, select_files=None) -> Iterator[d
                 return
 
 
-def read_captions(urls: list[str], limit: int) -> list[str]:
+def read_captions(urls: list[str], limit: int, allow_private_networks: bool = False) -> list[str]:
     """The first ``limit`` captions of the shards, in shard order (for training the tokenizer)."""
     captions: list[str] = []
 
@@ -288,7 +321,8 @@ def read_captions(urls: list[str], limit: int) -> list[str]:
         log.warning("reading captions: %s", exc)
         return True
 
-    for sample in _tar_samples(urls, skip, select_files=lambda name: name.endswith("." + CAPTION_EXT)):
+    for sample in _tar_samples(urls, skip, select_files=lambda name: name.endswith("." + CAPTION_EXT),
+                               allow_private_networks=allow_private_networks):
         if CAPTION_EXT in sample:
             captions.append(sample[CAPTION_EXT].decode("utf-8", errors="replace"))
             if len(captions) >= limit:
@@ -296,12 +330,14 @@ def read_captions(urls: list[str], limit: int) -> list[str]:
     return captions
 
 
-def check_first_samples(url: str, n: int = 8) -> None:
+def check_first_samples(url: str, n: int = 8, allow_private_networks: bool = False) -> None:
     """Fail before training starts when the first shard's samples lack an image or a caption."""
     def reraise(exc: Exception) -> bool:
+        if isinstance(exc, DamagedShard):     # the samples before the damage were checked; training counts it
+            return True
         raise UserError(f"cannot read shard {url!r}: {exc}")
 
-    for index, sample in enumerate(_tar_samples([url], reraise)):
+    for index, sample in enumerate(_tar_samples([url], reraise, allow_private_networks=allow_private_networks)):
         check_sample(sample)
         if index + 1 >= n:
             break
@@ -345,9 +381,12 @@ class ShardStream(torch.utils.data.IterableDataset):
                  seed: int = 0, rank: int = 0, world_size: int = 1, resample: bool = True,
                  shards_per_round: int = 4, shuffle_buffer: int = 2000, blocklist: frozenset[str] = frozenset(),
                  positions: dict[int, tuple[int, int]] | None = None, stream_shift: int = 0,
-                 crop_scale: tuple[float, float] = (0.9, 1.0)):
+                 crop_scale: tuple[float, float] = (0.9, 1.0), digests: dict[str, ShardDigest] | None = None,
+                 allow_private_networks: bool = False):
         super().__init__()
         self.urls = list(urls)
+        self.allow_private_networks = allow_private_networks   # for http(s) shards on private/loopback hosts
+        self.digests = dict(digests or {})      # {url: manifest row}: a shard that differs counts as damaged
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self.image_size = image_size
@@ -386,8 +425,12 @@ class ShardStream(torch.utils.data.IterableDataset):
         skipped: Counter[str] = Counter()
 
         def unreadable(exc: Exception) -> bool:
-            skipped["unreadable_shard"] += 1
-            log.warning("skipping unreadable shard data: %s", exc)
+            if isinstance(exc, DamagedShard):
+                skipped["damaged_shard"] += 1
+                log.warning("damaged shard %s: %s; its samples before the damage were used", exc.args[-1], exc.args[0])
+            else:
+                skipped["unreadable_shard"] += 1
+                log.warning("skipping unreadable shard data: %s", exc)
             return True
 
         images: list[np.ndarray] = []
@@ -396,7 +439,9 @@ class ShardStream(torch.utils.data.IterableDataset):
         while True:
             urls = self.round_urls(stream, streams, round_index)
             shuffle_rng = random.Random(f"{self.seed}/shuffle/{stream}/{round_index}")
-            samples = _shuffled(_interleave([iter(_tar_samples([u], unreadable)) for u in urls]),
+            samples = _shuffled(_interleave([iter(_tar_samples([u], unreadable, digests=self.digests,
+                                                               allow_private_networks=self.allow_private_networks))
+                                             for u in urls]),
                                 self.shuffle_buffer, shuffle_rng)
             used = 0
             for index, sample in enumerate(samples):

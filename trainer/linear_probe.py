@@ -67,6 +67,7 @@ def run_linear_probe(options: LinearProbeOptions) -> dict:
     (also written to ``OUT/metrics.json`` when ``--out`` is given)."""
     from .checkpoint import load_checkpoint, model_from_checkpoint
 
+    options.validate()
     train_set, test_set = ZeroShotSet(options.train), ZeroShotSet(options.test)
     unknown = sorted(set(test_set.classes) - set(train_set.classes))
     if unknown:

@@ -7,7 +7,9 @@ fields or that a library caller could get wrong; ``run_train`` calls it before a
 
 from __future__ import annotations
 
+import argparse
 import os
+import re
 from dataclasses import dataclass
 
 from wit_pipeline.errors import UserError
@@ -16,6 +18,34 @@ from wit_pipeline.options import check_values, option
 from .model_configs import MODEL_CONFIGS
 
 PRECISIONS = ("bf16", "fp16", "fp32")
+MIN_VOCAB = 258   # the BPE's 256 bytes and its two special tokens
+DEVICE_FORM = re.compile(r"cpu|mps|cuda(:\d+)?")
+DEVICE_FORMS = "cpu, cuda, cuda:N or mps"
+
+
+def parse_device(text: str) -> str:
+    """``--device``: one of the forms torch takes (``cpu``, ``cuda``, ``cuda:N``, ``mps``), checked as parsed."""
+    if not DEVICE_FORM.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"--device {text!r}: use {DEVICE_FORMS}")
+    return text
+
+
+def check_device(device: str | None) -> None:
+    """A one-line ``UserError`` when ``device`` is malformed or not present on this machine (imports torch)."""
+    if device is None:
+        return
+    if not DEVICE_FORM.fullmatch(device):
+        raise UserError(f"--device {device!r}: use {DEVICE_FORMS}")
+    import torch
+
+    if device.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(device.partition(":")[2] or 0)
+        if index >= count:
+            found = f"{count} CUDA device(s)" if count else "no CUDA device (torch.cuda.is_available() is False)"
+            raise UserError(f"--device {device}: this machine has {found}; use --device cpu or leave --device out")
+    elif device == "mps" and not torch.backends.mps.is_available():
+        raise UserError("--device mps: MPS is not available on this machine; use --device cpu or leave --device out")
 
 def _zero_is_off(norm: float) -> float | None:
     return norm or None
@@ -34,16 +64,16 @@ class TrainOptions:
         256, metavar="N", minimum=1,
         help="pairs per process per micro-batch (default 256); global batch = N x processes x --accum")
     # --steps and --samples exclude each other (validate); neither: one epoch by the manifest.
-    steps: int | None = option(None, metavar="N", help="optimiser steps to train")
-    samples: int | None = option(None, metavar="N",
+    steps: int | None = option(None, metavar="N", minimum=1, help="optimiser steps to train")
+    samples: int | None = option(None, metavar="N", minimum=1,
                                  help="samples to see (global); default: one epoch by the shard manifest")
-    lr: float = option(5e-4, help="peak learning rate (default 5e-4)")
+    lr: float = option(5e-4, above=0, maximum=10, help="peak learning rate (default 5e-4)")
     warmup: int | None = option(None, metavar="STEPS", minimum=0,
                                 help="linear warmup steps (default 5%% of the run, max 10000)")
-    weight_decay: float = option(0.2, help="AdamW decay on weights (default 0.2)")
-    beta1: float = option(0.9)
-    beta2: float = option(0.98)
-    eps: float = option(1e-6)
+    weight_decay: float = option(0.2, minimum=0, maximum=10, help="AdamW decay on weights (default 0.2)")
+    beta1: float = option(0.9, minimum=0, below=1, help="AdamW beta1, in [0, 1) (default 0.9)")
+    beta2: float = option(0.98, minimum=0, below=1, help="AdamW beta2, in [0, 1) (default 0.98)")
+    eps: float = option(1e-6, above=0, maximum=1, help="AdamW epsilon (default 1e-6)")
     grad_clip: float | None = option(1.0, metavar="NORM", minimum=0, convert=_zero_is_off,
                                      help="max gradient norm, 0 = off (default 1)")
     precision: str | None = option(None, choices=PRECISIONS,
@@ -60,21 +90,28 @@ class TrainOptions:
     resample: bool = option(True, flag="--no-resample",
                             help="split the shards by node and worker and read each once per epoch, "
                             "instead of drawing shards with replacement")
-    seed: int = option(0)
+    seed: int = option(0, minimum=0, maximum=2**32 - 1)
     save_every: int = option(1000, metavar="STEPS", minimum=1, help="checkpoint interval (default 1000)")
     keep: int = option(2, metavar="N", minimum=1, help="checkpoints to keep (default 2)")
     log_every: int = option(10, metavar="STEPS", minimum=1, help="metrics interval (default 10)")
     eval: list[str] = option([], action="extend", nargs="+", metavar="NAME=PATH",
                              help="ImageFolder(s) for zero-shot eval during training (split across ranks)")
-    eval_every: int | None = option(None, metavar="STEPS", help="zero-shot interval (default --save-every)")
+    eval_every: int | None = option(None, metavar="STEPS", minimum=1, help="zero-shot interval (default --save-every)")
     templates: str | None = option(None, metavar="FILE", help="prompt templates for --eval, one per line with {}")
     resume: bool = option(False, help="continue from the latest checkpoint in --out")
     blocklist: str | None = option(None, metavar="FILE",
                                    help="sample keys to skip: wit overlap's overlap.json or one per line")
+    allow_partial: bool = option(False, help="train on an unfinished `wit download` or `wit overlap filter` "
+                                 "output (no stats.json) as it is")
     tokenizer: str | None = option(None, metavar="FILE", help="tokenizer.json to use instead of training a BPE")
-    vocab_size: int | None = option(None, metavar="N", help="BPE vocabulary to train (default: the model's)")
-    tokenizer_captions: int = option(100_000, metavar="N", help="captions read to train the BPE (default 100000)")
-    device: str | None = option(None, help="cpu, cuda, cuda:N (default: cuda:LOCAL_RANK when available)")
+    vocab_size: int | None = option(None, metavar="N", minimum=MIN_VOCAB, maximum=1_000_000,
+                                    help="BPE vocabulary to train (default: the model's)")
+    tokenizer_captions: int = option(100_000, metavar="N", minimum=1,
+                                     help="captions read to train the BPE (default 100000)")
+    device: str | None = option(None, type=parse_device,
+                                help="cpu, cuda, cuda:N or mps (default: cuda:LOCAL_RANK when available)")
+    allow_private_networks: bool = option(False, help="read http(s) --shards from loopback/private addresses too "
+                                          "(refused otherwise, like every other network read)")
 
     def validate(self) -> None:
         """Raise a one-line ``UserError`` for settings no run can use (the CLI checks ranges as it parses)."""
@@ -83,6 +120,7 @@ class TrainOptions:
         if self.steps is not None and self.samples is not None:
             raise UserError("give --steps or --samples, not both")
         check_values(self)
+        check_device(self.device)
 
 
 @dataclass
@@ -93,8 +131,12 @@ class ZeroShotOptions:
     eval: str = option(metavar="PATH", help="ImageFolder root")
     out: str = option(metavar="DIR")
     templates: str | None = option(None, metavar="FILE", help="one template per line with {} (default: built-in)")
-    batch_size: int = option(256, minimum=1)
-    device: str | None = option(None)
+    batch_size: int = option(256, minimum=1, maximum=1 << 20)
+    device: str | None = option(None, type=parse_device, help="cpu, cuda, cuda:N or mps (default: cuda if available)")
+
+    def validate(self) -> None:
+        check_values(self)
+        check_device(self.device)
 
 
 @dataclass
@@ -105,5 +147,9 @@ class LinearProbeOptions:
     train: str = option(metavar="PATH", help="ImageFolder to fit on")
     test: str = option(metavar="PATH", help="ImageFolder to score (same class folders)")
     out: str | None = option(None, metavar="DIR", help="also write DIR/metrics.json")
-    device: str | None = option(None)
+    device: str | None = option(None, type=parse_device, help="cpu, cuda, cuda:N or mps (default: cuda if available)")
     seed: int = option(0, cli=False)
+
+    def validate(self) -> None:
+        check_values(self)
+        check_device(self.device)

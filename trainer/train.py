@@ -47,6 +47,7 @@ from tqdm import tqdm
 
 from wit_pipeline.errors import UserError
 from wit_pipeline.progress import progress_enabled
+from wit_pipeline.stage import output_lock, require_finished
 
 from . import checkpoint as ckpt
 from .data import (
@@ -150,6 +151,17 @@ class Interval:
 # ---------------------------------------------------------------------------------------------
 def run_train(options: TrainOptions) -> TrainResult:
     options.validate()
+    require_finished(options.shards, allow_partial=options.allow_partial)
+    with _run_dir_lock(options.out):
+        return _train(options)
+
+
+def _run_dir_lock(out: str) -> contextlib.AbstractContextManager:
+    # Every rank writes under one run directory: rank 0 (torchrun's RANK) holds its lock for them all.
+    return output_lock(out, "train") if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext()
+
+
+def _train(options: TrainOptions) -> TrainResult:
     plan, state, loader, evals = setup(options)
     metrics = MetricsLog(options.out, plan.rank == 0, state.step)
     bar = _progress_bar(plan, state) if plan.rank == 0 else None
@@ -276,12 +288,13 @@ def run_evals(plan: TrainPlan, state: TrainState, evals: ZeroShotEvals, metrics:
     for name, eval_set in evals.sets:
         scores = evaluate(state.model, plan.tokenizer, eval_set, evals.templates, plan.device, rank=plan.rank,
                           world_size=plan.size, autocast=plan.autocast)
-        record = {"step": state.step, "eval": name, "top1": scores["top1"], "top5": scores["top5"], "n": scores["n"]}
+        record = {"step": state.step, "eval": name, "top1": scores["top1"], "top5": scores["top5"], "n": scores["n"],
+                  "unreadable": scores["unreadable_images"]}     # left out of top1/top5, never silently
         records[name] = record
         metrics.write(record)
         if plan.rank == 0:
-            log.info("step %d zero-shot %s: top1 %.4f top5 %.4f (n=%d)", state.step, name, scores["top1"],
-                     scores["top5"], scores["n"])
+            log.info("step %d zero-shot %s: top1 %.4f top5 %.4f (n=%d, %d unreadable)", state.step, name,
+                     scores["top1"], scores["top5"], scores["n"], scores["unreadable_images"])
     state.model.train()
     return records
 
@@ -349,7 +362,7 @@ def setup(options: TrainOptions) -> tuple[TrainPlan, TrainState, Iterator[dict],
     rank, size, device = _init_process(options)
     shards = resolve_shards(options.shards)
     check_stream_count(shards, size, options.workers)
-    check_first_samples(shards.urls[0])
+    check_first_samples(shards.urls[0], allow_private_networks=options.allow_private_networks)
     blocklist = load_blocklist(options.blocklist) if options.blocklist else frozenset()
     os.makedirs(options.out, exist_ok=True)
     checkpoint = _latest_checkpoint(options, rank) if options.resume else None
@@ -422,7 +435,7 @@ def _load_tokenizer(options: TrainOptions, urls: list[str], config: ModelConfig,
     else:
         # Every rank trains the same vocabulary from the same captions: no collective, no waiting.
         started = time.monotonic()
-        captions = read_captions(urls, options.tokenizer_captions)
+        captions = read_captions(urls, options.tokenizer_captions, options.allow_private_networks)
         if not captions:
             raise DataFormatError(f"no captions (.txt) found in the shards ({urls[0]!r} ...)")
         tokenizer = Tokenizer.train(captions, options.vocab_size or config.vocab_size, config.context_length)
@@ -532,7 +545,8 @@ def _start_loader(plan: TrainPlan, state: TrainState, blocklist: frozenset[str],
                           image_size=plan.model_config.image_size, seed=seed, rank=plan.rank, world_size=plan.size,
                           resample=options.resample, shards_per_round=options.shards_per_round,
                           shuffle_buffer=options.shuffle_buffer, blocklist=blocklist, positions=state.positions,
-                          stream_shift=shift)
+                          stream_shift=shift, digests=plan.shards.digests,
+                          allow_private_networks=options.allow_private_networks)
     state.positions = {i: state.positions.get(i, (0, 0)) for i in range(max(1, options.workers))}
     return iter(make_loader(dataset, options.workers, pin_memory=plan.device.type == "cuda"))
 

@@ -6,7 +6,9 @@ again. ``wit eval zeroshot`` writes ``DIR/metrics.json`` (``top1``/``top5`` as
 fractions) and ``DIR/predictions.jsonl`` (``eval_id``: the image's path
 relative to the eval root, ``label``, ``predicted``, ``correct``) for
 ``wit overlap accuracy``. During training the images are split across ranks
-and only the counts are summed, so every rank does an equal share.
+and only the counts are summed, so every rank does an equal share. Images that
+do not decode are left out of the accuracy and counted (``unreadable_images``);
+an eval set of which none decodes is a ``UserError``, not a top-1 of 0.
 """
 
 from __future__ import annotations
@@ -47,8 +49,10 @@ def load_templates(path: str | None) -> list[str]:
     """Templates from a file (one per line, each with ``{}``; ``#`` comments), or the default family."""
     if path is None:
         return list(DEFAULT_TEMPLATES)
-    with open(path, encoding="utf-8") as handle:
-        templates = [line.strip() for line in handle if line.strip() and not line.lstrip().startswith("#")]
+    from wit_pipeline.fileio import read_text  # not UTF-8: a one-line error naming the line
+
+    lines = read_text(path).splitlines()
+    templates = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
     bad = [t for t in templates if "{}" not in t]
     if not templates or bad:
         raise UserError(f"--templates {path!r}: " + (f"template {bad[0]!r} has no {{}}" if bad else "no templates"))
@@ -112,18 +116,20 @@ def evaluate(model, tokenizer: Tokenizer, eval_set: ZeroShotSet, templates: list
              with_predictions: bool = False) -> dict:
     """Top-1/top-5 accuracy (fractions) over the images this rank owns, summed over ranks.
 
-    Unreadable images are counted (``unreadable``) and left out of the accuracy.
+    Unreadable images are left out of the accuracy and counted: ``unreadable_images`` (all ranks) and
+    ``unreadable`` (this rank's paths).
     """
     weights = class_embeddings(model, tokenizer, eval_set.classnames, templates, device, autocast)
     k = min(5, len(eval_set.classes))
     mine = eval_set.items[rank::world_size]
-    counts = torch.zeros(3, dtype=torch.float64, device=device)   # top1 hits, top5 hits, images
+    counts = torch.zeros(4, dtype=torch.float64, device=device)   # top1 hits, top5 hits, images, unreadable
     predictions, unreadable = [], []
     size = model.config.image_size
     for start in range(0, len(mine), batch_size):
         chunk = mine[start:start + batch_size]
         ok, arrays, bad = load_images(eval_set.root, [p for p, _ in chunk], size)
         unreadable.extend(bad)
+        counts[3] += len(bad)
         if not ok:
             continue
         labels = torch.tensor([chunk[i][1] for i in ok], device=device)
@@ -131,8 +137,8 @@ def evaluate(model, tokenizer: Tokenizer, eval_set: ZeroShotSet, templates: list
             features = model.encode_image(torch.from_numpy(np.stack(arrays)).to(device)).float()
         top = (features @ weights.T).topk(k, dim=-1).indices
         hit1 = top[:, 0] == labels
-        counts += torch.stack([hit1.sum(), (top == labels[:, None]).any(-1).sum(),
-                               torch.tensor(len(ok), device=device)]).double()
+        counts[:3] += torch.stack([hit1.sum(), (top == labels[:, None]).any(-1).sum(),
+                                   torch.tensor(len(ok), device=device)]).double()
         if with_predictions:
             for i, index in enumerate(ok):
                 relpath, label = chunk[index]
@@ -140,9 +146,10 @@ def evaluate(model, tokenizer: Tokenizer, eval_set: ZeroShotSet, templates: list
                                     "predicted": eval_set.classes[int(top[i, 0])], "correct": bool(hit1[i])})
     if world_size > 1:
         dist.all_reduce(counts)
-    top1, top5, n = counts.tolist()
+    top1, top5, n, bad_images = counts.tolist()
     result = {"top1": top1 / n if n else 0.0, "top5": top5 / n if n else 0.0, "n": int(n),
-              "classes": len(eval_set.classes), "templates": len(templates), "unreadable": unreadable}
+              "classes": len(eval_set.classes), "templates": len(templates), "unreadable": unreadable,
+              "unreadable_images": int(bad_images)}
     if with_predictions:
         result["predictions"] = predictions
     return result
@@ -154,7 +161,9 @@ def run_zeroshot(options: ZeroShotOptions) -> dict:
 
     from .checkpoint import load_checkpoint, model_from_checkpoint
 
+    options.validate()
     eval_path, out = options.eval, options.out
+    os.makedirs(out, exist_ok=True)   # an unusable --out fails now, not after the evaluation
     eval_set = ZeroShotSet(eval_path)
     template_list = load_templates(options.templates)
     state = load_checkpoint(options.checkpoint)
@@ -165,9 +174,11 @@ def run_zeroshot(options: ZeroShotOptions) -> dict:
     result = evaluate(model, tokenizer, eval_set, template_list, device, autocast=autocast,
                       batch_size=options.batch_size, with_predictions=True)
     predictions = result.pop("predictions")
+    if not result["n"]:
+        raise UserError(f"eval set {eval_path!r}: none of its {len(eval_set.items)} images could be read "
+                        f"(first: {result['unreadable'][0]}); nothing was evaluated")
     metrics = {**result, "checkpoint": state["path"], "step": state["step"], "eval": os.path.abspath(eval_path),
                "chance": 1 / len(eval_set.classes)}
-    os.makedirs(out, exist_ok=True)
     write_text_atomic(os.path.join(out, "predictions.jsonl"),
                       "".join(json.dumps(p, sort_keys=True) + "\n" for p in predictions))
     write_json_atomic(os.path.join(out, "metrics.json"), metrics)

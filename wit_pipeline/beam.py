@@ -5,22 +5,56 @@ Stages run through ``wit_pipeline.stage.StageRun``, which builds the pipeline wi
 job and returns its counters for the stage's stats.json. DoFns create their counters
 once (``counter(stage, name)`` in ``__init__`` or ``setup``), never per element. The
 graph is the same whatever runner the options name.
+
+A job that fails on a user's mistake or a full disk ends in one line: ``run`` finds the
+``UserError`` or the disk's ``OSError`` in whatever the runner raised (``find_user_error``,
+``find_disk_error``), and worker processes of a run without ``-v`` print no traceback of
+their own (``quiet_worker_tracebacks``); any other failure keeps its traceback.
+
+Beam's own loopback gRPC (multi-process DirectRunner workers, portable LOOPBACK workers) must
+not go through an ``http_proxy``/``https_proxy`` the user has set: ``keep_loopback_grpc_direct``
+adds the loopback names to ``no_grpc_proxy`` (worker processes inherit the environment).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Mapping, Sequence
+import re
+from typing import Any, Iterator, Mapping, Sequence
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions, WorkerOptions
+from apache_beam.runners.runner import PipelineRunner
 
-from .errors import UserError
+from .errors import DISK_ERRNOS, UserError
 
 log = logging.getLogger(__name__)
+
+
+def _drop_print(*args, **kwargs) -> None:
+    return None
+
+
+def quiet_worker_tracebacks() -> None:
+    """In a Beam SDK worker process of a run without ``-v``: keep the worker from printing a failed
+    bundle's traceback on the terminal it shares with the driver.
+
+    The runner hands the failure to the driver, traceback in its text: ``run`` reports a ``UserError``
+    or a full disk there in one line, and anything else with that traceback, so the worker's own print
+    (Beam's ``sdk_worker`` prints it whatever the log level) would only put a traceback in front of the
+    one line. ``print`` is shadowed in that module alone, where it is used for nothing else.
+    """
+    in_worker = "CONTROL_API_SERVICE_DESCRIPTOR" in os.environ     # set for SDK worker processes only
+    if in_worker and logging.getLogger().getEffectiveLevel() > logging.WARNING:
+        from apache_beam.runners.worker import sdk_worker
+
+        sdk_worker.print = _drop_print
+
+
+quiet_worker_tracebacks()   # DoFns import this module, so every worker process runs it before its first bundle
 
 
 def pipeline_options(beam_args: Sequence[str] | None = None, workers: int | None = None) -> PipelineOptions:
@@ -38,6 +72,7 @@ def pipeline_options(beam_args: Sequence[str] | None = None, workers: int | None
     Unknown flags are a user mistake: Beam would only log a warning and run
     with defaults, so we refuse them here instead.
     """
+    keep_loopback_grpc_direct()
     beam_args = list(beam_args or [])
     options = PipelineOptions(beam_args)
     given = {arg[2:].split("=", 1)[0].replace("-", "_") for arg in beam_args if arg.startswith("--")}
@@ -58,16 +93,54 @@ def pipeline_options(beam_args: Sequence[str] | None = None, workers: int | None
             # in_memory runs one worker whatever we ask
             direct.direct_num_workers = workers if workers is not None else default_workers()
         if "default_sdk_harness_log_level" not in given:
-            # Worker processes log every channel they open, and warn about optional GCP
-            # clients; below -v, only their errors are worth the user's terminal.
+            # Worker processes log every channel they open, and warn about optional GCP clients; a
+            # failed bundle comes back to the driver as an exception with the worker's traceback in
+            # its text (see run), so below -v the workers' own logs stay off the terminal.
             ours = logging.getLogger().getEffectiveLevel()
-            level = "ERROR" if ours >= logging.WARNING else logging.getLevelName(ours)
+            level = "CRITICAL" if ours >= logging.WARNING else logging.getLevelName(ours)
             options.view_as(WorkerOptions).default_sdk_harness_log_level = level
     return options
 
 
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
+
+
+def keep_loopback_grpc_direct(environ: dict | None = None) -> None:
+    """Add the loopback hosts to ``no_grpc_proxy``, keeping what is there (gRPC reads ``no_grpc_proxy``
+    instead of ``no_proxy`` when it is set, so an unset one starts from ``no_proxy``)."""
+    environ = os.environ if environ is None else environ
+    current = environ.get("no_grpc_proxy")
+    if current is None:
+        current = environ.get("no_proxy", environ.get("NO_PROXY", ""))
+    hosts = [h.strip() for h in current.split(",") if h.strip()]
+    missing = [h for h in LOOPBACK_HOSTS if h not in hosts]
+    if missing or "no_grpc_proxy" not in environ:
+        environ["no_grpc_proxy"] = ",".join(hosts + missing)
+
+
 def make_pipeline(beam_args: Sequence[str] | None = None, workers: int | None = None) -> beam.Pipeline:
-    return beam.Pipeline(options=pipeline_options(beam_args, workers))
+    options = pipeline_options(beam_args, workers)
+    direct = options.view_as(StandardOptions).runner in ("DirectRunner", "direct")
+    return beam.Pipeline(runner=LocalBatchRunner() if direct else None, options=options)
+
+
+class LocalBatchRunner(PipelineRunner):
+    """What ``--runner DirectRunner`` runs our batch jobs on: Beam's FnApiRunner (in-memory or multi-process,
+    ``--direct_running_mode`` / ``--direct_num_workers``), set up as Beam's DirectRunner sets it up.
+
+    Beam's DirectRunner itself first tries the Prism runner, which downloads its binary from GitHub at run
+    time (through any proxy the user has set) and then ignores the running mode and worker count; with no
+    network it wastes a lookup per job before falling back. A local job must not fetch code.
+    """
+
+    def run_pipeline(self, pipeline, options):
+        from apache_beam.portability.api import beam_provision_api_pb2
+        from apache_beam.runners.portability.fn_api_runner import fn_runner
+        from apache_beam.runners.portability.portable_runner import JobServiceHandle
+
+        encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+        provision = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
+        return fn_runner.FnApiRunner(provision_info=provision).run_pipeline(pipeline, options)
 
 
 def counter(stage: str, name: str):
@@ -96,18 +169,20 @@ def run(pipeline: beam.Pipeline, stage: str | None = None) -> dict[str, int]:
 
     With ``stage``, only that namespace's counters are returned, keyed by name. A ``UserError``
     raised inside a worker (a bad input row found only there) is raised again here as itself, so
-    the CLI reports it in one line whatever runner wrapped it; anything else keeps its traceback.
+    the CLI reports it in one line whatever runner wrapped it; so is a full or read-only disk
+    (``find_disk_error``); anything else keeps its traceback.
     """
     # Beam logs a failing DoFn's traceback itself; a worker's UserError is re-raised below as the
     # one line it is, anything else keeps its traceback, so that log would only repeat it.
     beam_log = logging.getLogger("apache_beam.runners.common")
     previous_level = beam_log.level
     beam_log.setLevel(logging.CRITICAL)
+    keep_loopback_grpc_direct()
     try:
         result = pipeline.run()
         state = result.wait_until_finish()
     except Exception as exc:
-        user_error = find_user_error(exc)
+        user_error = find_user_error(exc) or find_disk_error(exc)
         if user_error is not None:
             raise user_error from exc
         raise
@@ -135,20 +210,42 @@ def job_counters(result, stage: str | None = None) -> dict[str, int]:
     return dict(sorted(counters.items()))
 
 
-def find_user_error(exc: BaseException) -> UserError | None:
-    """The ``UserError`` inside a runner's wrapped exception chain, or one re-raised by type name
-    (portable runners send a worker's exception back as text)."""
+def exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and the exceptions it was raised from or while handling, innermost last."""
     seen = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def find_user_error(exc: BaseException) -> UserError | None:
+    """The ``UserError`` inside a runner's wrapped exception chain, or one re-raised by type name
+    (portable runners send a worker's exception back as text)."""
+    for current in exception_chain(exc):
         if isinstance(current, UserError):
             return UserError(str(current).split(" [while running")[0])
-        current = current.__cause__ or current.__context__
     marker = "UserError: "
     text = str(exc)
     if marker in text:
         return UserError(text.split(marker, 1)[1].splitlines()[0].split(" [while running")[0])
+    return None
+
+
+# "[Errno 28] No space left on device: '/out/00001.tar'" as a runner's text carries a worker's OSError
+_ERRNO_TEXT = re.compile(r"\[Errno (\d+)\] ([^:\[\n]+?)(?:: '([^'\n]*)')?\s*(?:\[while running|$)", re.MULTILINE)
+
+
+def find_disk_error(exc: BaseException) -> OSError | None:
+    """A full, over-quota or read-only disk (``errors.DISK_ERRNOS``) inside a runner's wrapped exception
+    chain, or in its text, as an ``OSError`` the CLI reports in one line (``errors.disk_error_message``)."""
+    for current in exception_chain(exc):
+        if isinstance(current, OSError) and current.errno in DISK_ERRNOS:
+            return current
+    for match in _ERRNO_TEXT.finditer(str(exc)):
+        if int(match.group(1)) in DISK_ERRNOS:
+            return OSError(int(match.group(1)), match.group(2).strip(), match.group(3) or None)
     return None
 
 

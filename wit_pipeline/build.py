@@ -3,11 +3,12 @@
 The config holds one section per stage whose keys are that stage's own command-line flags
 (``min_count: 100`` is ``--min-count 100``; a list repeats values, ``true`` is a bare flag), so
 the file and the commands can never drift apart, and every stage's validation applies; a key that
-is no flag of its stage's options class is refused before anything runs. The stages, their order,
-their output folders and which earlier output each reads come from ``wit_pipeline.stages``. Each
-stage writes under the output root (local, ``gs://`` or ``s3://``), so a failed stage can be re-run
-alone with ``--stages``. Beam pipeline options come from the config's ``beam`` section and from the
-trailing command line (which wins), and reach every stage unchanged.
+is no flag of its stage's options class is refused before anything runs, and so is a value its
+stage's command line would refuse (each planned command line is parsed up front, ``--dry-run`` too).
+The stages, their order, their output folders and which earlier output each reads come from
+``wit_pipeline.stages``. Each stage writes under the output root (local, ``gs://`` or ``s3://``), so
+a failed stage can be re-run alone with ``--stages``. Beam pipeline options come from the config's
+``beam`` section and from the trailing command line (which wins), and reach every stage unchanged.
 
 Example (YAML; TOML with the same structure works too)::
 
@@ -25,8 +26,10 @@ Example (YAML; TOML with the same structure works too)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import difflib
+import io
 import logging
 from dataclasses import dataclass
 
@@ -45,10 +48,7 @@ TOP_LEVEL_KEYS = {"output", "seed", "beam", "stages", *STAGES}
 
 def load_config(path: str) -> dict:
     """Parse a YAML or TOML config (by extension; YAML otherwise) into a dict."""
-    try:
-        text = fileio.read_text(path)
-    except UnicodeDecodeError as exc:
-        raise UserError(f"config {path!r} is not UTF-8 text") from exc
+    text = fileio.read_text(path)      # not UTF-8: a UserError naming the line
     try:
         if path.endswith(".toml"):
             import tomllib  # Python 3.11+; imported here so YAML configs still work on 3.10
@@ -197,7 +197,32 @@ def plan(config: dict, beam_args: list[str]) -> list[StagePlan]:
         out = fileio.join(root, record.folder)
         argv = [*record.job.command, *inputs, *flags(options), "--out", out, *passthrough]
         plans.append(StagePlan(record.name, argv, out))
+    for step in plans:
+        check_stage_line(step)
     return plans
+
+
+def check_stage_line(step: StagePlan) -> None:
+    """Parse a planned stage's command line as that stage will, so a bad value (``image_size: -1``) or an
+    unknown Beam option fails before the first stage runs, in one line naming the config section."""
+    from .beam import pipeline_options
+    from .cli import build_parser  # cli imports every command module, this one included: import it when used
+
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            args, extra = build_parser().parse_known_args(step.argv)
+    except SystemExit:
+        errors = [line for line in captured.getvalue().splitlines() if ": error: " in line]
+        message = errors[-1].split(": error: ", 1)[1] if errors else captured.getvalue().strip()
+        raise UserError(f"config section {step.stage!r}: {message}") from None
+    extra = [arg for arg in extra if arg != "--"]
+    if extra and not getattr(args, "beam", False):
+        raise UserError(f"config section {step.stage!r}: unrecognized arguments: {' '.join(extra)}")
+    try:
+        pipeline_options(extra)
+    except UserError as exc:
+        raise UserError(f"beam options: {exc}") from None
 
 
 def run_build(config: dict, beam_args: list[str] | None = None) -> list[StagePlan]:

@@ -4,8 +4,10 @@ The commands are the stage chain and the other commands of ``wit_pipeline.stages
 order: each record's ``cli`` module has a ``register(subparsers)`` that adds its subcommand and
 sets ``func`` (called with the parsed ``argparse.Namespace``, returning an exit status). Commands
 that run Beam jobs set ``beam=True``: flags they do not know pass through to Beam's
-``PipelineOptions`` as ``args.beam_args``. Errors are one line: argparse's own usage errors (exit
-2), a ``UserError`` (also one raised inside a Beam worker, see ``beam.run``) and unusable paths.
+``PipelineOptions`` as ``args.beam_args``. Errors are one line, exit 2: argparse's own usage errors,
+a ``UserError`` (also one raised inside a Beam worker, see ``beam.run``), unusable paths (missing,
+a file where a directory is needed, no permission) and a full or read-only disk
+(``errors.disk_error_message``: the path, the bytes free, what to do).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import os
 import sys
 
 from . import __version__
-from .errors import UserError
+from .errors import UserError, disk_error_message
 from .progress import setup_logging
 from .stages import cli_modules
 
@@ -63,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"wit {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
-        print(f"wit {args.command}: error: {exc.strerror or exc}: {exc.filename}", file=sys.stderr)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError, FileExistsError) as exc:
+        print(f"wit {args.command}: error: {path_error_message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"wit {args.command}: interrupted", file=sys.stderr)
@@ -74,6 +76,33 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+    except OSError as exc:       # a full or read-only disk; any other OSError keeps its traceback
+        message = disk_error_message(exc, getattr(args, "out", None))
+        if message is None:
+            raise
+        print(f"wit {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+def path_error_message(exc: OSError) -> str:
+    """One line for a path that cannot be used as given: what is wrong with which path, and what to do."""
+    path = exc.filename
+    blocking = _file_in_the_way(path) if isinstance(exc, (FileExistsError, NotADirectoryError)) else None
+    if blocking:
+        return f"{blocking} is a file, not a directory (needed to write {path}): give a directory path"
+    if isinstance(exc, PermissionError):
+        return f"permission denied: {path}: make it readable/writable for this user or choose another path"
+    return f"{exc.strerror or exc}: {path}"
+
+
+def _file_in_the_way(path) -> str | None:
+    """``path`` or the nearest of its parents that exists, when that is a file (so no folder can be made)."""
+    if not isinstance(path, str):
+        return None
+    current = os.path.abspath(path)
+    while not os.path.exists(current) and os.path.dirname(current) != current:
+        current = os.path.dirname(current)
+    return current if os.path.isfile(current) else None
 
 
 def run() -> None:

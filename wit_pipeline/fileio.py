@@ -9,7 +9,9 @@ Compressed files (``.gz``, ``.bz2``, ``.zst``, ``.xz``, ``.deflate``: the
 suffixes Beam recognises) are decompressed into a real ``io`` stream, so text
 wrappers, ``csv`` and ``tarfile`` work on them as on plain files. Parquet is
 read through ``open_parquet`` / ``read_parquet`` (seekable, by row group) and
-written with ``write_parquet_atomic``.
+written with ``write_parquet_atomic``. ``read_text`` and ``read_json`` (``parse_json``
+for text in hand) turn a file that is not UTF-8 or not JSON, or JSON of the wrong
+type, into a one-line ``UserError`` naming the file and line.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import json
 import lzma
 import os
 import posixpath
+import re
 import shutil
 import tempfile
 import uuid
@@ -42,6 +45,24 @@ def is_remote(path: str) -> bool:
 
 def is_http(path: str) -> bool:
     return path.startswith(("http://", "https://"))
+
+
+def check_readable(path: str, what: str, *, http: bool = False) -> None:
+    """A one-line ``UserError`` naming ``what`` (a flag) unless ``path``'s scheme can be read here: an
+    http(s) URL only where the input allows one (``http``: read whole through the guarded session; inputs
+    that are listed, sized or probed for files inside cannot be), any other scheme when its Beam file
+    system is installed (``gs://`` needs apache-beam[gcp], ``s3://`` apache-beam[aws])."""
+    if is_http(path):
+        if not http:
+            raise UserError(f"{what}: http(s) URLs are not supported for this input; download the file first "
+                            f"({path})")
+        return
+    try:
+        FileSystems.get_filesystem(path)
+    except ValueError:
+        scheme = path.split("://", 1)[0]
+        raise UserError(f"{what}: no file system for {scheme}:// paths is installed ({path}); gs:// needs "
+                        "apache-beam[gcp], s3:// apache-beam[aws]") from None
 
 
 def join(base: str, *parts: str) -> str:
@@ -227,11 +248,44 @@ def read_bytes(path: str) -> bytes:
 
 
 def read_text(path: str) -> str:
-    return read_bytes(path).decode("utf-8")
+    """The file's text; a file that is not UTF-8 is a ``UserError`` naming the file, line and byte."""
+    return decode_utf8(read_bytes(path), path)
 
 
-def read_json(path: str):
-    return json.loads(read_text(path))
+def decode_utf8(data: bytes, path: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise UserError(f"{path}:{line}: not UTF-8 text (byte {exc.start} is {data[exc.start]:#04x}); "
+                        "save the file as UTF-8") from None
+
+
+_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number",
+               bool: "true/false", type(None): "null"}
+
+
+def parse_json(text: str, path: str, *, line: int | None = None, expect: type | None = None):
+    """``json.loads(text)``, or a ``UserError`` naming ``path`` and the line (``line``: the number of a JSON
+    line, else where the parser stopped); ``expect`` (``dict``, ``list``) is the type the value must have."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = line if line is not None else exc.lineno
+        raise UserError(f"{path}:{where}: not JSON ({exc.msg}, column {exc.colno}); fix or regenerate the file"
+                        ) from None
+    except RecursionError:
+        raise UserError(f"{path}:{line or 1}: JSON nested too deeply to read") from None
+    if expect is not None and not isinstance(value, expect):
+        where = f"{path}:{line}" if line is not None else path
+        raise UserError(f"{where}: is JSON {_JSON_TYPES.get(type(value), type(value).__name__)} where "
+                        f"{_JSON_TYPES.get(expect, expect.__name__)} is expected")
+    return value
+
+
+def read_json(path: str, *, expect: type | None = None):
+    """A JSON file's value; bad UTF-8, bad JSON or (``expect``) the wrong type is a one-line ``UserError``."""
+    return parse_json(read_text(path), path, expect=expect)
 
 
 def write_bytes_atomic(path: str, data: bytes) -> None:
@@ -248,6 +302,20 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
         handle.write(data)
 
 
+# A file being written atomically: ``.NAME.<32 hex>.tmp`` beside ``NAME`` until it is renamed into place.
+_TEMPORARY_NAME = re.compile(r"^\..+\.[0-9a-f]{32}\.tmp$")
+
+
+def temporary_path(path: str) -> str:
+    """The name ``open_write_atomic`` writes ``path`` under until the file is whole."""
+    return os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
+
+
+def is_temporary(name: str) -> bool:
+    """Whether a file name is one of ``temporary_path``'s (left behind only by a killed writer)."""
+    return bool(_TEMPORARY_NAME.match(name))
+
+
 @contextmanager
 def open_write_atomic(path: str) -> Iterator[IO[bytes]]:
     """A binary file handle whose content appears at ``path`` only when the block succeeds."""
@@ -258,7 +326,7 @@ def open_write_atomic(path: str) -> Iterator[IO[bytes]]:
         return
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
+    tmp = temporary_path(path)
     try:
         with open(tmp, "wb") as handle:
             yield handle
@@ -278,9 +346,9 @@ def read_json_lines(prefix: str, *, what: str) -> Iterator:
     """Every JSON line of the files starting with ``prefix`` (a Beam job's ``WriteToText`` output), in
     file-name order."""
     for path in expand(prefix + "*", what=what):
-        for line in read_text(path).splitlines():
+        for number, line in enumerate(read_text(path).splitlines(), 1):
             if line.strip():
-                yield json.loads(line)
+                yield parse_json(line, path, line=number)
 
 
 def write_json_atomic(path: str, obj) -> None:

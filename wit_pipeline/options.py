@@ -14,8 +14,9 @@ its argparse type follows the annotation (``bool`` is a bare flag, ``list[str]``
 values, ``X | None`` is optional); anything else argparse accepts (``choices``, ``nargs``, ``type``,
 ``action``, ``metavar``, ``const``) passes through. A field without a default is a required flag.
 
-``minimum`` / ``maximum`` are checked where the flag is parsed, and so are non-finite floats, so a
-bad value is a one-line usage error; ``check_values(options)`` makes the same checks (and ``choices``)
+``minimum`` / ``maximum`` (inclusive) and ``above`` / ``below`` (exclusive: ``--timeout`` above 0, a beta
+below 1) are checked where the flag is parsed, and so are non-finite floats, so a bad value is a one-line
+usage error; ``check_values(options)`` makes the same checks (and ``choices``)
 for a library caller's instance. ``convert`` turns the parsed value into the field's value
 (``parse_lang``, a comma list into a tuple, ...), for the command line only. Inner configs
 (``FetchOptions``, ``FilterConfig``) have no defaults of their own: they are built from these.
@@ -37,8 +38,9 @@ _PASSTHROUGH = ("choices", "nargs", "type", "action", "metavar", "const", "dest"
 
 
 def option(default: Any = MISSING, *, help: str = "", flag: str | None = None, group: str | None = None,
-           minimum: float | None = None, maximum: float | None = None, convert: Callable | None = None,
-           cli: bool = True, default_factory: Callable | None = None, **argparse_kwargs) -> Any:
+           minimum: float | None = None, maximum: float | None = None, above: float | None = None,
+           below: float | None = None, convert: Callable | None = None, cli: bool = True,
+           default_factory: Callable | None = None, **argparse_kwargs) -> Any:
     """A dataclass field that is also a command-line flag (see the module docstring).
 
     ``cli=False`` keeps a field out of the command line (set by library callers only). A mutable
@@ -48,7 +50,7 @@ def option(default: Any = MISSING, *, help: str = "", flag: str | None = None, g
     if unknown:
         raise TypeError(f"option(): unknown argparse keyword(s) {sorted(unknown)}")
     metadata = {"help": help, "flag": flag, "group": group, "minimum": minimum, "maximum": maximum,
-                "convert": convert, "cli": cli, "argparse": argparse_kwargs}
+                "above": above, "below": below, "convert": convert, "cli": cli, "argparse": argparse_kwargs}
     if default_factory is not None:
         return dataclasses.field(default_factory=default_factory, metadata=metadata)
     if isinstance(default, (list, dict, set)):
@@ -75,17 +77,39 @@ def _base_type(annotation) -> tuple[Any, bool]:
     return annotation, False
 
 
-def _checked(parse: Callable, name: str, minimum: float | None, maximum: float | None) -> Callable:
-    """An argparse ``type`` that also refuses NaN/inf and values out of range, in one line."""
+def _bounds(meta) -> dict[str, float]:
+    """A field's declared bounds: ``{"minimum": 1, "above": 0, ...}`` (only those given)."""
+    return {kind: meta[kind] for kind in ("minimum", "maximum", "above", "below") if meta.get(kind) is not None}
+
+
+def _number(bound: float) -> str:
+    """A bound as a user writes it: ``16777216``, not ``1.67772e+07``."""
+    return str(bound) if isinstance(bound, int) else f"{bound:g}"
+
+
+def range_problem(flag: str, value, bounds: dict[str, float], shown=None) -> str | None:
+    """Why ``value`` is not a valid ``flag`` (not finite, or outside ``bounds``), or ``None`` when it is."""
+    shown = repr(shown) if shown is not None else str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{flag} must be a finite number, not {shown}"
+    tests = {"minimum": (lambda b: value >= b, "at least"), "maximum": (lambda b: value <= b, "at most"),
+             "above": (lambda b: value > b, "greater than"), "below": (lambda b: value < b, "less than")}
+    for kind, bound in bounds.items():
+        holds, words = tests[kind]
+        if not holds(bound):
+            return f"{flag} must be {words} {_number(bound)}, not {shown}"
+    return None
+
+
+def checked_type(parse: Callable, name: str, **bounds: float) -> Callable:
+    """An argparse ``type`` that also refuses NaN/inf and values out of ``bounds`` (``minimum=0``, ``above=0``,
+    ...), in one line; for flags declared by hand outside an options class too."""
 
     def check(text: str):
         value = parse(text)
-        if isinstance(value, float) and not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"{name} must be a finite number, not {text!r}")
-        if minimum is not None and value < minimum:
-            raise argparse.ArgumentTypeError(f"{name} must be at least {minimum:g}, not {text!r}")
-        if maximum is not None and value > maximum:
-            raise argparse.ArgumentTypeError(f"{name} must be at most {maximum:g}, not {text!r}")
+        problem = range_problem(name, value, bounds, shown=text)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
         return value
 
     check.__name__ = getattr(parse, "__name__", "value")   # argparse names the type in its messages
@@ -114,9 +138,9 @@ def _argparse_kwargs(field: dataclasses.Field, annotation) -> dict:
         base = (typing.get_args(base) or (str,))[0]
     if "type" not in kwargs and "action" not in kwargs and base in (int, float, str):
         kwargs["type"] = base
-    minimum, maximum = meta.get("minimum"), meta.get("maximum")
-    if "type" in kwargs and (minimum is not None or maximum is not None or kwargs["type"] is float):
-        kwargs["type"] = _checked(kwargs["type"], flag_name(field), minimum, maximum)
+    bounds = _bounds(meta)
+    if "type" in kwargs and (bounds or kwargs["type"] is float):
+        kwargs["type"] = checked_type(kwargs["type"], flag_name(field), **bounds)
     if required:
         kwargs["required"] = True
     elif kwargs.get("action") not in ("append", "extend"):
@@ -166,8 +190,8 @@ def from_args(cls, args: argparse.Namespace, **overrides):
 
 
 def check_values(options) -> None:
-    """The checks the command line makes as it parses (declared ``choices``, ``minimum``, ``maximum``, finite
-    floats), for library callers who build an options instance themselves: a ``UserError`` naming the flag.
+    """The checks the command line makes as it parses (declared ``choices``, bounds, finite floats), for
+    library callers who build an options instance themselves: a ``UserError`` naming the flag.
 
     Lists and ``None`` are not checked (``None`` is "not given"); a field's ``convert`` output is checked as is.
     """
@@ -179,13 +203,10 @@ def check_values(options) -> None:
         choices = meta.get("argparse", {}).get("choices")
         if choices and value not in choices:
             raise UserError(f"{flag} {value!r}: choose from {', '.join(map(str, choices))}")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise UserError(f"{flag} must be a finite number, not {value}")
-        minimum, maximum = meta.get("minimum"), meta.get("maximum")
-        if minimum is not None and value < minimum:
-            raise UserError(f"{flag} must be at least {minimum:g}, not {value}")
-        if maximum is not None and value > maximum:
-            raise UserError(f"{flag} must be at most {maximum:g}, not {value}")
+        if isinstance(value, (int, float)):
+            problem = range_problem(flag, value, _bounds(meta))
+            if problem:
+                raise UserError(problem)
 
 
 def defaults(cls) -> dict[str, Any]:

@@ -72,7 +72,9 @@ STATUS_SCHEMA = pa.schema([
 # Why a download row did not become a sample: the fetch's reasons, the image checks', and the download's
 # own decisions (a decision is not a failure: --retry-failed leaves it alone unless it is named).
 DECISION_REASONS = ("duplicate",)
-STATUS_REASONS = FETCH_REASONS + IMAGE_REASONS + DECISION_REASONS
+# An exception nothing expected while processing one row (a bug): the row is counted, the job goes on.
+ROW_REASONS = ("internal_error",)
+STATUS_REASONS = FETCH_REASONS + IMAGE_REASONS + ROW_REASONS + DECISION_REASONS
 HTTP_REASON = re.compile(r"^http_\d{3}$")    # plus "http_<status>" for an HTTP error status
 
 

@@ -12,8 +12,14 @@ Each writer adds fields of its own beside these (download: rows, settings; overl
   member path up to the first dot of its basename and the extension is lower-cased (``split_member_name``, the
   one key rule). ``ShardTarWriter`` writes PAX tars with a fixed mtime, owner and mode, so the same samples give
   the same bytes; ``iter_tar_samples`` / ``iter_tar_keys`` / ``iter_tar_members`` read them as a stream.
+- **Damage**: Python's tarfile ends quietly at a cut on a member boundary, a short header or a broken one, so
+  the readers check each tar whole as they stream it: the end-of-archive marker (two zero blocks, then zero
+  padding to whole blocks) after the last member and, given its manifest row (``ShardDigest``), its size and
+  sha256. A tar that is not whole raises ``DamagedShard`` (a ``tarfile.TarError``) after the samples before
+  the damage; every reader counts it (overlap scan and filter, the trainer, ``wit shards verify``).
 - **Manifests**: ``read_manifest`` / ``write_manifest`` (``MANIFEST_VERSION`` is written into each one),
-  ``manifest_entry`` for a shard's row, ``manifest_samples`` for ``{path: samples}``.
+  ``manifest_entry`` for a shard's row, ``manifest_samples`` for ``{path: samples}``, ``shard_digests`` for
+  ``{path: ShardDigest}`` of shards listed in the manifest beside them.
 - **Hashing**: ``HashingStream`` counts and hashes the bytes written or read through it (a shard's size and
   sha256 as it is written, or as it is verified).
 
@@ -27,13 +33,15 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import lzma
 import os
 import posixpath
 import re
 import tarfile
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO, Callable, Iterator, NamedTuple
+from typing import IO, Callable, Iterator, NamedTuple, Sequence
 
 from .errors import UserError
 
@@ -168,13 +176,23 @@ class ShardTarWriter:
         self.summary = TarSummary(self.samples, self._hashing.size, self._hashing.sha256)
         return self.summary
 
+    def abandon(self) -> None:
+        """Drop an unfinished tar whose file is thrown away (a failed write, a full disk): tarfile's stream
+        would otherwise flush its buffer into the closed file when collected, printing a traceback."""
+        self._tar.closed = True
+        self._tar.fileobj.closed = True
+
 
 @contextmanager
 def write_tar_atomic(path: str) -> Iterator[ShardTarWriter]:
     """A ``ShardTarWriter`` whose tar appears at ``path`` (whole) only when the block succeeds."""
     with _fileio().open_write_atomic(path) as handle:
         writer = ShardTarWriter(handle)
-        yield writer
+        try:
+            yield writer
+        except BaseException:
+            writer.abandon()
+            raise
         writer.close()
 
 
@@ -194,13 +212,104 @@ class TarMember(NamedTuple):
     file: IO[bytes] | None       # the member's data, readable until the next member is taken
 
 
-def iter_tar_members(stream: IO[bytes]) -> Iterator[TarMember]:
-    """Every member of a tar stream, in order, with its sample key (``split_member_name``)."""
-    with tarfile.open(fileobj=stream, mode="r|*") as archive:
-        for info in archive:
-            parts = split_member_name(info.name) if info.isfile() else None
-            key, extension = parts if parts else (None, None)
-            yield TarMember(info, key, extension, archive.extractfile(info) if info.isfile() else None)
+class DamagedShard(tarfile.TarError):
+    """A tar that is not whole: it ends early (no end-of-archive marker, a cut member or header), has a
+    damaged header, or does not match its manifest row (size, sha256). Readers count the shard as damaged."""
+
+
+class ShardDigest(NamedTuple):
+    """What a shard's manifest row says its file is: checked while the tar is streamed."""
+    bytes: int | None = None
+    sha256: str | None = None
+
+
+# What a broken archive raises from inside tarfile (compressed tars: the decompressor's errors too).
+_TAR_ERRORS = (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError)
+
+
+class _MemberData:
+    """A member's data stream whose read errors (a member cut short) say ``DamagedShard``."""
+
+    def __init__(self, file: IO[bytes]):
+        self._file = file
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._file.read(size)
+        except DamagedShard:
+            raise
+        except _TAR_ERRORS as exc:
+            raise DamagedShard(f"a member is cut short ({exc.__class__.__name__}: {exc})") from None
+
+
+def _header_recorder() -> type[tarfile.TarInfo]:
+    """A ``TarInfo`` class (one per archive) that keeps the last header block tarfile read.
+
+    Python's tarfile ends its member loop quietly at a missing, short or invalid header: only that block
+    tells a whole archive (it ends with a zero block) from one cut at a member boundary or damaged there.
+    """
+
+    class Recording(tarfile.TarInfo):
+        last_header = b""
+
+        @classmethod
+        def frombuf(cls, buf, encoding, errors):
+            cls.last_header = buf
+            return super().frombuf(buf, encoding, errors)
+
+    return Recording
+
+
+def _check_archive_end(archive: tarfile.TarFile, last_header: bytes) -> None:
+    """After the last member: the end-of-archive marker (two zero blocks) and zero padding to a whole block."""
+    at = archive.offset
+    if len(last_header) < tarfile.BLOCKSIZE:
+        raise DamagedShard(f"truncated: the archive stops at byte {at + len(last_header)} without its "
+                           "end-of-archive marker")
+    if last_header.count(0) != tarfile.BLOCKSIZE:
+        raise DamagedShard(f"a damaged tar header at byte {at}")
+    rest, nonzero = 0, False
+    while chunk := archive.fileobj.read(1 << 16):
+        rest += len(chunk)
+        nonzero = nonzero or chunk.count(0) != len(chunk)
+    if nonzero:
+        raise DamagedShard(f"data after the end-of-archive marker at byte {at}: a damaged header")
+    if rest < tarfile.BLOCKSIZE or rest % tarfile.BLOCKSIZE:
+        raise DamagedShard(f"truncated: the archive stops at byte {at + tarfile.BLOCKSIZE + rest}, inside its "
+                           "end-of-archive marker")
+
+
+def _check_digest(stream: HashingStream, expected: ShardDigest) -> None:
+    stream.drain()
+    if expected.bytes is not None and stream.size != expected.bytes:
+        raise DamagedShard(f"{stream.size} bytes where its manifest says {expected.bytes}")
+    if expected.sha256 and stream.sha256 != expected.sha256:
+        raise DamagedShard("its sha256 differs from its manifest's: the file was altered")
+
+
+def iter_tar_members(stream: IO[bytes], expected: ShardDigest | None = None) -> Iterator[TarMember]:
+    """Every member of a tar stream, in order, with its sample key (``split_member_name``).
+
+    Once the last member is taken the archive is checked whole: its end-of-archive marker, and with
+    ``expected`` (its manifest row) its size and sha256. A tar that is not whole raises ``DamagedShard``
+    after the members before the damage (a member cut short raises it from ``file.read``).
+    """
+    hashing = HashingStream(stream) if expected is not None else None
+    recorder = _header_recorder()
+    try:
+        with tarfile.open(fileobj=hashing or stream, mode="r|*", tarinfo=recorder) as archive:
+            for info in archive:
+                parts = split_member_name(info.name) if info.isfile() else None
+                key, extension = parts if parts else (None, None)
+                data = _MemberData(archive.extractfile(info)) if info.isfile() else None
+                yield TarMember(info, key, extension, data)
+            _check_archive_end(archive, recorder.last_header)
+    except DamagedShard:
+        raise
+    except _TAR_ERRORS as exc:
+        raise DamagedShard(f"not a readable tar ({exc.__class__.__name__}: {exc})".splitlines()[0]) from None
+    if hashing is not None:
+        _check_digest(hashing, expected)
 
 
 @contextmanager
@@ -213,12 +322,13 @@ def _tar_source(source: str | IO[bytes]) -> Iterator[IO[bytes]]:
 
 
 def _grouped(source: str | IO[bytes], take: Callable[[TarMember], bytes | None],
-             select: Callable[[str], bool] | None = None) -> Iterator[tuple[str, dict[str, bytes | None]]]:
+             select: Callable[[str], bool] | None = None, expected: ShardDigest | None = None,
+             ) -> Iterator[tuple[str, dict[str, bytes | None]]]:
     """``(key, {extension: take(member)})`` per sample: consecutive members sharing a key, in member order."""
     with _tar_source(source) as stream:
         key: str | None = None
         members: dict[str, bytes | None] = {}
-        for member in iter_tar_members(stream):
+        for member in iter_tar_members(stream, expected):
             if member.key is None or (select is not None and not select(member.info.name)):
                 continue
             if member.key != key:
@@ -231,18 +341,19 @@ def _grouped(source: str | IO[bytes], take: Callable[[TarMember], bytes | None],
 
 
 def iter_tar_samples(source: str | IO[bytes], select: Callable[[str], bool] | None = None,
-                     ) -> Iterator[tuple[str, dict[str, bytes]]]:
+                     expected: ShardDigest | None = None) -> Iterator[tuple[str, dict[str, bytes]]]:
     """``(key, {extension: bytes})`` for every sample of a tar (a path or an open stream), in member order.
 
-    ``select(member name)`` keeps only the members it accepts (the others are skipped unread). A truncated or
-    corrupt tar raises ``tarfile.TarError`` or ``EOFError`` after yielding the samples before the damage.
+    ``select(member name)`` keeps only the members it accepts (the others are skipped unread). A tar that is
+    not whole (``iter_tar_members``; ``expected``: its manifest row) raises ``DamagedShard`` after yielding
+    the samples before the damage; the last sample before a cut is not yielded, as it may be incomplete.
     """
-    return _grouped(source, lambda member: member.file.read(), select)
+    return _grouped(source, lambda member: member.file.read(), select, expected)
 
 
-def iter_tar_keys(source: str | IO[bytes]) -> Iterator[tuple[str, set[str]]]:
+def iter_tar_keys(source: str | IO[bytes], expected: ShardDigest | None = None) -> Iterator[tuple[str, set[str]]]:
     """``(key, {extensions})`` for every sample of a tar, without reading member data."""
-    return ((key, set(members)) for key, members in _grouped(source, lambda member: None))
+    return ((key, set(members)) for key, members in _grouped(source, lambda member: None, None, expected))
 
 
 # -- manifests ------------------------------------------------------------------------------------------------
@@ -290,6 +401,37 @@ def manifest_samples(manifest: dict, *, where: str = MANIFEST_NAME) -> dict[str,
         return {entry["path"]: int(entry["samples"]) for entry in manifest["shards"]}
     except (ValueError, KeyError, TypeError) as exc:
         raise UserError(f"{where}: not a shard manifest ({exc.__class__.__name__}: {exc})") from None
+
+
+def _digest_of(entry) -> ShardDigest | None:
+    """A manifest row's size and sha256, or None when it has neither in a usable form."""
+    if not isinstance(entry, dict):
+        return None
+    size, sha = entry.get("bytes"), entry.get("sha256")
+    size = size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None
+    sha = sha.lower() if isinstance(sha, str) and re.fullmatch(r"[0-9a-fA-F]{64}", sha) else None
+    return ShardDigest(size, sha) if size is not None or sha is not None else None
+
+
+def shard_digests(paths: Sequence[str]) -> dict[str, ShardDigest]:
+    """``{path: ShardDigest}`` for the shards listed in the ``manifest.json`` beside them (each folder's
+    manifest read once); shards without a row are left out and read with the end-of-archive check alone."""
+    by_folder: dict[str, list[str]] = {}
+    for path in paths:
+        folder = path.rsplit("/", 1)[0] if _is_remote(path) else os.path.dirname(path)
+        by_folder.setdefault(folder, []).append(path)
+    digests: dict[str, ShardDigest] = {}
+    for folder, members in by_folder.items():
+        manifest = read_manifest(folder or ".")
+        shards = manifest.get("shards") if manifest else None
+        if not isinstance(shards, list):
+            continue
+        rows = {entry.get("path"): entry for entry in shards if isinstance(entry, dict)}
+        for path in members:
+            digest = _digest_of(rows.get(posixpath.basename(path)))
+            if digest is not None:
+                digests[path] = digest
+    return digests
 
 
 def write_manifest(directory: str, manifest: dict) -> dict:

@@ -11,14 +11,24 @@ compressed as ``.gz``, ``.bz2`` or ``.zst``. Paths are local or remote
 files opened directly, so only the asked-for columns of one batch are in
 memory), text formats line by line.
 
-One bad-row policy. A malformed row (bytes that are not UTF-8, a line that is
-not JSON or not a JSON object, a CSV/TSV row with a different field count from
-the header, a required value absent or not a string/number) is counted in
-``counts["bad_rows"]`` and skipped; with ``strict=True`` the first one raises a
-``UserError`` naming the file, the line (or parquet row) and the problem. A
-required column that the file lacks (parquet schema, CSV header, first JSON
-object) is a ``UserError`` at once. A null value is no bad row: it comes out as
-``None`` and the stage's own rules judge it (an empty url is dropped later).
+One bad-row policy. A bad row is counted in ``counts["bad_rows"]`` and, by
+reason (``BAD_ROW_REASONS``), in ``counts["bad_rows_<reason>"]``, and skipped:
+
+- ``bad_encoding``: bytes that are not UTF-8 (a parquet string too);
+- ``malformed``: a line that is not JSON (or nested too deeply to read) or not
+  a JSON object, a CSV/TSV row that does not parse or has a different field
+  count from the header;
+- ``wrong_type``: a required value absent or not a string/number;
+- ``field_too_large``: a CSV/TSV field over ``csv.field_size_limit()``;
+- ``line_too_long``: a text line over ``MAX_LINE_BYTES`` (skipped unread, so a
+  huge line costs no memory).
+
+With ``strict=True`` the first one raises a ``UserError`` naming the file, the
+line (or parquet row) and the problem. A required column that the file lacks
+(parquet schema, CSV header, first JSON object) is a ``UserError`` at once. A
+null value is no bad row: it comes out as ``None`` and the stage's own rules
+judge it (an empty url is dropped later). JSON strings with lone surrogates
+(``"\\ud800"``) come out with U+FFFD in their place (``text.valid_strings``).
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ import pyarrow as pa
 
 from . import fileio
 from .errors import UserError
+from .text import valid_strings
 
 TABLE_FORMATS = ("parquet", "csv", "tsv", "jsonl")
 COMPRESSIONS = (".gz", ".bz2", ".zst")
@@ -41,6 +52,8 @@ SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "tsv
 DELIMITERS = {"csv": ",", "tsv": "\t"}
 PARQUET_BATCH_ROWS = 65536
 KNOWN_FORMS = f"{', '.join(SUFFIXES)}, each optionally {', '.join(COMPRESSIONS)}"
+BAD_ROW_REASONS = ("bad_encoding", "malformed", "wrong_type", "field_too_large", "line_too_long")
+MAX_LINE_BYTES = 8 << 20   # no url/text row is near this; a longer line is damage, skipped without reading it whole
 
 
 class MissingColumns(UserError):
@@ -87,26 +100,43 @@ def table_columns(path: str) -> list[str]:
         return _header(path, csv.reader(_Utf8Lines(handle), delimiter=DELIMITERS[kind]))
 
 
+def bounded_lines(handle: IO[bytes], limit: int) -> Iterator[bytes | None]:
+    """Each line of a binary stream (with its line end), or ``None`` for a line over ``limit`` bytes,
+    which is skipped in chunks and never held whole."""
+    while True:
+        line = handle.readline(limit + 1)
+        if not line:
+            return
+        if len(line) <= limit or line.endswith(b"\n"):
+            yield line
+            continue
+        while line and not line.endswith(b"\n"):   # the rest of the over-long line
+            line = handle.readline(1 << 20)
+        yield None
+
+
 def iter_table_rows(path: str, *, columns: Iterable[str] | None = None, required: Iterable[str] = (),
-                    counts: Counter | None = None, strict: bool = False) -> Iterator[dict]:
+                    counts: Counter | None = None, strict: bool = False, as_text: bool = False) -> Iterator[dict]:
     """Each good row of one table file as a dict, in file order.
 
     ``columns``: the keys every row gets (absent ones as ``None``); all of the
     file's columns when not given. ``required``: columns the file must have and
     every row must fill with a string or number (see the module docstring for
-    bad rows, ``counts`` and ``strict``). An unknown format fails here, the
-    rest when the rows are read.
+    bad rows, ``counts`` and ``strict``). ``as_text``: every value comes out as
+    a string or ``None`` (numbers as their text; a row with any other value,
+    a list or bytes, is bad: ``wrong_type``). An unknown format fails here,
+    the rest when the rows are read.
     """
     kind = table_format(path)
     required = list(required)
     columns = list(columns) if columns is not None else None
     if kind == "parquet":   # returned, not yielded from: one generator less per row on the hot path
-        return _parquet_rows(path, columns, required, _BadRows(path, counts, strict, unit="row"))
-    return _text_rows(path, kind, columns, required, _BadRows(path, counts, strict))
+        return _parquet_rows(path, columns, required, _BadRows(path, counts, strict, unit="row"), as_text)
+    return _text_rows(path, kind, columns, required, _BadRows(path, counts, strict), as_text)
 
 
 def _text_rows(path: str, kind: str, columns: list[str] | None, required: list[str],
-               bad: _BadRows) -> Iterator[dict]:
+               bad: _BadRows, as_text: bool) -> Iterator[dict]:
     with fileio.open_read(path) as handle:
         if kind == "jsonl":
             numbered = _json_rows(path, handle, bad, required)
@@ -114,10 +144,27 @@ def _text_rows(path: str, kind: str, columns: list[str] | None, required: list[s
             numbered = _delimited_rows(path, handle, DELIMITERS[kind], bad, required)
         for number, row in numbered:
             problem = _value_problem(row, required)
+            if not problem:
+                row = row if columns is None else _project(row, columns)
+                if as_text and kind == "jsonl":   # CSV/TSV values are strings already
+                    row, problem = _as_text(row)
             if problem:
-                bad(number, problem)
+                bad(number, problem, "wrong_type")
             else:
-                yield row if columns is None else _project(row, columns)
+                yield row
+
+
+def _as_text(row: dict) -> tuple[dict, str | None]:
+    """``row`` with numbers as their text, or the problem with the first value that is no string or number."""
+    text = {}
+    for name, value in row.items():
+        if value is None or isinstance(value, str):
+            text[name] = value
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            text[name] = str(value)
+        else:
+            return row, f"{name!r} is a {type(value).__name__}, not a string"
+    return text, None
 
 
 class _BadRows:
@@ -126,12 +173,13 @@ class _BadRows:
     def __init__(self, path: str, counts: Counter | None, strict: bool, unit: str = "line"):
         self.path, self.counts, self.strict, self.unit = path, counts, strict, unit
 
-    def __call__(self, number: int, problem: str) -> None:
+    def __call__(self, number: int, problem: str, reason: str = "malformed") -> None:
         if self.strict:
             where = f"{self.path}:{number}" if self.unit == "line" else f"{self.path}: row {number}"
             raise UserError(f"{where}: {problem} (drop --strict to count and skip bad rows)")
         if self.counts is not None:
             self.counts["bad_rows"] += 1
+            self.counts[f"bad_rows_{reason}"] += 1
 
 
 def _project(row: dict, columns: list[str]) -> dict:
@@ -156,57 +204,103 @@ def _value_problem(row: dict, names: Iterable[str]) -> str | None:
     return None
 
 
-def _parquet_rows(path: str, columns: list[str] | None, required: list[str], bad: _BadRows) -> Iterator[dict]:
+def _parquet_rows(path: str, columns: list[str] | None, required: list[str], bad: _BadRows,
+                  as_text: bool) -> Iterator[dict]:
     with fileio.open_parquet(path) as parquet:
         schema = parquet.schema_arrow
         _check_columns(path, schema.names, required)
         names = schema.names if columns is None else columns
         present = [name for name in names if name in schema.names]
         # string and number columns always hold a usable value (or null); others must be null
-        checked = [name for name in required if not _scalar(schema.field(name).type)]
+        checked = [name for name in dict.fromkeys(required + (present if as_text else []))
+                   if not _scalar(schema.field(name).type)]
+        numeric = [name for name in present if as_text and _numeric(schema.field(name).type)]
         wanted = list(dict.fromkeys(present + checked))
         if not wanted:   # no column to read: the rows still count
             yield from ({name: None for name in names} for _ in range(parquet.metadata.num_rows))
             return
         first = 1
         for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=wanted):
-            data = batch.to_pydict()
+            if numeric:   # numbers as their text, cast by arrow column-wise
+                batch = pa.RecordBatch.from_arrays(
+                    [column.cast(pa.string()) if name in numeric else column
+                     for name, column in zip(batch.schema.names, batch.columns, strict=True)],
+                    names=batch.schema.names)
+            data, undecodable = _batch_values(batch)
             values = [data[name] if name in data else [None] * batch.num_rows for name in names]
-            if not checked:
+            if not checked and not undecodable:
                 for row in zip(*values, strict=True):
                     yield dict(zip(names, row, strict=True))
             else:
                 for index, row in enumerate(zip(*values, strict=True)):
+                    if index in undecodable:
+                        bad(first + index, f"{undecodable[index]!r} holds bytes that are not UTF-8", "bad_encoding")
+                        continue
                     problem = _value_problem({name: data[name][index] for name in checked}, checked)
                     if problem:
-                        bad(first + index, problem)
+                        bad(first + index, problem, "wrong_type")
                     else:
                         yield dict(zip(names, row, strict=True))
             first += batch.num_rows
 
 
+def _batch_values(batch: pa.RecordBatch) -> tuple[dict[str, list], dict[int, str]]:
+    """The batch's columns as Python lists, and ``{row index: column}`` of the rows with a string that is not
+    UTF-8 (parquet does not check; such a value comes out as ``None``, its row is bad)."""
+    try:
+        return batch.to_pydict(), {}
+    except UnicodeDecodeError:   # rare: column by column, the string ones value by value
+        pass
+    data, undecodable = {}, {}
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        try:
+            data[name] = column.to_pylist()
+            continue
+        except UnicodeDecodeError:
+            raw = column.cast(pa.large_binary() if pa.types.is_large_string(column.type) else pa.binary())
+        data[name] = []
+        for index, value in enumerate(raw.to_pylist()):
+            try:
+                data[name].append(None if value is None else value.decode("utf-8"))
+            except UnicodeDecodeError:
+                data[name].append(None)
+                undecodable.setdefault(index, name)
+    return data, undecodable
+
+
+def _numeric(kind: pa.DataType) -> bool:
+    return pa.types.is_integer(kind) or pa.types.is_floating(kind)
+
+
 def _scalar(kind: pa.DataType) -> bool:
-    return (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_integer(kind)
-            or pa.types.is_floating(kind) or pa.types.is_null(kind))
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or _numeric(kind) or pa.types.is_null(kind)
 
 
 def _json_rows(path: str, handle: IO[bytes], bad: _BadRows,
                required: Iterable[str] = ()) -> Iterator[tuple[int, dict]]:
     checked = False
-    for number, line in enumerate(handle, start=1):
+    for number, line in enumerate(bounded_lines(handle, MAX_LINE_BYTES), start=1):
+        if line is None:
+            bad(number, f"a line longer than {MAX_LINE_BYTES} bytes", "line_too_long")
+            continue
         if not line.strip():
             continue
         try:
             row = json.loads(line.decode("utf-8"))
         except UnicodeDecodeError:
-            bad(number, "bytes that are not UTF-8")
+            bad(number, "bytes that are not UTF-8", "bad_encoding")
             continue
         except ValueError as exc:
             bad(number, f"not JSON ({getattr(exc, 'msg', exc)})")
             continue
+        except RecursionError:
+            bad(number, "JSON nested too deeply to read")
+            continue
         if not isinstance(row, dict):
             bad(number, f"not a JSON object (a {type(row).__name__})")
             continue
+        if b"\\u" in line:   # only an escape can make a lone surrogate
+            row = valid_strings(row)
         if not checked:   # the first object names the columns
             _check_columns(path, row, required)
             checked = True
@@ -215,11 +309,13 @@ def _json_rows(path: str, handle: IO[bytes], bad: _BadRows,
 
 class _Utf8Lines:
     """Lines of a binary stream as text; a line that is not UTF-8 is decoded with replacement and flagged,
-    so the CSV record it belongs to (which may span lines) can be counted as bad."""
+    and an over-long line is left out (an empty line in its place) and flagged, so the CSV record it
+    belongs to (which may span lines) can be counted as bad."""
 
     def __init__(self, handle: IO[bytes]):
-        self._lines = iter(handle)
+        self._lines = bounded_lines(handle, MAX_LINE_BYTES)
         self.undecodable = False
+        self.too_long = False
         self.first = True
 
     def __iter__(self):
@@ -227,6 +323,9 @@ class _Utf8Lines:
 
     def __next__(self) -> str:
         line = next(self._lines)
+        if line is None:
+            self.too_long = True
+            return "\n"
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError:
@@ -251,7 +350,7 @@ def _delimited_rows(path: str, handle: IO[bytes], delimiter: str, bad: _BadRows,
     reader = csv.reader(lines, delimiter=delimiter)
     header = _header(path, reader)
     _check_columns(path, header, required)
-    lines.undecodable = False
+    lines.undecodable = lines.too_long = False
     while True:
         start = reader.line_num + 1     # the record's first line
         try:
@@ -259,11 +358,15 @@ def _delimited_rows(path: str, handle: IO[bytes], delimiter: str, bad: _BadRows,
         except StopIteration:
             return
         except csv.Error as exc:
-            bad(start, f"not a valid row ({exc})")
-            lines.undecodable = False
+            too_large = "field larger than field limit" in str(exc)
+            bad(start, f"not a valid row ({exc})", "field_too_large" if too_large else "malformed")
+            lines.undecodable = lines.too_long = False
             continue
-        if lines.undecodable:
-            bad(start, "bytes that are not UTF-8")
+        if lines.too_long:
+            bad(start, f"a line longer than {MAX_LINE_BYTES} bytes", "line_too_long")
+            lines.undecodable = lines.too_long = False
+        elif lines.undecodable:
+            bad(start, "bytes that are not UTF-8", "bad_encoding")
             lines.undecodable = False
         elif len(record) != len(header):
             if record:   # a blank line is no row

@@ -20,6 +20,10 @@ The rule, in order:
 
 Sentences (for bigram counting, which must not cross them) end at ``. ! ?``
 followed by white space, or at a newline.
+
+Text read from JSON (``"\\ud800"`` escapes) can hold lone surrogates, code points
+that no UTF-8 encoder accepts (Beam's coders and parquet writers fail on them);
+``valid_unicode`` replaces each with U+FFFD where such text is read.
 """
 
 from __future__ import annotations
@@ -31,6 +35,27 @@ WORD_RE = re.compile(r"[^\W_]+(?:['\u2019\-][^\W_]+)*")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 _CONTROL = re.compile(r"[\u0000-\u001f\u007f-\u009f]")
 _SPACES = re.compile(r"\s+")
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+REPLACEMENT = "\ufffd"
+
+
+def valid_unicode(text: str) -> str:
+    """``text`` with every lone surrogate replaced by U+FFFD, so that it encodes as UTF-8 (ASCII: as it is)."""
+    if text.isascii():
+        return text
+    return _LONE_SURROGATE.sub(REPLACEMENT, text)
+
+
+def valid_strings(value):
+    """``value`` (a string, or a dict / list / tuple holding them, as JSON gives) with ``valid_unicode``
+    applied to every string inside it; other values as they are."""
+    if isinstance(value, str):
+        return valid_unicode(value)
+    if isinstance(value, dict):
+        return {valid_strings(key): valid_strings(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(valid_strings(item) for item in value)
+    return value
 
 
 def normalize_text(text: str, keep_case: bool = False) -> str:

@@ -10,9 +10,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from wit_pipeline.candidates.sources import valid_row
 from wit_pipeline.candidates.sources.table import read_table
 from wit_pipeline.candidates.sources.warc import largest_srcset, page_images, read_warc
-from wit_pipeline.candidates.sources.wat import read_wat
+from wit_pipeline.candidates.sources.wat import parse_wat_record, read_wat
 from wit_pipeline.candidates.warc_records import iter_records
 from wit_pipeline.errors import UserError
 
@@ -64,6 +65,13 @@ def test_wat_truncated_json_record_is_counted_not_fatal(sample_web, sample_files
     rows, counts = _read(read_wat, sample_files.wat[1])
     assert counts["wat_bad_json"] == 1
     assert _image_pairs(rows) == expected_pairs(sample_web, sample_web.site.pages[half:], srcset_largest=False)
+
+
+def test_wat_json_nested_too_deeply_is_a_bad_record_not_a_lost_file():
+    counts = Counter()
+    payload = b'{"IMG@": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    assert parse_wat_record({"WARC-Type": "metadata"}, payload, counts) == (None, [])
+    assert counts["wat_bad_json"] == 1
 
 
 def test_wat_corrupt_gzip_member_keeps_the_good_records_before_it(sample_web, sample_files):
@@ -153,9 +161,17 @@ def test_table_formats_and_configurable_columns(tmp_path):
         rows, counts = _table_rows(str(tmp_path / name), url_col="link", text_col="caption")
         assert [(r["url"], r["text"]) for r in rows] == [(r["link"], r["caption"]) for r in records]
         assert all(r["source"] == "table" for r in rows)
-    assert _table_rows(str(tmp_path / "t.jsonl"), url_col="link", text_col="caption")[1]["table_bad_rows"] == 1
+    counts = _table_rows(str(tmp_path / "t.jsonl"), url_col="link", text_col="caption")[1]
+    assert counts["table_bad_rows"] == counts["table_bad_rows_malformed"] == 1
     with pytest.raises(UserError, match="no column"):
         _table_rows(str(tmp_path / "t.parquet"))
+
+
+def test_rows_of_every_source_encode_as_utf8_lone_surrogates_replaced():
+    # a WAT record, a JSONL table or an API answer can carry "\\ud800" escapes; Beam's coder cannot encode them
+    row = {"url": "http://a.example/\ud800.jpg", "text": "caf\u00e9 \udfff ok", "page_url": None, "source": "wat"}
+    assert valid_row(row) == {"url": "http://a.example/\ufffd.jpg", "text": "caf\u00e9 \ufffd ok", "page_url": None,
+                              "source": "wat"}
 
 
 def test_resolve_shortcut_joins_exactly_as_urljoin():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -89,7 +90,7 @@ def test_every_row_gets_its_declared_outcome(downloaded, sample_web, sample_file
 def test_shards_are_webdataset_with_manifest(downloaded):
     names = sorted(os.listdir(downloaded))
     assert [n for n in names if n.endswith(".parquet")] == ["00000.parquet", "00001.parquet", "00002.parquet"]
-    assert {n for n in names if not n.endswith((".parquet", ".tar"))} == {"manifest.json", "stats.json"}
+    assert {n for n in names if not n.endswith((".parquet", ".tar"))} == {".wit.lock", "manifest.json", "stats.json"}
     status = _statuses(downloaded)
     successes = sorted(k for k, r in status.items() if r["status"] == "success")
     samples = list(wds.WebDataset(f"{downloaded}/{{00000..00002}}.tar", shardshuffle=False))
@@ -239,7 +240,8 @@ def test_library_callers_get_the_flags_limits():
     for bad, message in (({"image_size": 0}, "--image-size must be at least 1"),
                          ({"encode_quality": 101}, "--encode-quality must be at most 100"),
                          ({"resize_mode": "stretch"}, "--resize-mode 'stretch': choose from border"),
-                         ({"timeout": 0.0}, "--timeout must be positive")):
+                         ({"timeout": 0.0}, "--timeout must be greater than 0"),
+                         ({"timeout": float("nan")}, "--timeout must be a finite number")):
         with pytest.raises(UserError, match=message):
             DownloadOptions(input="x", out="y", **bad).validate()
 
@@ -260,6 +262,43 @@ def test_drop_duplicates_keeps_the_first_copy_across_shards(small_web, tmp_path)
     dropped = _statuses(out)["000010001"]
     assert dropped["status"] == "duplicate" and "000000001" in dropped["error_message"]
     assert verify(out) == [] and brace_urls(out)[1] == 3
+
+
+def test_a_full_disk_is_one_line_and_the_rerun_completes_as_if_uninterrupted(small_web, tmp_path, monkeypatch,
+                                                                             capsys):
+    from wit_pipeline import shardset
+
+    source = tmp_path / "in.csv"
+    source.write_text("url,text\n" + "".join(f"{small_web.url(image.path)},caption {i}\n"
+                                             for i, image in enumerate(small_web.site.images[:12])))
+    common = ["download", "--input", str(source), "--samples-per-shard", "3", "--min-image-size", "0",
+              "--max-aspect-ratio", "100", "--allow-private-networks", "--timeout", "2"]
+    reference = str(tmp_path / "reference")
+    assert wit(common + ["--out", reference]) == 0
+    write, written = shardset.HashingStream.write, [0]
+
+    def fills_up(self, data):           # the disk is full once two shards' worth of tar bytes are down
+        if written[0] > 2 * os.path.getsize(os.path.join(reference, "00000.tar")):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written[0] += len(data)
+        return write(self, data)
+
+    monkeypatch.setattr(shardset.HashingStream, "write", fills_up)
+    out = str(tmp_path / "out")
+    capsys.readouterr()
+    assert wit(common + ["--out", out]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"wit download: error: no space left on device writing {out} (")
+    assert "bytes free): free space and rerun; completed work is kept" in err and len(err.splitlines()) == 1
+    kept = [n for n in os.listdir(out) if n.endswith(".parquet")]
+    assert 1 <= len(kept) < 4 and not os.path.exists(os.path.join(out, "stats.json"))
+
+    monkeypatch.setattr(shardset.HashingStream, "write", write)      # space freed
+    assert wit(common + ["--out", out]) == 0
+    assert _tar_keys(out) == _tar_keys(reference) and len(_tar_keys(out)) == 12
+    manifest = json.load(open(os.path.join(out, "manifest.json")))
+    assert manifest["shards"] == json.load(open(os.path.join(reference, "manifest.json")))["shards"]
+    assert not [n for n in os.listdir(out) if n.endswith(".tmp")] and verify(out) == []
 
 
 def _run_wit(args, **kw):

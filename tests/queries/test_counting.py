@@ -42,3 +42,8 @@ def test_merge_and_summarize():
     assert summary["by_source"] == {"unigram": 1, "bigram": 1, "title": 1, "wordnet": 1}
     assert summary["only_source"]["bigram"] == 1
     assert summary["overlap"]["unigram+title"] == 1 and summary["overlap"]["unigram+bigram"] == 0
+
+
+def test_merged_statistics_fit_the_int64_columns():
+    row = merge_entry("red", [("title", 10**30), ("unigram", 2**70)])
+    assert row["views"] == row["count"] == 2**63 - 1

@@ -12,6 +12,20 @@ def test_parse_lines():
     assert parse_pageview_line(b"en \xff 1 0") is None
 
 
+def test_implausible_counts_are_malformed_lines_not_int64_overflows():
+    assert parse_pageview_line("en A 1000000000000 0") == PageviewLine("en", "A", 10**12)
+    assert parse_pageview_line("en A 1000000000001 0") is None
+    assert parse_pageview_line("en A " + "9" * 26 + " 0") is None
+    assert parse_pageview_line("en A " + "9" * 5000 + " 0") is None          # never handed to int()
+    assert parse_pageview_line("en A \u0661\u0662 0") is None                 # digits, but not ASCII ones
+
+
+def test_an_over_long_line_is_one_malformed_line(tmp_path):
+    path = write_pageviews(str(tmp_path / "pageviews-20240101-000000.gz"), ["en A 1 0", "en " + "x" * (1 << 20)
+                                                                            + " 5 0", "en B 2 0"])
+    assert list(iter_pageview_file(path)) == [PageviewLine("en", "A", 1), None, PageviewLine("en", "B", 2)]
+
+
 def test_only_english_articles_count():
     assert is_article_view(PageviewLine("en", "Circle", 1)) is None
     assert is_article_view(PageviewLine("en.m", "Circle", 1)) is None

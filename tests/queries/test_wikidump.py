@@ -3,6 +3,7 @@ from itertools import pairwise
 
 import pytest
 
+from queries import wikidump
 from queries.wikidump import iter_pages, iter_range_pages, parse_page, plan_ranges, scan_pages
 from tests.queries.dumps import page_xml, write_multistream, write_plain
 from wit_pipeline.errors import UserError
@@ -107,6 +108,25 @@ def test_malformed_and_undecodable_pages_are_skipped_and_reported(tmp_path):
     assert titles == ["Good", "Also good"]
     assert [reason for reason, _ in skipped] == ["malformed", "undecodable"]
     assert all(str(path) in detail and "byte" in detail for _, detail in skipped)
+
+
+@pytest.mark.parametrize("chunk_size", [7, 1000])
+def test_a_page_too_large_is_skipped_without_being_held(tmp_path, monkeypatch, chunk_size):
+    monkeypatch.setattr(wikidump, "MAX_PAGE_BYTES", 2000)
+    pages = [page_xml("Before", "fine"), page_xml("Huge", "word " * 5000), page_xml("After", "fine too")]
+    data = open(write_plain(str(tmp_path / "d.xml"), pages), "rb").read()
+    chunks = [(data[i:i + chunk_size], True) for i in range(0, len(data), chunk_size)]
+    scanner = wikidump._PageScanner(iter(chunks), path="d.xml", first_range=True, where=str)
+    found, largest_window = [], 0
+    for offset, page in scanner.pages():
+        found.append((offset, page if page is None else page[:20]))
+        largest_window = max(largest_window, len(scanner.buf))
+    assert [offset for offset, _ in found] == [i for i in range(len(data)) if data.startswith(b"<page>", i)]
+    assert [page is None for _, page in found] == [False, True, False]
+    assert largest_window < 2000 + 2 * chunk_size
+    skipped = []
+    titles = [p.title for p in iter_pages(str(tmp_path / "d.xml"), on_skip=lambda reason, _: skipped.append(reason))]
+    assert titles == ["Before", "After"] and skipped == ["too_large"]
 
 
 def test_not_a_dump_is_an_error(tmp_path):

@@ -42,7 +42,11 @@ def test_model_choices_are_the_model_configs():
 
 
 @pytest.mark.parametrize("argv", [["--batch-size", "0"], ["--accum", "0"], ["--grad-clip", "-1"],
-                                  ["--model", "resnet"], ["--precision", "fp8"], ["--lr", "nan"]])
+                                  ["--model", "resnet"], ["--precision", "fp8"], ["--lr", "nan"], ["--lr", "-1"],
+                                  ["--lr", "0"], ["--steps", "0"], ["--samples", "-1"], ["--workers", "-1"],
+                                  ["--vocab-size", "1"], ["--beta1", "1"], ["--eps", "0"], ["--weight-decay", "-1"],
+                                  ["--eval-every", "0"], ["--tokenizer-captions", "0"], ["--seed", "-1"],
+                                  ["--device", "bogus"], ["--device", "cuda:"], ["--device", "cuda0"]])
 def test_bad_values_are_usage_errors(argv, capsys):
     with pytest.raises(SystemExit) as info:
         _parse(argv)
@@ -69,3 +73,17 @@ def test_the_cli_modules_do_not_import_torch():
     code = "import sys, trainer.cli, trainer.demo, trainer.options; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_a_device_this_machine_lacks_is_a_one_line_error():
+    import torch
+
+    from trainer.options import check_device
+
+    check_device(None)
+    check_device("cpu")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    with pytest.raises(UserError, match=rf"--device cuda:{count}: this machine has .*use --device cpu"):
+        check_device(f"cuda:{count}")
+    with pytest.raises(UserError, match="--device 'tpu': use cpu, cuda, cuda:N or mps"):
+        TrainOptions(shards="s", out="o", device="tpu").validate()

@@ -129,6 +129,27 @@ def test_wit_eval_zeroshot_and_linear_probe(shards_dir, eval_dir, tmp_path, caps
     probe = json.load(open(tmp_path / "probe" / "metrics.json"))
     assert 0 <= probe["top1"] <= 1 and probe["classes"] == 6 and probe["test_images"] == 24
 
+    # Unreadable images are left out of the accuracy and counted; a set with none readable is an error.
+    damaged = tmp_path / "damaged"
+    shutil.copytree(eval_dir, damaged)
+    first_class = sorted(os.listdir(damaged))[0]
+    (damaged / first_class / "zz-broken.jpg").write_bytes(b"not an image")
+    capsys.readouterr()
+    assert wit_main(["eval", "zeroshot", "--checkpoint", str(run), "--eval", str(damaged),
+                     "--out", str(tmp_path / "zs-damaged")]) == 0
+    assert "(1 unreadable left out;" in capsys.readouterr().out
+    metrics = json.load(open(tmp_path / "zs-damaged" / "metrics.json"))
+    assert metrics["n"] == 24 and metrics["unreadable_images"] == 1 and metrics["unreadable"] == [
+        f"{first_class}/zz-broken.jpg"]
+    unreadable = tmp_path / "unreadable"
+    for name in ("a", "b"):
+        (unreadable / name).mkdir(parents=True)
+        (unreadable / name / "x.jpg").write_bytes(b"not an image")
+    assert wit_main(["eval", "zeroshot", "--checkpoint", str(run), "--eval", str(unreadable),
+                     "--out", str(tmp_path / "zs-unreadable")]) == 2
+    err = capsys.readouterr().err
+    assert "none of its 2 images could be read" in err and len(err.strip().splitlines()) == 1
+
 
 def test_demo_step_skips_without_shards_and_is_registered():
     from types import SimpleNamespace

@@ -16,6 +16,12 @@ def _cmd(args: argparse.Namespace) -> int:
     if unreadable:
         print(f"wit candidates: warning: {unreadable} input file(s) could not be read (see the log)",
               file=sys.stderr)
+    bad_rows = stats["counters"].get("table_bad_rows", 0)
+    if bad_rows:
+        reasons = ", ".join(f"{name.removeprefix('table_bad_rows_')} {n}" for name, n in stats["counters"].items()
+                            if name.startswith("table_bad_rows_"))
+        print(f"wit candidates: warning: {bad_rows} input row(s) skipped as bad ({reasons}; --strict stops at the "
+              "first)", file=sys.stderr)
     print(f"wit candidates: {stats['in']} pairs in, {stats['out']} out ({dropped} dropped) "
           f"-> {stats['outputs']['parts']}")
     return 0

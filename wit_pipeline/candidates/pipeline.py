@@ -78,6 +78,9 @@ class CandidateOptions:
                            "more than one helps when one request takes longer than 1/rate s (default 1)")
     allow_private_networks: bool = option(False, group="search source",
                                           help="allow loopback/private addresses (tests and the sample web only)")
+    allow_proxy: bool = option(False, group="search source",
+                               help="send requests through the proxy HTTP(S)_PROXY/ALL_PROXY name (ignored otherwise); "
+                               "each target and redirect is still resolved and checked first")
     rows_per_part: int = option(200_000, minimum=1, help="rows per output parquet part")
 
 
@@ -163,6 +166,8 @@ def build(pipeline: beam.Pipeline, options: CandidateOptions):
 def check_options(options: CandidateOptions) -> None:
     """Settings a library caller may get wrong (the command line checks them as it parses)."""
     check_values(options)
+    for path in options.inputs:   # input files are read whole, so an http(s) file will do (not a query list)
+        fileio.check_readable(path, "--input", http=options.source != "search")
     SOURCES[options.source].check(options)
 
 

@@ -22,9 +22,9 @@ from ..progress import progress
 from ..schemas import DECISION_REASONS
 from ..shardset import iter_tar_samples, shard_name, write_tar_atomic
 from .fetch import FetchOptions
-from .images import ImageChecks, ImageRejected, load_image
+from .images import ImageChecks, ImageRejected, load_resized
 from .reader import InputRow, sample_key
-from .resize import encode_jpeg, resize
+from .resize import encode_jpeg
 from .writer import read_status, sample_members, write_status
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,19 @@ def _status_row(key: str, row: InputRow, status: str, message: str = "", http_st
 
 
 def process_row(session: GuardedSession, key: str, row: InputRow, config: DownloadConfig) -> Outcome:
-    """Fetch, check, resize and encode one row; never raises for bad data (the status says why)."""
+    """Fetch, check, resize and encode one row; never raises (the status says why).
+
+    The last line of defence: an exception nothing below expected is this row's ``internal_error``
+    (its type in the message), counted like any other failure, and the shard goes on.
+    """
+    try:
+        return _process_row(session, key, row, config)
+    except Exception as exc:  # one row must never end the job
+        log.warning("row %s (%s): unexpected %s: %s", key, str(row.url)[:200], type(exc).__name__, exc)
+        return Outcome(_status_row(key, row, "internal_error", f"{type(exc).__name__}: {exc}"[:300]))
+
+
+def _process_row(session: GuardedSession, key: str, row: InputRow, config: DownloadConfig) -> Outcome:
     if not row.url:
         return Outcome(_status_row(key, row, "invalid_url", "empty url"))
     result = session.fetch(row.url)
@@ -82,12 +94,13 @@ def process_row(session: GuardedSession, key: str, row: InputRow, config: Downlo
     body = result.body
     digest = hashlib.sha256(body).hexdigest()
     try:
-        image, (width, height) = load_image(body, config.checks, image_size=config.image_size,
-                                            resize_mode=config.resize_mode)
-        image = resize(image, config.image_size, config.resize_mode, original_size=(width, height))
+        image, (width, height) = load_resized(body, config.checks, config.image_size, config.resize_mode)
         jpg = encode_jpeg(image, config.encode_quality)
     except ImageRejected as exc:
         return Outcome(_status_row(key, row, exc.reason, exc.message, result.status, sha256=digest))
+    except Exception as exc:  # an image library failing on these bytes in a way it does not declare
+        return Outcome(_status_row(key, row, "decode_error", f"{type(exc).__name__}: {exc}"[:300], result.status,
+                                   sha256=digest))
     sizes = {"original_width": width, "original_height": height, "width": image.width, "height": image.height}
     status = _status_row(key, row, "success", "", result.status, sha256=digest, **sizes)
     meta = {**row.extra, "key": key, "url": row.url, "caption": row.text, "sha256": digest, **sizes}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..http import GuardedSession, make_session
+from ..http import GuardedSession, make_session, warn_ignored_proxies
 
 
 @dataclass(frozen=True)
@@ -21,13 +21,19 @@ class FetchOptions:
     retries: int                    # extra attempts on timeouts, connection errors, 429 and 5xx
     max_bytes: int                  # bodies are cut (and refused) past this
     allow_private_networks: bool    # only for loopback test servers such as the sample web
+    allow_proxy: bool               # go through HTTP(S)_PROXY; each target is still checked before it is sent
     per_host_limit: int             # concurrent requests to one host, per worker
     threads: int                    # the pool keeps one keep-alive connection per thread
+
+    def __post_init__(self):
+        # Built on the driver: the one place a multi-process job can still tell the user (once).
+        if not self.allow_proxy:
+            warn_ignored_proxies()
 
 
 def open_session(options: FetchOptions) -> GuardedSession:
     """One pooled, guarded session for a worker's thread pool."""
-    return make_session(allow_private_networks=options.allow_private_networks,
+    return make_session(allow_private_networks=options.allow_private_networks, allow_proxy=options.allow_proxy,
                         timeout=(options.timeout, options.timeout), retries=options.retries,
                         max_bytes=options.max_bytes, per_host_limit=options.per_host_limit,
                         pool_maxsize=max(10, options.threads))

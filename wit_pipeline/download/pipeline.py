@@ -41,10 +41,10 @@ from ..errors import UserError
 from ..options import check_values, option
 from ..schemas import STATUS_REASONS, is_status_reason
 from ..shardset import iter_tar_samples, manifest_path, shard_name, write_manifest, write_tar_atomic
-from ..stage import StageRun
+from ..stage import OutputLock, StageRun, output_lock, require_finished
 from .downloader import DownloadConfig, Previous, load_previous, process_shard
 from .fetch import FetchOptions, open_session
-from .images import DEFAULT_MAX_PIXELS, ImageChecks
+from .images import DEFAULT_DECODE_MEMORY, DEFAULT_MAX_PIXELS, ImageChecks
 from .reader import InputRow, iter_rows, shard_rows
 from .resize import RESIZE_MODES
 from .writer import (
@@ -52,7 +52,6 @@ from .writer import (
     list_shards,
     read_shard_meta,
     read_status,
-    remove_stale_temporaries,
     shard_manifest_entry,
     write_status,
 )
@@ -101,16 +100,21 @@ class DownloadOptions:
     processes: int | None = option(None, help="worker processes (Beam DirectRunner workers; default: one per core)",
                                    minimum=1)
     threads: int = option(32, help="download threads per process (default 32)", minimum=1)
-    timeout: float = option(10.0, help="connect and read timeout in seconds (default 10)")
+    timeout: float = option(10.0, help="connect and read timeout in seconds (default 10)", above=0, maximum=3600)
     retries: int = option(2, help="retries on timeouts, connection errors, 429 and 5xx, with backoff (default 2)",
                           minimum=0)
     max_bytes: int = option(20 << 20, help="largest body accepted, e.g. 20M (default 20 MiB)", type=parse_byte_size,
                             minimum=1)
+    decode_memory: int = option(DEFAULT_DECODE_MEMORY, help="memory for image decodes in flight per process, e.g. 2G; "
+                                "an image needing more alone is a decompression_bomb (default 1 GiB)",
+                                type=parse_byte_size, minimum=16 << 20)
     min_image_size: int = option(200, help="drop images whose shorter side is smaller (default 200)", minimum=0)
     max_aspect_ratio: float = option(3.0, help="drop images whose long/short side ratio is larger (default 3)",
                                      minimum=1)
     allow_private_networks: bool = option(
         False, help="allow loopback/private addresses (test servers such as the sample web only)")
+    allow_proxy: bool = option(False, help="send requests through the proxy HTTP(S)_PROXY/ALL_PROXY name (ignored "
+                               "otherwise); each target and redirect is still resolved and checked first")
     retry_failed: tuple[str, ...] | None = option(
         None, help="also redo failed rows of complete shards (all failures, or only the comma-separated REASONS, "
         "e.g. timeout,http_503); successes are kept, not refetched",
@@ -120,12 +124,11 @@ class DownloadOptions:
     per_host_limit: int = option(16, help="concurrent requests to one host per process (default 16)", minimum=1)
     encode_quality: int = option(95, help="JPEG quality of the output (default 95)", minimum=1, maximum=100)
     strict: bool = option(False, help="fail on the first malformed input row instead of counting and skipping it")
+    allow_partial: bool = option(False, help="read an unfinished `wit select` output (no stats.json) as it is")
 
     def validate(self) -> None:
         """The command line's checks, for library callers too (``UserError`` naming the flag)."""
         check_values(self)
-        if self.timeout <= 0:
-            raise UserError("--timeout must be positive")
         unknown = unknown_reasons(self.retry_failed or ())
         if unknown:
             raise UserError(f"--retry-failed: unknown reason {unknown[0]!r}; the reasons are {known_reasons_text()}")
@@ -139,9 +142,9 @@ class DownloadOptions:
         return DownloadConfig(
             image_size=self.image_size, resize_mode=self.resize_mode, samples_per_shard=self.samples_per_shard,
             checks=ImageChecks(min_image_size=self.min_image_size, max_aspect_ratio=self.max_aspect_ratio,
-                               max_pixels=DEFAULT_MAX_PIXELS),
+                               max_pixels=DEFAULT_MAX_PIXELS, decode_memory=self.decode_memory),
             fetch=FetchOptions(timeout=self.timeout, retries=self.retries, max_bytes=self.max_bytes,
-                               allow_private_networks=self.allow_private_networks,
+                               allow_private_networks=self.allow_private_networks, allow_proxy=self.allow_proxy,
                                per_host_limit=self.per_host_limit, threads=self.threads),
             encode_quality=self.encode_quality)
 
@@ -398,7 +401,7 @@ def collect_shards(out: str, shard_count: int) -> tuple[list[dict], Counter]:
 
 def write_download_manifest(options: DownloadOptions, entries: list[dict], rows: int) -> dict:
     # The flags that shaped the shards (``strict`` only decides whether a bad input row stops the run).
-    settings = {k: v for k, v in dataclasses.asdict(options).items() if k not in ("out", "strict")}
+    settings = {k: v for k, v in dataclasses.asdict(options).items() if k not in ("out", "strict", "allow_partial")}
     return write_manifest(options.out, {
         "shards": entries, "total_samples": sum(e["samples"] for e in entries), "total_rows": rows,
         "total_bytes": sum(e["bytes"] for e in entries), "format": "webdataset",
@@ -407,10 +410,7 @@ def write_download_manifest(options: DownloadOptions, entries: list[dict], rows:
 
 
 def _start_output(options: DownloadOptions) -> Plan:
-    """Clean up after a killed run and plan this one (a refused resume leaves the output as it was)."""
-    removed = remove_stale_temporaries(options.out)
-    if removed:
-        log.info("removed %d temporary files left by an interrupted run", removed)
+    """Plan this run (a refused resume leaves the output as it was; the lock removed a killed run's temporaries)."""
     work = plan(options)
     stale = [s for s in list_shards(options.out) if s >= work.shards]
     if stale:
@@ -424,10 +424,16 @@ def run_download(options: DownloadOptions, beam_args: list[str] | None = None) -
     """Run the whole download (resuming whatever an earlier run of the same command left); returns the
     stats record written to ``OUT/stats.json``."""
     options.validate()
+    partial = require_finished(options.input, allow_partial=options.allow_partial)
+    with output_lock(options.out, STAGE) as lock:     # held from the plan on: it may refuse, leaving OUT as it was
+        return _download(options, beam_args, lock, partial)
+
+
+def _download(options: DownloadOptions, beam_args: list[str] | None, lock: OutputLock, partial: list[str]) -> dict:
     planning = time.monotonic()
     work = _start_output(options)
     plan_seconds = time.monotonic() - planning
-    with StageRun(STAGE, options.out, settings=options) as stage:
+    with StageRun(STAGE, options.out, settings=options, lock=lock, partial_inputs=partial) as stage:
         if work.tasks:
             pipeline = stage.pipeline(beam_args, workers=options.processes)
             download_graph(pipeline, options, work.tasks)

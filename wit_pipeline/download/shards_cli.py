@@ -6,7 +6,8 @@ import argparse
 import json
 import sys
 
-from .shards import brace_urls, list_shard_rows, shard_stats, verify, write_contact_sheet
+from ..options import checked_type
+from .shards import brace_urls, list_shard_rows, read_manifest_checked, shard_stats, verify, write_contact_sheet
 
 
 def _human(n: float) -> str:
@@ -21,11 +22,24 @@ def _cmd_ls(args: argparse.Namespace) -> int:
     rows = list_shard_rows(args.dir)
     print(f"{'shard':<12} {'rows':>8} {'samples':>8} {'bytes':>10} {'success':>8}")
     for row in rows:
+        if row.problem:
+            print(f"{row.shard:<12} {'?':>8} {'?':>8} {'?':>10} {'?':>8}")
+            continue
         print(f"{row.shard:<12} {row.rows:>8} {row.samples:>8} {_human(row.bytes):>10} {row.success_rate:>8.1%}")
     total_rows, total_samples = sum(r.rows for r in rows), sum(r.samples for r in rows)
     rate = total_samples / total_rows if total_rows else 0.0
     print(f"{'total':<12} {total_rows:>8} {total_samples:>8} {_human(sum(r.bytes for r in rows)):>10} {rate:>8.1%}")
+    _report_problems("ls", [row.problem for row in rows if row.problem], "left out of the total")
     return 0
+
+
+def _report_problems(command: str, problems: list[str], consequence: str) -> None:
+    """Damage met while reading: one line each on stderr, then how many and what it means for the output."""
+    for line in problems:
+        print(line, file=sys.stderr)
+    if problems:
+        print(f"wit shards {command}: {len(problems)} problem(s) with damaged files, {consequence}; "
+              "'wit shards verify' checks the whole directory", file=sys.stderr)
 
 
 def _cmd_stats(args: argparse.Namespace) -> int:
@@ -33,6 +47,8 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(stats, indent=2, ensure_ascii=False))
         return 0
+    if stats["unreadable"]:
+        print(f"unreadable status parquets: {len(stats['unreadable'])} (their rows are not counted below)")
     print(f"rows {stats['rows']}, samples {stats['samples']} ({stats['success_rate']:.1%})")
     print("failures:")
     for reason, n in stats["failures"].items():
@@ -44,6 +60,7 @@ def _cmd_stats(args: argparse.Namespace) -> int:
         print(f"queries: {stats['queries']}")
         print("  top:    " + ", ".join(f"{q} ({n})" for q, n in stats["top_queries"]))
         print("  bottom: " + ", ".join(f"{q} ({n})" for q, n in stats["bottom_queries"]))
+    _report_problems("stats", stats["unreadable"], "left out of the statistics")
     return 0
 
 
@@ -59,13 +76,17 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    path = write_contact_sheet(args.dir, args.html, n=args.n)
-    print(path)
+    problems = write_contact_sheet(args.dir, args.html, n=args.n)
+    print(args.html)
+    _report_problems("show", problems, "listed on the page too")
     return 0
 
 
 def _cmd_urls(args: argparse.Namespace) -> int:
     pattern, samples = brace_urls(args.dir)
+    _, unreadable = read_manifest_checked(args.dir)
+    if unreadable:
+        _report_problems("urls", [unreadable], "the sample count is the status parquets' sum")
     print(pattern)
     print(f"{samples} samples", file=sys.stderr if args.quiet else sys.stdout)
     return 0
@@ -84,12 +105,14 @@ def register(subparsers) -> None:
 
     add("ls", _cmd_ls, "a table of shards: rows, samples, bytes, success rate")
     stats = add("stats", _cmd_stats, "totals, failure reasons, image size histogram, top and bottom queries")
-    stats.add_argument("--top", type=int, default=10, help="how many top/bottom queries (default 10)")
+    stats.add_argument("--top", type=checked_type(int, "--top", minimum=0), default=10,
+                       help="how many top/bottom queries (default 10)")
     stats.add_argument("--json", action="store_true", help="print the statistics as JSON")
     add("verify", _cmd_verify, "check every tar against its status parquet and manifest.json; exit 1 on a mismatch")
     show = add("show", _cmd_show, "write an HTML contact sheet of thumbnails with captions and matched queries")
     show.add_argument("--html", required=True, metavar="FILE", help="the HTML file to write")
-    show.add_argument("--n", type=int, default=100, help="how many samples (default 100)")
+    show.add_argument("--n", type=checked_type(int, "--n", minimum=1), default=100,
+                      help="how many samples (default 100)")
     urls = add("urls", _cmd_urls, "the brace pattern (DIR/{00000..00041}.tar) webdataset and OpenCLIP take")
     urls.add_argument("--quiet", action="store_true",
                       help="print the sample count on stderr, the pattern alone on stdout")

@@ -82,19 +82,6 @@ def list_shards(out: str, kind: str = "parquet") -> list[int]:
     return sorted(ids)
 
 
-def remove_stale_temporaries(out: str) -> int:
-    """Delete temporary files a killed run left at the top of ``out`` (local only); returns how many."""
-    if fileio.is_remote(out) or not os.path.isdir(out):
-        return 0
-    removed = 0
-    for name in os.listdir(out):
-        if name.startswith(".") and name.endswith(".tmp") and (".tar." in name or ".parquet." in name
-                                                               or ".json." in name):
-            os.remove(os.path.join(out, name))
-            removed += 1
-    return removed
-
-
 def shard_manifest_entry(shard_id: int, meta: dict) -> dict:
     """The manifest row of a complete shard, from its status parquet's metadata."""
     summary = TarSummary(meta["samples"], meta["bytes"], meta["sha256"])

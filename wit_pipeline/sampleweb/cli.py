@@ -6,6 +6,7 @@ import argparse
 import json
 import time
 
+from ..options import checked_type
 from . import serve_sample_web
 
 
@@ -38,13 +39,16 @@ def register(subparsers) -> None:
 
     def common(p):
         p.add_argument("--seed", type=int, default=0, help="content seed (default 0)")
-        p.add_argument("--images", type=int, default=240, help="number of images (default 240)")
+        p.add_argument("--images", type=checked_type(int, "--images", minimum=1), default=240,
+                       help="number of images (default 240)")
         p.add_argument("--no-faults", action="store_true", help="switch the fault pages off")
 
     serve = commands.add_parser("serve", help="serve on 127.0.0.1 until Ctrl-C")
     common(serve)
-    serve.add_argument("--port", type=int, default=0, help="port (default: a free one)")
-    serve.add_argument("--latency", type=float, default=0.0, help="added seconds per response")
+    serve.add_argument("--port", type=checked_type(int, "--port", minimum=0, maximum=65535), default=0,
+                       help="port (default: a free one)")
+    serve.add_argument("--latency", type=checked_type(float, "--latency", minimum=0, maximum=3600), default=0.0,
+                       help="added seconds per response")
     serve.add_argument("--write", metavar="DIR", help="also write its files (WAT, WARC, eval set, ...) to DIR")
     serve.set_defaults(func=_cmd_serve)
     write = commands.add_parser("write", help="write the sample web's files to a directory")

@@ -11,8 +11,9 @@ from .pipeline import SelectOptions, run_select
 def _cmd(args: argparse.Namespace) -> int:
     stats = run_select(from_args(SelectOptions, args), args.beam_args)
     d = stats["dropped"]
+    bad = f", bad row {d['bad_row']}" if d.get("bad_row") else ""
     print(f"wit select: {stats['in']} candidates, {stats['matched']} matched, {stats['out']} selected "
-          f"(no match {d['no_match']}, language {d['lang']}, duplicate {d['duplicate']}, cap {d['cap']}); "
+          f"(no match {d['no_match']}, language {d['lang']}, duplicate {d['duplicate']}, cap {d['cap']}{bad}); "
           f"{stats['queries_matched']}/{stats['queries_total']} queries matched -> {stats['outputs']['summary']}")
     return 0
 

@@ -9,7 +9,8 @@
       └► QueryCounts ─► query_counts.parquet; then stats.json, query_counts.png, summary.html
 
 Every candidate row ends in exactly one place:
-``in = out (selected) + dropped[no_match] + dropped[lang] + dropped[duplicate] + dropped[cap]``.
+``in = out (selected) + dropped[no_match] + dropped[lang] + dropped[duplicate] + dropped[cap]
++ dropped[bad_row]`` (a row the table reader cannot use, counted by reason as ``bad_rows_<reason>``).
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ from ..errors import UserError
 from ..options import check_values, option
 from ..pairs import DedupPairs, LanguageAndDedup, parse_lang
 from ..parquet_parts import WriteParquetParts
-from ..querylist import load_query_list
+from ..querylist import MAX_QUERY_BYTES, load_query_list
 from ..schemas import CANDIDATE_COLUMNS, QUERY_COUNTS_SCHEMA, SELECTED_SCHEMA, pair_uid
-from ..stage import StageRun, dropped_counts
+from ..stage import StageRun, dropped_counts, require_finished
 from ..tables import MissingColumns, iter_table_rows
 from .balancing import BALANCES, CapPerQuery
 from .matching import MODES, shared_matcher
@@ -63,6 +64,8 @@ class SelectOptions:
     keep_case: bool = option(False, help="match case-sensitively (queries too)")
     rows_per_part: int = option(200_000, minimum=1, help="rows per selected parquet part")
     strict: bool = option(False, help="fail on the first malformed input row instead of counting and skipping it")
+    allow_partial: bool = option(False, help="read an unfinished `wit candidates` or `wit queries build` output "
+                                 "(no stats.json) as it is")
 
 
 def candidate_files(patterns: list[str]) -> list[str]:
@@ -73,11 +76,13 @@ def candidate_files(patterns: list[str]) -> list[str]:
 
 
 def read_rows(path: str, counts: Counter, strict: bool = False):
-    """Row dicts of one candidate parquet file (missing provenance columns as None, uid filled in);
-    each row counted ``in``, a file without url/text columns counted ``unreadable_files``."""
+    """Row dicts of one candidate parquet file (missing provenance columns as None, numbers as their text,
+    uid filled in); each row counted ``in``, a row the table reader finds bad (a list where a string
+    belongs, bytes that are not UTF-8 ...) counted ``in`` and ``dropped_bad_row`` (by reason as
+    ``bad_rows_<reason>``), a file without url/text columns counted ``unreadable_files``."""
     try:
         for row in iter_table_rows(path, columns=CANDIDATE_COLUMNS, required=("url", "text"), counts=counts,
-                                   strict=strict):
+                                   strict=strict, as_text=True):
             counts["in"] += 1
             row["url"], row["text"] = row["url"] or "", row["text"] or ""
             row["source"] = row["source"] or "table"
@@ -87,6 +92,9 @@ def read_rows(path: str, counts: Counter, strict: bool = False):
     except MissingColumns:
         counts["unreadable_files"] += 1
         log.warning("skipping %s: no url/text columns", path)
+    finally:   # a bad row was read too: it is accounted for as a drop
+        counts["in"] += counts["bad_rows"]
+        counts["dropped_bad_row"] += counts["bad_rows"]
 
 
 class ReadCandidateFileFn(beam.DoFn):
@@ -242,15 +250,24 @@ def build(pipeline: beam.Pipeline, options: SelectOptions) -> None:
                                  options.keep_case))
 
 
-def check_options(options: SelectOptions) -> list[str]:
-    """Settings a library caller may get wrong (the command line checks them as it parses); the queries."""
+def check_options(options: SelectOptions) -> tuple[list[str], Counter]:
+    """Settings a library caller may get wrong (the command line checks them as it parses); the queries,
+    and the query-list lines left out by reason (``line_too_long``)."""
     check_values(options)
-    return load_query_list(options.queries, options.keep_case)   # a bad list fails here, in one line
+    fileio.check_readable(options.queries, "--queries")   # every worker reads the list again: no http(s)
+    for path in options.candidates:
+        fileio.check_readable(path, "--candidates", http=True)
+    skipped = Counter()
+    queries = load_query_list(options.queries, options.keep_case, skipped)   # a bad list fails here, in one line
+    if skipped:
+        log.warning("--queries %s: left out %d line(s) longer than %d bytes", options.queries,
+                    skipped["line_too_long"], MAX_QUERY_BYTES)
+    return queries, skipped
 
 
-def query_figures(query_counts: list[dict], queries: list[str], cap: int) -> dict:
+def query_figures(query_counts: list[dict], queries: list[str], cap: int, skipped: Counter | None = None) -> dict:
     """The per-query figures of stats.json."""
-    return {"queries_total": len(queries),
+    return {"queries_total": len(queries), "query_lines_skipped": dict(sorted((skipped or {}).items())),
             "queries_matched": sum(1 for r in query_counts if r["matched"] > 0),
             "queries_capped": sum(1 for r in query_counts if r["matched"] > cap),
             "queries_never_matched": sum(1 for r in query_counts if r["matched"] == 0)}
@@ -266,15 +283,16 @@ def summary_figures(options: SelectOptions, stats: dict) -> dict:
 
 def run_select(options: SelectOptions, beam_args: list[str] | None = None) -> dict:
     """Run the selection job; returns (and writes as ``OUT/stats.json``) its statistics."""
-    queries = check_options(options)
-    with StageRun(STAGE, options.out, settings=options) as stage:
+    queries, skipped = check_options(options)
+    partial = require_finished([*options.candidates, options.queries], allow_partial=options.allow_partial)
+    with StageRun(STAGE, options.out, settings=options, partial_inputs=partial) as stage:
         pipeline = stage.pipeline(beam_args)
         build(pipeline, options)
         counts = stage.run(pipeline)
         counts_path = fileio.join(options.out, QUERY_COUNTS)
         query_counts = fileio.read_parquet(counts_path).to_pylist()
         figures = {"matched": counts.get("matched", 0), "lang_detect_calls": counts.get("lang_detect_calls", 0),
-                   **query_figures(query_counts, queries, options.cap)}
+                   **query_figures(query_counts, queries, options.cap, skipped)}
         dropped = dropped_counts(counts, DROP_REASONS)
         png, page = write_summary(options.out, query_counts, summary_figures(
             options, {"in": counts.get("in", 0), "out": counts.get("out", 0), "dropped": dropped, **figures}),

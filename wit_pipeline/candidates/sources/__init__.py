@@ -14,7 +14,8 @@ clean-up). The file sources share ``ReadFiles`` over a reader with one signature
 
 Adding a source is a module with its reader plus one record here. Outcomes are counted in the
 stage's namespace: ``files`` and ``unreadable_files`` (an unreadable file is counted and skipped,
-never fatal) and each reader's own record counters.
+never fatal) and each reader's own record counters. Every row leaves its reader through
+``valid_row``: text from JSON may hold lone surrogates, which Beam's coders cannot encode.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ...beam import StageCounters
 from ...errors import UserError
 from ...http import RobotsCache, make_session
 from ...querylist import load_query_list
+from ...text import valid_unicode
 from .search import DEFAULT_PAGE_SIZE, HostRateLimiter, check_search, crawl_query, crawler_of
 from .table import check_tables, read_table_file
 from .warc import read_warc_file
@@ -39,6 +41,12 @@ from .wat import read_wat_file
 log = logging.getLogger(__name__)
 
 STAGE = "candidates"
+
+
+def valid_row(row: dict) -> dict:
+    """``row`` with lone surrogates (from JSON escapes in a WAT record, a JSONL table, an API answer) replaced,
+    so Beam's coders and the parquet writer can encode it (``text.valid_unicode``)."""
+    return {name: valid_unicode(value) if isinstance(value, str) else value for name, value in row.items()}
 
 
 class ReadFilesFn(beam.DoFn):
@@ -53,7 +61,7 @@ class ReadFilesFn(beam.DoFn):
     def process(self, path: str):
         counts = Counter(files=1)
         try:
-            yield from self.read(path, self.options, counts)
+            yield from map(valid_row, self.read(path, self.options, counts))
         except Exception as exc:  # noqa: BLE001 - an unreadable file is counted, never fatal...
             if isinstance(exc, UserError) and self.options.strict:
                 raise   # ...unless --strict: then the first malformed row stops the run, in one line
@@ -86,7 +94,8 @@ class CrawlQueriesFn(beam.DoFn):
         self.options = options
 
     def setup(self):
-        self.session = make_session(allow_private_networks=self.options.allow_private_networks, retries=3,
+        self.session = make_session(allow_private_networks=self.options.allow_private_networks,
+                                    allow_proxy=self.options.allow_proxy, retries=3,
                                     backoff_s=0.5, max_bytes=32 << 20)
         self.robots = RobotsCache(self.session)
         self.counters = StageCounters(STAGE)
@@ -97,10 +106,10 @@ class CrawlQueriesFn(beam.DoFn):
         for query in sorted(queries):
             counts = Counter()
             try:
-                yield from crawl_query(query, api=options.api, endpoint=options.endpoint, session=self.session,
-                                       robots=self.robots, limiter=limiter, cap=options.per_query_cap,
-                                       page_size=options.page_size or DEFAULT_PAGE_SIZE[options.api],
-                                       counts=counts)
+                rows = crawl_query(query, api=options.api, endpoint=options.endpoint, session=self.session,
+                                   robots=self.robots, limiter=limiter, cap=options.per_query_cap,
+                                   page_size=options.page_size or DEFAULT_PAGE_SIZE[options.api], counts=counts)
+                yield from map(valid_row, rows)
             finally:
                 self.counters.add(counts)
 

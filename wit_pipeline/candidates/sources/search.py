@@ -14,8 +14,9 @@ configurable endpoint:
   ``descriptionurl`` and ``extmetadata`` (``ImageDescription``, ``Artist``,
   ``LicenseShortName``, ``LicenseUrl``); ``continue.gsroffset`` for the next page.
 
-Politeness: every request goes through the guarded session (retries with
-exponential backoff on 429/5xx and timeouts, ``Retry-After`` honoured), the
+Network: every request goes through the guarded session (``--allow-proxy`` to use the
+environment's proxy, each target still checked first). Politeness: retries with
+exponential backoff on 429/5xx and timeouts (``Retry-After`` honoured), the
 host's robots.txt is obeyed (a disallowed endpoint is never requested), and
 the request rate to one host is bounded for the whole job: the queries are
 split among ``crawlers`` sequential crawls, each spacing its requests by
@@ -28,7 +29,8 @@ Licence, creator and landing page go into each row's provenance.
 Counters: ``search_queries``, ``search_requests``, ``search_results``,
 ``search_queries_capped``, ``search_robots_disallowed`` (queries not crawled),
 ``search_failed_<reason>`` (a page request that failed after retries; the
-query's crawl stops there), ``search_bad_response`` (not the expected JSON).
+query's crawl stops there), ``search_bad_response`` (not JSON, or JSON of an unexpected
+shape: the query's crawl stops there too).
 """
 
 from __future__ import annotations
@@ -43,7 +45,9 @@ from html.parser import HTMLParser
 from typing import Iterator
 from urllib.parse import urlencode, urlsplit
 
+from ... import fileio
 from ...errors import UserError
+from ...http import warn_ignored_proxies
 from ...schemas import candidate_row
 
 APIS = ("openverse", "mediawiki")
@@ -163,6 +167,18 @@ def parse_mediawiki(answer: dict, endpoint: str, query: str) -> tuple[list[dict]
 
 
 # -- the crawl ---------------------------------------------------------------------------------
+def _parse_page(api: str, body: bytes, endpoint: str, query: str, page: int) -> tuple[list[dict], bool, int | None]:
+    """(rows, more pages exist, MediaWiki's next offset) of one answer; raises for an unexpected shape."""
+    answer = json.loads(body)
+    if not isinstance(answer, dict):
+        raise ValueError("not an object")
+    if api == "openverse":
+        rows, more = parse_openverse(answer, endpoint, query, page)
+        return rows, more, None
+    rows, next_offset = parse_mediawiki(answer, endpoint, query)
+    return rows, next_offset is not None, next_offset
+
+
 def crawl_query(query: str, *, api: str, endpoint: str, session, robots, limiter: HostRateLimiter,
                 cap: int, page_size: int, counts: Counter, max_pages: int = 10_000) -> Iterator[dict]:
     """Rows for one query, page after page, until ``cap`` rows, the last page or a failure."""
@@ -188,17 +204,13 @@ def crawl_query(query: str, *, api: str, endpoint: str, session, robots, limiter
             counts[f"search_failed_{result.error}"] += 1
             return
         try:
-            answer = json.loads(result.body)
-            if not isinstance(answer, dict):
-                raise ValueError("not an object")
-        except ValueError:
+            rows, more, next_offset = _parse_page(api, result.body, endpoint, query, page)
+        except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError):
+            # not JSON, or JSON of another shape (a hostile or broken API): the query's crawl ends here
             counts["search_bad_response"] += 1
             return
-        if api == "openverse":
-            rows, more = parse_openverse(answer, endpoint, query, page)
-            page += 1
-        else:
-            rows, next_offset = parse_mediawiki(answer, endpoint, query)
+        page += 1
+        if api == "mediawiki":
             more = next_offset is not None and next_offset > offset
             offset = next_offset or offset
         for row in rows:
@@ -225,3 +237,6 @@ def check_search(options) -> None:
         raise UserError("--source search needs --endpoint, the API's http(s) URL")
     if len(options.inputs) != 1:
         raise UserError("--source search takes one --input: a queries directory or text file")
+    if not options.allow_proxy:
+        warn_ignored_proxies()     # here, on the driver: the crawl's workers do not show warnings by default
+    fileio.check_readable(options.inputs[0], "--input")   # a query list: probed for a queries directory

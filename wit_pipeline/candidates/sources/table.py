@@ -5,7 +5,9 @@ the file name, each also ``.gz``/``.bz2``/``.zst``; streamed, never loaded
 whole); the url and text column names are configurable. Outcomes:
 ``table_rows``; ``table_bad_rows`` (a row the table reader counts as bad: a JSONL
 line that is not a JSON object, a CSV row that does not parse, ...; with
-``--strict`` the first one stops the run instead).
+``--strict`` the first one stops the run instead), and the same by reason as
+``table_bad_rows_<reason>`` (``tables.BAD_ROW_REASONS``: ``bad_encoding``,
+``field_too_large``, ``line_too_long`` ...).
 """
 
 from __future__ import annotations
@@ -48,8 +50,8 @@ def read_table(path: str, counts: Counter, *, url_col: str = "url", text_col: st
     except MissingColumns as error:
         raise _missing_columns(error) from None
     finally:
-        if found["bad_rows"]:
-            counts["table_bad_rows"] += found["bad_rows"]
+        for name, value in found.items():   # bad_rows and bad_rows_<reason>
+            counts[f"table_{name}"] += value
 
 
 def read_table_file(path: str, options, counts: Counter) -> Iterator[dict]:

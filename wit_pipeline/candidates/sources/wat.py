@@ -99,7 +99,7 @@ def parse_wat_record(headers: dict, payload: bytes, counts: Counter) -> tuple[st
         return None, []
     try:
         envelope = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):   # RecursionError: nested too deeply to read
         counts["wat_bad_json"] += 1
         return None, []
     if not isinstance(envelope, dict):
