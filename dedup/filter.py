@@ -7,7 +7,9 @@ the others are re-written member by member without the flagged samples (tar head
 through ``wit_pipeline.shardset``). A Beam job does the rewriting, one shard per element.
 
 ``OUT/manifest.json`` is a shard-set manifest (``shardset.write_manifest``: ``shards`` with path,
-samples, bytes, sha256; ``total_samples``) plus ``removed_samples``, ``source`` and ``overlap``;
+samples, bytes, sha256; ``total_samples``) plus ``removed_samples``, ``source`` and ``overlap``, with
+OpenCLIP's ``OUT/sizes.json`` beside it; each written shard has img2dataset's ``NAME_stats.json``
+(``count`` = samples read, ``successes`` = samples kept, ``status_dict`` = ``{success, overlap}``);
 ``OUT/removed.jsonl`` lists every removed sample with the eval examples it matched; ``OUT/stats.json``
 (stage ``overlap_filter``): ``in`` = samples read, ``out`` = samples written, ``dropped`` =
 ``{"overlap": samples removed, "damaged_shard": shards}``, extras ``shards`` and ``damaged_shards``.
@@ -24,6 +26,7 @@ import json
 import os
 import posixpath
 import shutil
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import IO
@@ -45,7 +48,10 @@ from wit_pipeline.shardset import (
     manifest_entry,
     manifest_path,
     shard_digests,
+    shard_stats_name,
+    shard_stats_record,
     write_manifest,
+    write_shard_stats,
 )
 from wit_pipeline.stage import StageRun, require_finished
 
@@ -134,10 +140,12 @@ class FilterShard(beam.DoFn):
     def process(self, item):
         source, name = item
         target = fileio.join(self.out, posixpath.basename(name))
+        started = time.time()
         try:
             row = rewrite_shard(source, target, set(self.drops.get(name, ())), self.digests.get(source))
         except DamagedShard as exc:
             fileio.remove(target)         # neither a short shard nor an earlier run's copy under its name
+            fileio.remove(fileio.join(self.out, shard_stats_name(target)))
             self.samples_in.inc()
             self.damaged.inc()
             yield json.dumps({"path": posixpath.basename(target), "source": name, "damaged": str(exc)})
@@ -145,6 +153,8 @@ class FilterShard(beam.DoFn):
         self.samples_in.inc(row["samples"] + row["removed"])
         self.samples_out.inc(row["samples"])
         self.removed.inc(row["removed"])
+        write_shard_stats(self.out, row["path"], shard_stats_record(
+            {"success": row["samples"], "overlap": row["removed"]}, started, time.time()))
         row["source"] = name
         yield json.dumps(row)
 

@@ -267,6 +267,14 @@ CASES += [
     Case("candidates-table-row-not-utf8-strict", lambda tmp, request: qcs_candidates(
         tmp, "in.csv", b"http://img.example/x.jpg,caf\xe9 red car here\n", "--strict"),
         message=r"in\.csv:4: bytes that are not UTF-8"),
+    Case("candidates-table-caption-col-missing", lambda tmp, request: qcs_candidates(
+        tmp, "in.csv", b"", "--caption-col", "alt"),
+        message=r"has no column\(s\) 'alt' \(it has: url, text\); set --url-col/--caption-col"),
+    Case("candidates-table-url-list", lambda tmp, request: qcs_candidates(
+        tmp, "urls.txt", b"http://img.example/1.jpg\n"), message=r"urls\.txt' is a url list \(\.txt\)"),
+    Case("candidates-table-img2dataset-flag", lambda tmp, request: qcs_candidates(
+        tmp, "in.csv", b"", "--caption_col", "text"),
+        message=r"--caption_col is img2dataset's name: use --caption-col"),
     Case("candidates-jsonl-row-not-utf8", lambda tmp, request: qcs_candidates(
         tmp, "in.jsonl", b"".join(json.dumps({"url": u, "text": t}).encode() + b"\n" for u, t in QCS_GOOD)
         + b'{"url": "http://img.example/x.jpg", "text": "caf\xe9 red car"}\n'), exit=0,
@@ -484,7 +492,7 @@ CASES += [
         check=dsote_reported(r"00000\.parquet: not a readable status parquet", r"1 problem\(s\)")),
     Case("shards-ls-status-parquet-garbage", lambda tmp, request: [
         "shards", "ls", dsote_damaged(tmp, "00000.parquet", b"garbage")], exit=0,
-        check=dsote_reported(r"00000\.parquet: no readable shard record", r"left out of the total")),
+        check=dsote_reported(r"00000\.parquet: not a readable status parquet", r"left out of the total")),
     Case("shards-show-status-parquet-garbage", lambda tmp, request: [
         "shards", "show", dsote_damaged(tmp, "00000.parquet", b"garbage"), "--html", str(tmp / "sheet.html")],
         exit=0, check=dsote_reported(r"00000\.parquet: not a readable status parquet")),
@@ -494,7 +502,14 @@ CASES += [
     Case("shards-urls-manifest-not-json", lambda tmp, request: [
         "shards", "urls", dsote_damaged(tmp, "manifest.json", b"{not json")], exit=0,
         check=lambda tmp, result: (dsote_reported(r"manifest\.json: not a shard manifest")(tmp, result),
-                                   dsote_reported(r"00000\.tar", r"(?m)^3 samples$", stream="out")(tmp, result))),
+                                   dsote_reported(r"(?m)^3 samples$")(tmp, result),
+                                   dsote_reported(r"\A\S*/00000\.tar\n\Z", stream="out")(tmp, result))),
+    Case("shards-verify-sizes-json-not-json", lambda tmp, request: [
+        "shards", "verify", dsote_damaged(tmp, "sizes.json", b"{not json")], exit=1,
+        check=dsote_reported(r"sizes\.json: not OpenCLIP's sizes\.json", r"1 problem\(s\)")),
+    Case("shards-verify-shard-stats-not-counts", lambda tmp, request: [
+        "shards", "verify", dsote_damaged(tmp, "00000_stats.json", b'{"count": "3"}')], exit=1,
+        check=dsote_reported(r"00000_stats\.json: not a per-shard stats file", r"1 problem\(s\)")),
     Case("shards-verify-json-member-not-json", lambda tmp, request: [
         "shards", "verify", dsote_json_member(tmp, b"{not json \xff")], exit=1,
         check=dsote_reported(r"key 000000000: its \.json is not a JSON object")),
@@ -596,6 +611,22 @@ CASES += [
     Case("download-out-under-a-file", lambda tmp, request: dsote_download(
         tmp, write(tmp / "in.jsonl", '{"url": "http://img.example/a.jpg", "text": "a"}\n'))[:3]
         + ["--out", str(Path(write(tmp / "a-file", "x")) / "out")], message=r"a-file"),
+    Case("download-caption-col-missing", lambda tmp, request: dsote_download(
+        tmp, write(tmp / "in.csv", "url,caption\nhttp://img.example/a.jpg,a\n"), "--caption-col", "alt"),
+        message=r"has no column\(s\) 'alt' \(it has: url, caption\); set --url-col/--caption-col"),
+    Case("download-broken-json-array", lambda tmp, request: dsote_download(
+        tmp, write(tmp / "in.json", '[{"url": "http://img.example/a.jpg", "text": "a"},')),
+        message=r"in\.json: not a JSON array"),
+    Case("download-img2dataset-flag", lambda tmp, request: dsote_download(tmp, str(tmp), "--image_size", "64"),
+         message=r"--image_size is img2dataset's name: use --image-size"),
+    Case("download-verify-hash-unknown-algorithm", lambda tmp, request: dsote_download(
+        tmp, write(tmp / "in.jsonl", '{"url": "http://img.example/a.jpg", "text": "a", "h": "00"}\n'),
+        "--verify-hash", "h,crc32"),
+        message=r"--verify-hash 'h,crc32': unknown algorithm 'crc32' \(known: sha256, md5\)"),
+    Case("download-verify-hash-missing-column", lambda tmp, request: dsote_download(
+        tmp, write(tmp / "in.jsonl", '{"url": "http://img.example/a.jpg", "text": "a", "h": "00"}\n'),
+        "--verify-hash", "sha256"),
+        message=r"--verify-hash: the input has no column 'sha256' \(its other columns: h\)"),
     Case("download-disk-full", dsote_disk_full,
          message=r"no space left on device writing .*out \(\d+ bytes free\): free space and rerun; "
                  r"completed work is kept"),

@@ -70,3 +70,13 @@ def test_config_mistakes_are_one_line_errors(tmp_path, capsys, text, message):
 def test_bad_override_is_refused():
     with pytest.raises(UserError, match="SECTION.KEY=VALUE"):
         apply_overrides({}, ["select.cap"])
+
+
+def test_a_switch_that_is_on_by_default_is_turned_off_from_the_config(tmp_path):
+    # `save_exif: false` must reach the stage as --no-save-exif, not be dropped (its default is on).
+    from wit_pipeline.build import plan
+
+    steps = plan({"output": str(tmp_path), "stages": ["download"],
+                  "download": {"save_exif": False, "strict": False}}, [])
+    download = next(step for step in steps if step.stage == "download")
+    assert "--no-save-exif" in download.argv and "--strict" not in download.argv

@@ -185,3 +185,31 @@ def test_a_newer_or_broken_manifest_is_a_user_error(tmp_path):
         read_manifest(str(tmp_path))
     with pytest.raises(UserError, match="not a shard manifest"):
         manifest_samples({"shards": [{"path": "x.tar"}]})
+
+
+def test_write_manifest_writes_openclips_sizes_json_beside_it(tmp_path):
+    from wit_pipeline.shardset import read_sizes
+
+    write_manifest(str(tmp_path), {"shards": [{"path": "00000.tar", "samples": 3}, {"path": "00001.tar", "samples": 0}],
+                                   "total_samples": 3})
+    assert json.load(open(tmp_path / "sizes.json")) == {"00000.tar": 3, "00001.tar": 0}
+    assert read_sizes(str(tmp_path)) == {"00000.tar": 3, "00001.tar": 0}
+    (tmp_path / "sizes.json").write_text('{"00000.tar": "3"}')
+    with pytest.raises(UserError, match="not OpenCLIP's sizes.json"):
+        read_sizes(str(tmp_path))
+
+
+def test_shard_stats_have_img2datasets_keys_and_read_back(tmp_path):
+    from wit_pipeline.shardset import read_shard_stats, shard_stats_name, shard_stats_record, write_shard_stats
+
+    record = shard_stats_record({"success": 7, "failed_to_download": 2, "failed_to_resize": 1}, 100.0, 102.5)
+    assert record == {"count": 10, "successes": 7, "failed_to_download": 2, "failed_to_resize": 1, "duration": 2.5,
+                      "start_time": 100.0, "end_time": 102.5,
+                      "status_dict": {"failed_to_download": 2, "failed_to_resize": 1, "success": 7}}
+    assert shard_stats_name("00012.tar") == "00012_stats.json"
+    write_shard_stats(str(tmp_path), "00012.tar", record)
+    assert read_shard_stats(str(tmp_path), "00012.tar") == record
+    assert read_shard_stats(str(tmp_path), "00013.tar") is None
+    (tmp_path / "00012_stats.json").write_text("[]")
+    with pytest.raises(UserError, match="not a per-shard stats file"):
+        read_shard_stats(str(tmp_path), "00012.tar")

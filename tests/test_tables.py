@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import os
+import tarfile
 from collections import Counter
 
 import pyarrow as pa
@@ -26,6 +27,7 @@ from wit_pipeline.tables import (
     MissingColumns,
     bounded_lines,
     iter_table_rows,
+    pick_columns,
     table_columns,
     table_format,
 )
@@ -62,10 +64,10 @@ def test_every_format_and_compression_reads_back_the_same_rows(tmp_path, kind, c
 
 
 def test_format_comes_from_the_name_and_unknown_names_are_user_errors():
-    assert [table_format(p) for p in ("a.pq", "b.PARQUET.gz", "c.ndjson.zst", "d.json", "gs://x/e.tsv.bz2")] == [
-        "parquet", "parquet", "jsonl", "jsonl", "tsv"]
-    with pytest.raises(UserError, match=r"'notes.txt.gz': unknown table format \(known: .parquet, .pq"):
-        table_format("notes.txt.gz")
+    assert [table_format(p) for p in ("a.pq", "b.PARQUET.gz", "c.ndjson.zst", "d.json", "gs://x/e.tsv.bz2",
+                                      "urls.txt.gz")] == ["parquet", "parquet", "jsonl", "jsonl", "tsv", "txt"]
+    with pytest.raises(UserError, match=r"'notes.md.gz': unknown table format \(known: .parquet, .pq"):
+        table_format("notes.md.gz")
 
 
 def test_bad_rows_are_counted_and_skipped(tmp_path):
@@ -233,3 +235,124 @@ def test_candidates_table_source_reads_a_compressed_jsonl(tmp_path):
                     "--lang", "any"]) == 0
         parts[source.name] = sorted(pq.read_table(out / "parts").column("url").to_pylist())
     assert parts["pairs.jsonl.gz"] == parts["pairs.jsonl"] and parts["pairs.jsonl"]
+
+
+def _url_list(rows: list[dict]) -> bytes:
+    return "".join(f"  {row['url']}\n\n" for row in rows).encode()   # blanks around a url and blank lines are no rows
+
+
+def _json_array(rows: list[dict]) -> bytes:
+    return json.dumps(rows, indent=1).encode()
+
+
+@pytest.mark.parametrize("compression", list(COMPRESSORS))
+def test_url_lists_and_json_arrays_read_in_every_compression_local_and_remote(tmp_path, compression):
+    for base in (str(tmp_path), "memfs://lists"):
+        urls, array = f"{base}/urls.txt{compression}", f"{base}/pairs.json{compression}"
+        for path, data in ((urls, _url_list(ROWS)), (array, _json_array(ROWS))):
+            if base.startswith("memfs"):
+                memfs.put(path, COMPRESSORS[compression](data))
+            else:
+                with open(path, "wb") as handle:
+                    handle.write(COMPRESSORS[compression](data))
+        assert table_columns(urls) == ["url"]
+        assert list(iter_table_rows(urls, required=["url"])) == [{"url": row["url"]} for row in ROWS]
+        assert table_columns(array) == ["url", "text"]
+        assert list(iter_table_rows(array, required=["url", "text"])) == ROWS
+
+
+def test_json_array_items_that_are_no_objects_are_bad_rows_and_a_broken_array_is_one_error(tmp_path):
+    path = tmp_path / "a.json"
+    path.write_text('[{"url": "http://x.test/1", "text": "one"}, 7, {"url": "http://x.test/2", "text": "two"}]')
+    counts = Counter()
+    assert [row["url"] for row in iter_table_rows(str(path), counts=counts)] == ["http://x.test/1", "http://x.test/2"]
+    assert counts == Counter(bad_rows=1, bad_rows_malformed=1)
+    with pytest.raises(UserError, match=r"a\.json: item 2: not a JSON object"):
+        list(iter_table_rows(str(path), strict=True))
+    path.write_text('[{"url": "http://x.test/1", "text": "one"},')
+    with pytest.raises(UserError, match=r"a\.json: not a JSON array"):
+        list(iter_table_rows(str(path)))
+    (tmp_path / "b.json").write_text('{"url": "http://x.test/1", "text": "one"}\n')   # a .json of JSON lines
+    assert list(iter_table_rows(str(tmp_path / "b.json"))) == [{"url": "http://x.test/1", "text": "one"}]
+
+
+def test_url_lists_count_lines_that_are_not_utf8(tmp_path):
+    path = tmp_path / "urls.txt"
+    path.write_bytes(b"\xef\xbb\xbfhttp://x.test/1\nhttp://x.test/caf\xe9\nhttp://x.test/2\n")
+    counts = Counter()
+    assert list(iter_table_rows(str(path), counts=counts)) == [{"url": "http://x.test/1"}, {"url": "http://x.test/2"}]
+    assert counts == Counter(bad_rows=1, bad_rows_bad_encoding=1)
+
+
+@pytest.mark.parametrize(("present", "named", "expected"), [
+    (["url", "text"], (None, None), ("url", "text")),
+    (["url", "caption"], (None, None), ("url", "caption")),          # img2dataset's default caption column
+    (["url", "caption", "text"], (None, None), ("url", "text")),     # both: text
+    (["URL", "TEXT", "WIDTH"], (None, None), ("URL", "TEXT")),       # LAION's
+    (["url", "URL", "text"], (None, None), ("url", "text")),
+    (["link", "alt", "text"], ("link", "alt"), ("link", "alt")),
+])
+def test_the_url_and_caption_columns_are_the_named_ones_else_the_first_default_there_is(present, named, expected):
+    assert pick_columns("t.csv", present, *named) == expected
+
+
+def test_a_missing_url_or_caption_column_lists_the_columns_there_are():
+    with pytest.raises(MissingColumns, match=r"no column\(s\) 'text' \(it has: url, alt\)"):
+        pick_columns("t.csv", ["url", "alt"])
+    with pytest.raises(MissingColumns, match=r"no column\(s\) 'alt_text' \(it has: url, caption\)"):
+        pick_columns("t.csv", ["url", "caption"], caption_col="alt_text")
+    assert pick_columns("urls.txt.gz", ["url"]) == ("url", None)
+    with pytest.raises(UserError, match="url list .* no caption column 'caption'"):
+        pick_columns("urls.txt", ["url"], caption_col="caption")
+
+
+def test_candidates_table_source_takes_caption_laion_and_named_columns(tmp_path):
+    caption = "a red circle and a blue square"
+    (tmp_path / "img2dataset.csv.bz2").write_bytes(bz2.compress(f"url,caption\nhttp://img.test/1.jpg,{caption}\n"
+                                                                .encode()))
+    (tmp_path / "laion.json").write_text(json.dumps([{"URL": "http://img.test/2.jpg", "TEXT": caption}]))
+    (tmp_path / "named.tsv.zst").write_bytes(zstandard.ZstdCompressor().compress(
+        f"link\talt\nhttp://img.test/3.jpg\t{caption}\n".encode()))
+    runs = {"img2dataset.csv.bz2": [], "laion.json": [], "named.tsv.zst": ["--url-col", "link", "--caption-col", "alt"]}
+    runs["named-by-text-col"] = ["--url-col", "link", "--text-col", "alt"]   # --text-col: the same flag
+    for name, flags in runs.items():
+        source = tmp_path / (name if name != "named-by-text-col" else "named.tsv.zst")
+        out = tmp_path / f"cand-{name}"
+        assert wit(["candidates", "--source", "table", "--input", str(source), "--out", str(out), "--lang", "any",
+                    *flags]) == 0, name
+        assert pq.read_table(out / "parts").column("text").to_pylist() == [caption], name
+
+
+def test_download_reads_an_img2dataset_style_csv_gz_with_caption_col(image_rows, tmp_path):
+    rows = [{"url": r["url"], "caption": r["text"], "uid": f"u{i}"} for i, r in enumerate(image_rows)]
+    body = "url,caption,uid\n" + "".join(f'{r["url"]},"{r["caption"]}",{r["uid"]}\n' for r in rows)
+    path = tmp_path / "urls.csv.gz"
+    path.write_bytes(gzip.compress(body.encode()))
+    out = str(tmp_path / "shards")
+    assert wit(["download", "--input", str(path), "--out", out, "--caption-col", "caption", "--samples-per-shard",
+                "5", "--timeout", "2.0", "--retries", "0", "--threads", "4", "--allow-private-networks"]) == 0
+    captions = {}
+    for name in sorted(os.listdir(out)):
+        if name.endswith(".tar"):
+            with tarfile.open(os.path.join(out, name)) as tar:
+                for member in tar.getmembers():
+                    if member.name.endswith(".json"):
+                        sample = json.load(tar.extractfile(member))
+                        captions[sample["url"]] = (sample.get("caption"), sample.get("uid"))
+    assert captions and all(captions[r["url"]] == (r["caption"], r["uid"]) for r in rows if r["url"] in captions)
+
+
+@pytest.mark.parametrize("compression", list(COMPRESSORS))
+def test_candidates_table_reader_reads_every_format_compressed_from_an_object_store(compression):
+    from wit_pipeline.candidates.sources.table import read_table
+
+    for kind in TABLE_FORMATS:
+        path = f"memfs://cand-tables/t.{kind}{compression}"
+        memfs.put(path, COMPRESSORS[compression](_encoded(kind, ROWS)))
+        counts = Counter()
+        assert [(row["url"], row["text"]) for row in read_table(path, counts)] == [
+            (row["url"], row["text"]) for row in ROWS], path
+        assert counts["table_rows"] == len(ROWS)
+    path = f"memfs://cand-tables/a.json{compression}"
+    memfs.put(path, COMPRESSORS[compression](_json_array(ROWS)))
+    assert [row["url"] for row in read_table(path, Counter())] == [row["url"] for row in ROWS]

@@ -37,7 +37,7 @@ import yaml
 
 from . import fileio
 from .errors import UserError
-from .options import flag_names
+from .options import flag_names, negatable_names
 from .stages import Stage, built_stages, load
 
 log = logging.getLogger(__name__)
@@ -88,11 +88,17 @@ def apply_overrides(config: dict, overrides: list[str]) -> dict:
     return config
 
 
-def flags(section: dict) -> list[str]:
-    """A config section as command-line flags: ``{min_count: 5, keep_case: true}`` -> ``--min-count 5 --keep-case``."""
+def flags(section: dict, negatable: frozenset[str] = frozenset()) -> list[str]:
+    """A config section as command-line flags: ``{min_count: 5, keep_case: true}`` -> ``--min-count 5 --keep-case``.
+
+    ``false`` leaves a flag out (its default holds), except for the ``negatable`` keys, on-by-default switches
+    with a ``--no-`` form (``save_exif: false`` -> ``--no-save-exif``)."""
     argv: list[str] = []
     for key, value in section.items():
         flag = "--" + str(key).replace("_", "-")
+        if value is False and str(key).replace("-", "_") in negatable:
+            argv.append("--no-" + flag[2:])
+            continue
         if value is None or value is False:
             continue
         if value is True:
@@ -162,6 +168,11 @@ def check_keys(config: dict) -> None:
                 raise UserError(f"config section {record.name!r}: unknown key {key!r}; {hint}")
 
 
+def _negatable(record: Stage) -> frozenset[str]:
+    options = load(record.job.options)
+    return negatable_names(options) if dataclasses.is_dataclass(options) else frozenset()
+
+
 def _output_paths(config: dict, root: str) -> dict[tuple[str, str], str]:
     """``(stage, output name) -> path`` of every output a built stage offers (a given one as given)."""
     paths = {}
@@ -195,7 +206,7 @@ def plan(config: dict, beam_args: list[str]) -> list[StagePlan]:
         if record.seeded:
             options = {"seed": str(config.get("seed", 0)), **options}
         out = fileio.join(root, record.folder)
-        argv = [*record.job.command, *inputs, *flags(options), "--out", out, *passthrough]
+        argv = [*record.job.command, *inputs, *flags(options, _negatable(record)), "--out", out, *passthrough]
         plans.append(StagePlan(record.name, argv, out))
     for step in plans:
         check_stage_line(step)

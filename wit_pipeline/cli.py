@@ -4,7 +4,8 @@ The commands are the stage chain and the other commands of ``wit_pipeline.stages
 order: each record's ``cli`` module has a ``register(subparsers)`` that adds its subcommand and
 sets ``func`` (called with the parsed ``argparse.Namespace``, returning an exit status). Commands
 that run Beam jobs set ``beam=True``: flags they do not know pass through to Beam's
-``PipelineOptions`` as ``args.beam_args``. Errors are one line, exit 2: argparse's own usage errors,
+``PipelineOptions`` as ``args.beam_args``, except img2dataset's option names (``--image_size``), which
+get a line naming ours (``wit_pipeline.img2dataset_options``). Errors are one line, exit 2: argparse's own usage errors,
 a ``UserError`` (also one raised inside a Beam worker, see ``beam.run``), unusable paths (missing,
 a file where a directory is needed, no permission) and a full or read-only disk
 (``errors.disk_error_message``: the path, the bytes free, what to do).
@@ -18,7 +19,7 @@ import logging
 import os
 import sys
 
-from . import __version__
+from . import __version__, img2dataset_options
 from .errors import UserError, disk_error_message
 from .progress import setup_logging
 from .stages import cli_modules
@@ -55,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     extra = [arg for arg in extra if arg != "--"]  # `wit STAGE ... -- --runner X` reads the same
     if args.command is None:
         parser.print_help()
+        return 2
+    img2dataset_name = img2dataset_options.hint(args.command, extra)
+    if img2dataset_name:   # before Beam's "unknown option": name the flag of ours that does it
+        print(f"wit {args.command}: error: {img2dataset_name}", file=sys.stderr)
         return 2
     if extra and not getattr(args, "beam", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

@@ -214,6 +214,15 @@ def defaults(cls) -> dict[str, Any]:
     return {f.name: _default_of(f) for f in dataclasses.fields(cls) if f.init}
 
 
+def negatable_names(cls) -> frozenset[str]:
+    """Fields whose flag has a ``--no-`` form (``argparse.BooleanOptionalAction``): on/off switches."""
+    return frozenset(f.name for f in _cli_fields(cls)
+                     if f.metadata.get("argparse", {}).get("action") is argparse.BooleanOptionalAction)
+
+
 def flag_names(cls) -> set[str]:
-    """The command-line flags of ``cls``, e.g. ``{"--image-size", ...}`` (``wit build`` checks config keys)."""
-    return {flag_name(f) for f in _cli_fields(cls)}
+    """The command-line flags of ``cls``, e.g. ``{"--image-size", ...}``, the ``--no-`` form of an on/off switch
+    too (``wit build`` checks config keys)."""
+    negatable = negatable_names(cls)
+    return {flag_name(f) for f in _cli_fields(cls)} | {"--no-" + flag_name(f)[2:] for f in _cli_fields(cls)
+                                                       if f.name in negatable}

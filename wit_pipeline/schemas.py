@@ -11,7 +11,8 @@ keys (``None`` for a missing nullable value).
 - ``QUERY_COUNTS_SCHEMA``: per-query matched/kept/selected counts of ``wit select``.
 - ``STATUS_SCHEMA``: one row per *input* row of a ``wit download`` shard (its status parquet):
   ``status`` is ``success`` or one of ``STATUS_REASONS`` (fetch reasons, image checks, ``duplicate``)
-  or ``http_<status>``.
+  or ``http_<status>``; ``exif`` is the image's EXIF as JSON text (``--save-exif``). The input's other
+  columns follow these fixed ones (``status_schema``), typed by their values over the whole input (``kinds_type``).
 """
 
 from __future__ import annotations
@@ -67,20 +68,64 @@ STATUS_SCHEMA = pa.schema([
     ("width", pa.int32()),
     ("height", pa.int32()),
     ("queries", pa.list_(pa.string())),
+    ("exif", pa.string()),                   # img2dataset's: {"Image Make": "Canon", ...} as JSON text
 ])
 
 # Why a download row did not become a sample: the fetch's reasons, the image checks', and the download's
 # own decisions (a decision is not a failure: --retry-failed leaves it alone unless it is named).
 DECISION_REASONS = ("duplicate",)
+# The downloaded bytes' hash differs from the input's (--verify-hash), or the input has none for the row.
+VERIFY_REASONS = ("hash_mismatch",)
 # An exception nothing expected while processing one row (a bug): the row is counted, the job goes on.
 ROW_REASONS = ("internal_error",)
-STATUS_REASONS = FETCH_REASONS + IMAGE_REASONS + ROW_REASONS + DECISION_REASONS
+STATUS_REASONS = FETCH_REASONS + IMAGE_REASONS + VERIFY_REASONS + ROW_REASONS + DECISION_REASONS
 HTTP_REASON = re.compile(r"^http_\d{3}$")    # plus "http_<status>" for an HTTP error status
 
 
 def is_status_reason(name: str) -> bool:
     """Whether ``name`` is a failure status a download row can have (``timeout``, ``http_503``, ...)."""
     return name in STATUS_REASONS or bool(HTTP_REASON.match(name))
+
+
+INT64_RANGE = range(-(1 << 63), 1 << 63)
+
+
+def value_kind(value) -> str | None:
+    """What a carried input value is, for typing its column: ``bool``, ``int``, ``float``, ``str``,
+    ``strlist`` or ``other`` (``None`` for an empty cell)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int" if value in INT64_RANGE else "other"
+    if isinstance(value, (float, str)):
+        return type(value).__name__
+    if isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
+        return "strlist"
+    return "other"
+
+
+def kinds_type(kinds: set[str]) -> pa.DataType | None:
+    """The parquet type of a carried column whose values have ``kinds`` (``value_kind``): bool, int64,
+    float64 (ints and floats), string or list<string>; ``None`` for a mix (written as JSON text in a
+    string column). A column with no values is a string."""
+    if not kinds or kinds == {"str"}:
+        return pa.string()
+    single = {"bool": pa.bool_(), "int": pa.int64(), "float": pa.float64(), "strlist": pa.list_(pa.string())}
+    if len(kinds) == 1 and next(iter(kinds)) in single:
+        return single[next(iter(kinds))]
+    return pa.float64() if kinds == {"int", "float"} else None
+
+
+def extra_column_type(values: list) -> pa.DataType | None:
+    """``kinds_type`` of a list of values."""
+    return kinds_type({value_kind(v) for v in values} - {None})
+
+
+def status_schema(extra_types: dict[str, pa.DataType]) -> pa.Schema:
+    """``STATUS_SCHEMA``'s columns, unchanged and first, then the carried input columns in ``extra_types``."""
+    return pa.schema([*STATUS_SCHEMA, *(pa.field(name, kind) for name, kind in extra_types.items())])
 
 
 CANDIDATE_COLUMNS = CANDIDATE_SCHEMA.names

@@ -20,6 +20,10 @@ Each writer adds fields of its own beside these (download: rows, settings; overl
 - **Manifests**: ``read_manifest`` / ``write_manifest`` (``MANIFEST_VERSION`` is written into each one),
   ``manifest_entry`` for a shard's row, ``manifest_samples`` for ``{path: samples}``, ``shard_digests`` for
   ``{path: ShardDigest}`` of shards listed in the manifest beside them.
+- **Files other tools read**, beside the manifest: ``sizes.json`` (OpenCLIP's ``{tar file name: samples}``,
+  written by ``write_manifest`` itself, so every writer has one) and a ``NNNNN_stats.json`` per shard in
+  img2dataset's shape (``shard_stats_record``, ``write_shard_stats``; ``read_sizes`` / ``read_shard_stats``
+  read them, ours or img2dataset's).
 - **Hashing**: ``HashingStream`` counts and hashes the bytes written or read through it (a shard's size and
   sha256 as it is written, or as it is verified).
 
@@ -47,6 +51,8 @@ from .errors import UserError
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
+SIZES_NAME = "sizes.json"
+SHARD_STATS_SUFFIX = "_stats.json"
 TAR_MTIME = 946684800            # 2000-01-01: fixed, so tars are reproducible
 
 # WebDataset's rule: a sample's key is the member path up to the first dot of its basename.
@@ -435,7 +441,75 @@ def shard_digests(paths: Sequence[str]) -> dict[str, ShardDigest]:
 
 
 def write_manifest(directory: str, manifest: dict) -> dict:
-    """Write ``directory/manifest.json`` atomically with the format's ``version``; returns what was written."""
+    """Write ``directory/sizes.json`` (``write_sizes``, from the manifest's shard rows) and then
+    ``directory/manifest.json``, both atomically; the manifest gets the format's ``version``. Returns it."""
     record = {**manifest, "version": MANIFEST_VERSION}
+    shards = record.get("shards")
+    write_sizes(directory, {entry["path"]: entry["samples"] for entry in shards if isinstance(entry, dict)
+                            and isinstance(entry.get("path"), str) and isinstance(entry.get("samples"), int)}
+                if isinstance(shards, list) else {})
     _fileio().write_json_atomic(manifest_path(directory), record)
     return record
+
+
+# -- files other tools read: OpenCLIP's sizes.json, img2dataset's per-shard NNNNN_stats.json --------------------
+
+def write_sizes(directory: str, samples: dict[str, int]) -> None:
+    """``directory/sizes.json``: OpenCLIP's ``{tar file name: samples}`` (it then needs no --train-num-samples)."""
+    _fileio().write_json_atomic(_join(directory, SIZES_NAME), {posixpath.basename(p): n for p, n in samples.items()})
+
+
+def read_sizes(directory: str) -> dict | None:
+    """``sizes.json`` as a dict, ``None`` when there is none; one that is not a JSON object of counts is a
+    ``UserError``."""
+    return _read_json_object(_join(directory, SIZES_NAME), "not OpenCLIP's sizes.json",
+                             lambda data: all(isinstance(v, int) for v in data.values()))
+
+
+def shard_stats_name(tar_name: str) -> str:
+    """The per-shard stats file of a tar: ``00012.tar`` -> ``00012_stats.json`` (img2dataset's name)."""
+    base = posixpath.basename(tar_name)
+    return (base[:-len(".tar")] if base.endswith(".tar") else base) + SHARD_STATS_SUFFIX
+
+
+def shard_stats_record(classes: dict[str, int], start_time: float, end_time: float, **extra) -> dict:
+    """A shard's stats in img2dataset's shape from its rows' coarse classes (``IMG2DATASET_CLASSES``:
+    ``{class: rows}``): ``count`` (every row), ``successes`` (= samples in the tar), ``failed_to_download``,
+    ``failed_to_resize``, ``duration``/``start_time``/``end_time`` (Unix seconds) and ``status_dict``
+    (``{class: rows}``, as img2dataset's reader sums it); ``extra`` fields are added beside them."""
+    return {"count": sum(classes.values()), "successes": classes.get("success", 0),
+            "failed_to_download": classes.get("failed_to_download", 0),
+            "failed_to_resize": classes.get("failed_to_resize", 0),
+            "duration": round(end_time - start_time, 3), "start_time": start_time, "end_time": end_time,
+            "status_dict": {k: v for k, v in sorted(classes.items()) if v}, **extra}
+
+
+def write_shard_stats(directory: str, tar_name: str, record: dict) -> None:
+    """``directory/NNNNN_stats.json`` of the tar ``tar_name``, atomically."""
+    _fileio().write_json_atomic(_join(directory, shard_stats_name(tar_name)), record)
+
+
+def read_shard_stats(directory: str, tar_name: str) -> dict | None:
+    """A tar's ``NNNNN_stats.json`` (img2dataset's or ours), ``None`` when there is none; one without an integer
+    ``successes`` and ``count`` is a ``UserError``."""
+    return _read_json_object(_join(directory, shard_stats_name(tar_name)), "not a per-shard stats file",
+                             lambda data: all(isinstance(data.get(k), int) for k in ("count", "successes")))
+
+
+def _read_json_object(path: str, what: str, valid: Callable[[dict], bool]) -> dict | None:
+    if _is_remote(path):
+        if not _fileio().exists(path):
+            return None
+        text = _fileio().read_text(path)
+    else:
+        if not os.path.isfile(path):
+            return None
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            text = handle.read()
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise UserError(f"{path}: {what} ({type(exc).__name__}: {exc})") from None
+    if not isinstance(data, dict) or not valid(data):
+        raise UserError(f"{path}: {what}")
+    return data

@@ -1,15 +1,22 @@
-"""Reading url/text tables: the one reader for parquet, CSV, TSV and JSONL files.
+"""Reading url/text tables: the one reader for parquet, CSV, TSV, JSON(L) and url-list files.
 
 ``wit candidates --source table``, ``wit download --input``, ``wit select`` and
 query loading all read through ``iter_table_rows``, so a file type behaves the
 same in every stage.
 
 Formats come from the file name: ``.parquet`` / ``.pq``, ``.csv``, ``.tsv``,
-``.jsonl`` (also ``.ndjson`` and ``.json``, one object a line), each optionally
-compressed as ``.gz``, ``.bz2`` or ``.zst``. Paths are local or remote
-(``wit_pipeline.fileio``). Rows are streamed: parquet by record batches (local
-files opened directly, so only the asked-for columns of one batch are in
-memory), text formats line by line.
+``.jsonl`` (also ``.ndjson``, one object a line), ``.json`` (one object a line,
+or a JSON array of objects: ``[{...}, ...]``, told apart by the first character),
+``.txt`` (img2dataset's url list: one URL a line, the one column ``url``), each
+optionally compressed as ``.gz``, ``.bz2`` or ``.zst``. Paths are local or
+remote (``wit_pipeline.fileio``). Rows are streamed: parquet by record batches
+(local files opened directly, so only the asked-for columns of one batch are in
+memory), text formats line by line; a JSON array is the exception, parsed whole
+(as img2dataset does; JSON lines stream).
+
+Column names: ``pick_columns`` finds the url and caption columns the way every
+stage does (``--url-col`` / ``--caption-col``, else ``url``; ``text``, else
+``caption``; LAION's ``URL`` / ``TEXT`` when those are absent).
 
 One bad-row policy. A bad row is counted in ``counts["bad_rows"]`` and, by
 reason (``BAD_ROW_REASONS``), in ``counts["bad_rows_<reason>"]``, and skipped:
@@ -45,14 +52,17 @@ from . import fileio
 from .errors import UserError
 from .text import valid_strings
 
-TABLE_FORMATS = ("parquet", "csv", "tsv", "jsonl")
+TABLE_FORMATS = ("parquet", "csv", "tsv", "jsonl")   # with named columns; "txt" (a url list) has just ``url``
 COMPRESSIONS = (".gz", ".bz2", ".zst")
 SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl",
-            ".ndjson": "jsonl", ".json": "jsonl"}
+            ".ndjson": "jsonl", ".json": "jsonl", ".txt": "txt"}
 DELIMITERS = {"csv": ",", "tsv": "\t"}
 PARQUET_BATCH_ROWS = 65536
 KNOWN_FORMS = f"{', '.join(SUFFIXES)}, each optionally {', '.join(COMPRESSIONS)}"
+URL_COLUMNS = ("url", "URL")                       # the defaults, in order of preference
+CAPTION_COLUMNS = ("text", "caption", "TEXT")      # ours, img2dataset's, LAION's
 BAD_ROW_REASONS = ("bad_encoding", "malformed", "wrong_type", "field_too_large", "line_too_long")
+JSON_SNIFF_BYTES = 4096   # enough to pass leading blanks and tell '[' (a JSON array) from '{' (JSON lines)
 MAX_LINE_BYTES = 8 << 20   # no url/text row is near this; a longer line is damage, skipped without reading it whole
 
 
@@ -87,17 +97,41 @@ def format_or_none(path: str) -> str | None:
 
 
 def table_columns(path: str) -> list[str]:
-    """The column names: the parquet footer, the CSV/TSV header, the keys of the first JSON object line."""
-    kind = table_format(path)
+    """The column names: the parquet footer, the CSV/TSV header, the keys of the first JSON object (a line,
+    or an array's first item), ``url`` for a url list."""
+    kind = _read_kind(path)
     if kind == "parquet":
         with fileio.open_parquet(path) as parquet:
             return list(parquet.schema_arrow.names)
+    if kind == "txt":
+        return ["url"]
     with fileio.open_read(path) as handle:
-        if kind == "jsonl":
-            for _, row in _json_rows(path, handle, _BadRows(path, None, strict=False)):
+        if kind in ("jsonl", "json_array"):
+            read = _json_rows if kind == "jsonl" else _json_array_rows
+            for _, row in read(path, handle, _BadRows(path, None, strict=False)):
                 return list(row)
             return []
         return _header(path, csv.reader(_Utf8Lines(handle), delimiter=DELIMITERS[kind]))
+
+
+def pick_columns(path: str, present: Iterable[str], url_col: str | None = None,
+                 caption_col: str | None = None) -> tuple[str, str | None]:
+    """The url and caption columns of a table with the columns ``present``: the named ones, else the first of
+    ``URL_COLUMNS`` / ``CAPTION_COLUMNS`` there is. A url list (``.txt``) has no caption column (``None``);
+    a named or needed column that is not there is a ``MissingColumns`` error listing the columns there are."""
+    present = list(present)
+    if table_format(path) == "txt":
+        if caption_col is not None:
+            raise UserError(f"{path!r} is a url list (.txt, one URL a line): it has no caption column "
+                            f"{caption_col!r}; use a CSV/TSV/JSON(L)/parquet table for captions")
+        _check_columns(path, present, [url_col or "url"])
+        return url_col or "url", None
+    if not present:   # an empty JSON(L) file: no rows to read
+        return url_col or "url", caption_col or CAPTION_COLUMNS[0]
+    url = url_col or next((name for name in URL_COLUMNS if name in present), URL_COLUMNS[0])
+    caption = caption_col or next((name for name in CAPTION_COLUMNS if name in present), CAPTION_COLUMNS[0])
+    _check_columns(path, present, [url, caption])
+    return url, caption
 
 
 def bounded_lines(handle: IO[bytes], limit: int) -> Iterator[bytes | None]:
@@ -127,12 +161,29 @@ def iter_table_rows(path: str, *, columns: Iterable[str] | None = None, required
     a list or bytes, is bad: ``wrong_type``). An unknown format fails here,
     the rest when the rows are read.
     """
-    kind = table_format(path)
+    kind = _read_kind(path)
     required = list(required)
     columns = list(columns) if columns is not None else None
     if kind == "parquet":   # returned, not yielded from: one generator less per row on the hot path
         return _parquet_rows(path, columns, required, _BadRows(path, counts, strict, unit="row"), as_text)
-    return _text_rows(path, kind, columns, required, _BadRows(path, counts, strict), as_text)
+    unit = "item" if kind == "json_array" else "line"
+    return _text_rows(path, kind, columns, required, _BadRows(path, counts, strict, unit=unit), as_text)
+
+
+def _read_kind(path: str) -> str:
+    """``table_format``, with a ``.json`` file that holds a JSON array (not JSON lines) as ``json_array``."""
+    kind = table_format(path)
+    if kind == "jsonl" and _json_name(path):
+        with fileio.open_read(path) as handle:
+            start = handle.read(JSON_SNIFF_BYTES).decode("utf-8", "replace").lstrip("\ufeff \t\r\n")
+        if start.startswith("["):
+            return "json_array"
+    return kind
+
+
+def _json_name(path: str) -> bool:
+    name = posixpath.basename(path).lower()
+    return any(name.endswith(".json" + suffix) for suffix in ("",) + COMPRESSIONS)
 
 
 def _text_rows(path: str, kind: str, columns: list[str] | None, required: list[str],
@@ -140,13 +191,17 @@ def _text_rows(path: str, kind: str, columns: list[str] | None, required: list[s
     with fileio.open_read(path) as handle:
         if kind == "jsonl":
             numbered = _json_rows(path, handle, bad, required)
+        elif kind == "json_array":
+            numbered = _json_array_rows(path, handle, bad, required)
+        elif kind == "txt":
+            numbered = _url_lines(path, handle, bad, required)
         else:
             numbered = _delimited_rows(path, handle, DELIMITERS[kind], bad, required)
         for number, row in numbered:
             problem = _value_problem(row, required)
             if not problem:
                 row = row if columns is None else _project(row, columns)
-                if as_text and kind == "jsonl":   # CSV/TSV values are strings already
+                if as_text and kind in ("jsonl", "json_array"):   # CSV/TSV/url-list values are strings already
                     row, problem = _as_text(row)
             if problem:
                 bad(number, problem, "wrong_type")
@@ -175,7 +230,7 @@ class _BadRows:
 
     def __call__(self, number: int, problem: str, reason: str = "malformed") -> None:
         if self.strict:
-            where = f"{self.path}:{number}" if self.unit == "line" else f"{self.path}: row {number}"
+            where = f"{self.path}:{number}" if self.unit == "line" else f"{self.path}: {self.unit} {number}"
             raise UserError(f"{where}: {problem} (drop --strict to count and skip bad rows)")
         if self.counts is not None:
             self.counts["bad_rows"] += 1
@@ -305,6 +360,49 @@ def _json_rows(path: str, handle: IO[bytes], bad: _BadRows,
             _check_columns(path, row, required)
             checked = True
         yield number, row
+
+
+def _json_array_rows(path: str, handle: IO[bytes], bad: _BadRows,
+                     required: Iterable[str] = ()) -> Iterator[tuple[int, dict]]:
+    """The objects of a JSON array, numbered from 1; the array is parsed whole (a file that is no JSON array
+    is a ``UserError``; an item that is no object is a bad row)."""
+    data = handle.read()
+    try:
+        items = json.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: bytes that are not UTF-8 at byte {exc.start}") from None
+    except (ValueError, RecursionError) as exc:
+        raise UserError(f"{path}: not a JSON array ({getattr(exc, 'msg', type(exc).__name__)})") from None
+    if not isinstance(items, list):
+        raise UserError(f"{path}: not a JSON array of objects (a {type(items).__name__})")
+    checked = False
+    escaped = b"\\u" in data   # only an escape can make a lone surrogate
+    del data
+    for number, row in enumerate(items, start=1):
+        if not isinstance(row, dict):
+            bad(number, f"not a JSON object (a {type(row).__name__})")
+            continue
+        if not checked:   # the first object names the columns
+            _check_columns(path, row, list(required))
+            checked = True
+        yield number, valid_strings(row) if escaped else row
+
+
+def _url_lines(path: str, handle: IO[bytes], bad: _BadRows,
+               required: Iterable[str] = ()) -> Iterator[tuple[int, dict]]:
+    """img2dataset's url list: one URL a line (surrounding blanks dropped, blank lines skipped), as ``url``."""
+    _check_columns(path, ["url"], list(required))
+    for number, line in enumerate(bounded_lines(handle, MAX_LINE_BYTES), start=1):
+        if line is None:
+            bad(number, f"a line longer than {MAX_LINE_BYTES} bytes", "line_too_long")
+            continue
+        try:
+            url = line.decode("utf-8").removeprefix("\ufeff").strip()
+        except UnicodeDecodeError:
+            bad(number, "bytes that are not UTF-8", "bad_encoding")
+            continue
+        if url:
+            yield number, {"url": url}
 
 
 class _Utf8Lines:

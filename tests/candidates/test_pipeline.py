@@ -108,7 +108,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     pq.write_table(pa.table({"link": ["http://a.example/1.jpg"], "caption": ["a caption here"]}), table)
     code = main(["candidates", "--source", "table", "--input", str(table), "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and "no column(s) 'url', 'text'" in err and len(err.splitlines()) == 1
+    assert code == 2 and "no column(s) 'url' (it has: link, caption)" in err and len(err.splitlines()) == 1
     code = main(["candidates", "--source", "wat", "--input", str(tmp_path / "missing-*.wat.gz"),
                  "--out", str(tmp_path / "o")])
     assert code == 2 and "matches no files" in capsys.readouterr().err

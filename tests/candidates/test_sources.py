@@ -158,10 +158,10 @@ def test_table_formats_and_configurable_columns(tmp_path):
     (tmp_path / "t.tsv").write_text("link\tcaption\n" + "".join(f"{r['link']}\t{r['caption']}\n" for r in records))
     (tmp_path / "t.jsonl").write_text(json.dumps(records[0]) + "\n{not json\n" + json.dumps(records[1]) + "\n")
     for name in ("t.parquet", "t.tsv", "t.jsonl"):
-        rows, counts = _table_rows(str(tmp_path / name), url_col="link", text_col="caption")
+        rows, counts = _table_rows(str(tmp_path / name), url_col="link", caption_col="caption")
         assert [(r["url"], r["text"]) for r in rows] == [(r["link"], r["caption"]) for r in records]
         assert all(r["source"] == "table" for r in rows)
-    counts = _table_rows(str(tmp_path / "t.jsonl"), url_col="link", text_col="caption")[1]
+    counts = _table_rows(str(tmp_path / "t.jsonl"), url_col="link", caption_col="caption")[1]
     assert counts["table_bad_rows"] == counts["table_bad_rows_malformed"] == 1
     with pytest.raises(UserError, match="no column"):
         _table_rows(str(tmp_path / "t.parquet"))

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import bz2
 import gzip
+import io
 import json
 from collections import Counter
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import zstandard
 
+from tests import memfs
 from wit_pipeline.download.reader import input_files, iter_rows, sample_key, shard_rows
 from wit_pipeline.errors import UserError
 
@@ -52,9 +56,11 @@ def test_bad_inputs_are_one_line_user_errors(tmp_path):
         list(iter_rows(str(tmp_path / "x.parquet")))
     with pytest.raises(UserError, match="matches no files"):
         list(iter_rows(str(tmp_path / "nothing-*.parquet")))
-    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "notes.md").write_text("x")
     with pytest.raises(UserError, match="unknown format"):
-        list(iter_rows(str(tmp_path / "notes.txt")))
+        list(iter_rows(str(tmp_path / "notes.md")))
+    with pytest.raises(UserError, match=r"no column\(s\) 'alt' \(it has: link, text\); set --url-col/--caption-col"):
+        list(iter_rows(str(tmp_path / "x.parquet"), url_col="link", caption_col="alt"))
 
 
 def test_pq_and_compressed_inputs_are_read(tmp_path):
@@ -82,3 +88,66 @@ def test_shard_assignment_and_keys():
     assert sample_key(3, 7, 10000) == "000030007"
     assert sample_key(0, 12345, 20000) == "0000012345"      # wider index only when a shard needs it
     assert "." not in sample_key(1, 1, 100)
+
+
+def test_caption_and_laion_columns_are_found_and_the_rest_is_carried(tmp_path):
+    (tmp_path / "img2dataset.csv").write_text("url,caption,uid\nhttp://x.test/1.jpg,a cat,u1\n")
+    (tmp_path / "laion.jsonl.bz2").write_bytes(bz2.compress(b'{"URL": "http://x.test/2.jpg", "TEXT": "a dog", '
+                                                             b'"uid": "u2"}\n'))
+    rows = list(iter_rows(str(tmp_path / "*.*")))
+    assert [(r.url, r.text, r.extra) for r in rows] == [("http://x.test/1.jpg", "a cat", {"uid": "u1"}),
+                                                       ("http://x.test/2.jpg", "a dog", {"uid": "u2"})]
+    named = list(iter_rows(str(tmp_path / "img2dataset.csv"), url_col="url", caption_col="uid"))
+    assert [(r.text, r.extra) for r in named] == [("u1", {"caption": "a cat"})]
+
+
+def test_url_lists_give_rows_with_an_empty_caption_and_json_arrays_are_read(tmp_path):
+    (tmp_path / "urls.txt.gz").write_bytes(gzip.compress(b"http://x.test/1.jpg\n\nhttp://x.test/2.jpg\n"))
+    assert [(r.url, r.text, r.extra) for r in iter_rows(str(tmp_path / "urls.txt.gz"))] == [
+        ("http://x.test/1.jpg", "", {}), ("http://x.test/2.jpg", "", {})]
+    (tmp_path / "pairs.json").write_text(json.dumps([{"url": "http://x.test/3.jpg", "caption": "a cow"}]))
+    assert [(r.url, r.text) for r in iter_rows(str(tmp_path / "pairs.json"))] == [("http://x.test/3.jpg", "a cow")]
+
+
+def test_json_and_txt_files_in_a_directory_are_notes_but_a_glob_naming_them_reads_them(tmp_path):
+    (tmp_path / "a.csv").write_text("url,text\nhttp://x.test/1.jpg,one\n")
+    (tmp_path / "README.txt").write_text("not urls\n")
+    (tmp_path / "stats.json").write_text("{}")
+    assert [r.url for r in iter_rows(str(tmp_path))] == ["http://x.test/1.jpg"]
+    assert [r.url for r in iter_rows(str(tmp_path / "*"))] == ["http://x.test/1.jpg"]
+    assert input_files(str(tmp_path / "*.txt")) == [str(tmp_path / "README.txt")]
+
+
+def _encoded(kind: str, rows: list[dict]) -> bytes:
+    if kind == "parquet":
+        buffer = io.BytesIO()
+        pq.write_table(pa.Table.from_pylist(rows), buffer)
+        return buffer.getvalue()
+    if kind == "json":
+        return json.dumps(rows).encode()
+    if kind == "jsonl":
+        return "".join(json.dumps(row) + "\n" for row in rows).encode()
+    if kind == "txt":
+        return "".join(row["url"] + "\n" for row in rows).encode()
+    delimiter = "," if kind == "csv" else "\t"
+    return ("".join(delimiter.join(row) + "\n" for row in [rows[0]] + [list(r.values()) for r in rows])).encode()
+
+
+COMPRESS = {"": lambda data: data, ".gz": gzip.compress, ".bz2": bz2.compress,
+            ".zst": lambda data: zstandard.ZstdCompressor().compress(data)}
+
+
+@pytest.mark.parametrize("compression", list(COMPRESS))
+@pytest.mark.parametrize("kind", ["parquet", "csv", "tsv", "jsonl", "json", "txt"])
+def test_every_input_format_and_compression_reads_locally_and_from_an_object_store(tmp_path, kind, compression):
+    rows = [{"url": f"http://x.test/{i}.jpg", "caption": f"caption {i}", "uid": f"u{i}"} for i in range(3)]
+    data = COMPRESS[compression](_encoded(kind, rows))
+    local, remote = tmp_path / f"in.{kind}{compression}", f"memfs://inputs/{tmp_path.name}/in.{kind}{compression}"
+    local.write_bytes(data)
+    memfs.put(remote, data)
+    for path in (str(local), remote):
+        got = [(r.url, r.text, r.extra) for r in iter_rows(path)]
+        if kind == "txt":
+            assert got == [(r["url"], "", {}) for r in rows], path
+        else:
+            assert got == [(r["url"], r["caption"], {"uid": r["uid"]}) for r in rows], path

@@ -13,6 +13,7 @@ Every raw pair ends in exactly one place: ``in = out + Σ dropped[reason]`` (sta
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 
 import apache_beam as beam
@@ -57,8 +58,12 @@ class CandidateOptions:
                        help="defer: leave language filtering to 'wit select' (after matching, far cheaper); "
                        "any: keep every language; a code such as en: keep that language here")
     seed: int = option(0, help="seed of the language detector")
-    url_col: str = option("url", group="table source")
-    text_col: str = option("text", group="table source")
+    url_col: str | None = option(None, group="table source", metavar="COLUMN",
+                                 help="the url column (default: url, else URL)")
+    caption_col: str | None = option(None, group="table source", metavar="COLUMN",
+                                     help="the caption column (default: text, else caption, else TEXT; text when "
+                                     "both text and caption exist); --text-col is another name for it")
+    text_col: str | None = option(None, group="table source", dest="caption_col", help=argparse.SUPPRESS)
     page_url_col: str | None = option(None, group="table source")
     strict: bool = option(False, group="table source",
                           help="fail on the first malformed input row instead of counting and skipping it")
@@ -82,6 +87,10 @@ class CandidateOptions:
                                help="send requests through the proxy HTTP(S)_PROXY/ALL_PROXY name (ignored otherwise); "
                                "each target and redirect is still resolved and checked first")
     rows_per_part: int = option(200_000, minimum=1, help="rows per output parquet part")
+
+    def __post_init__(self) -> None:
+        if self.caption_col is None:   # a library caller's text_col= (on the command line --text-col sets caption_col)
+            self.caption_col = self.text_col
 
 
 def filter_config(options: CandidateOptions) -> FilterConfig:

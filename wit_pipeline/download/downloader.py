@@ -5,24 +5,38 @@ thread pool; ``process_shard`` keeps results in key order with a bounded window
 (memory stays flat whatever the shard size) and writes the shard atomically.
 With ``previous`` (``--retry-failed``), rows that succeeded before are copied
 from the old tar rather than fetched again, and only failed rows are retried.
+
+Every input column but url/caption is carried (img2dataset's ``save_additional_columns``) into the
+sample's json and its status row, less ``--drop-columns``; ``queries`` (``wit select``'s) is ours. A column
+named like one of our own fields (``OWN_FIELDS``: ``sha256``, ``key``, ``status``, ``width`` ...) is carried
+as ``input_<name>``, never overwritten (``carried_columns``). In the status parquet these columns follow
+``STATUS_SCHEMA``'s, typed by their values over the whole input (``ColumnKinds``, seen as the plan reads
+it), so every shard's parquet has the same schema (``status_table_rows``). ``--verify-hash COL[,ALGO]`` compares
+the body's digest with the row's ``COL`` before any decode: a differing or empty cell is ``hash_mismatch``.
+A sample's json also holds its ``status`` (``success``), ``error_message`` (``null``) and, with
+``--save-exif``, ``exif`` (img2dataset's fields), like its status row.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, TypeVar
 
+import pyarrow as pa
+
 from .. import fileio
+from ..errors import UserError
 from ..http import GuardedSession
 from ..progress import progress
-from ..schemas import DECISION_REASONS
+from ..schemas import DECISION_REASONS, STATUS_SCHEMA, extra_column_type, kinds_type, status_schema, value_kind
 from ..shardset import iter_tar_samples, shard_name, write_tar_atomic
 from .fetch import FetchOptions
-from .images import ImageChecks, ImageRejected, load_resized
+from .images import ImageChecks, ImageRejected, exif_json, load_resized
 from .reader import InputRow, sample_key
 from .resize import encode_jpeg
 from .writer import read_status, sample_members, write_status
@@ -33,6 +47,34 @@ R = TypeVar("R")
 
 # Statuses --retry-failed leaves alone unless named: a duplicate is a decision, not a failure.
 NOT_RETRIED = frozenset(DECISION_REASONS)
+# Fields we write into a sample's json or status row: an input column with one of these names is carried
+# as input_<name>. ``queries`` is not among them: it is wit select's column, which we read and keep.
+OWN_FIELDS = frozenset(STATUS_SCHEMA.names) - {"queries"} | {"final_url"}
+HASH_ALGORITHMS = ("sha256", "md5")
+
+
+@dataclass(frozen=True)
+class HashCheck:
+    """``--verify-hash COL[,ALGO]``: the input column holding each row's expected hex digest."""
+    column: str
+    algorithm: str = "sha256"
+
+
+def parse_hash_check(text: str) -> HashCheck:
+    """``COL`` or ``COL,ALGO`` (sha256 or md5) -> ``HashCheck``; a ``UserError`` naming the flag otherwise."""
+    column, _, algorithm = (part.strip() for part in text.partition(","))
+    algorithm = algorithm.lower() or "sha256"
+    if not column:
+        raise UserError(f"--verify-hash {text!r}: name the input column holding the hashes (COL[,ALGO])")
+    if algorithm not in HASH_ALGORITHMS:
+        known = ", ".join(HASH_ALGORITHMS)
+        raise UserError(f"--verify-hash {text!r}: unknown algorithm {algorithm!r} (known: {known})")
+    return HashCheck(column, algorithm)
+
+
+def parse_column_list(text: str) -> tuple[str, ...]:
+    """``COL[,COL]`` -> the column names, blanks left out."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
 @dataclass(frozen=True)
@@ -44,6 +86,11 @@ class DownloadConfig:
     checks: ImageChecks
     fetch: FetchOptions
     encode_quality: int
+    drop_columns: frozenset[str] = frozenset()   # input columns left out of the json and status rows
+    verify_hash: HashCheck | None = None
+    save_exif: bool = True
+    # (name, parquet type or None for JSON text) of each carried column, from the whole input (``ColumnKinds``)
+    column_types: tuple[tuple[str, pa.DataType | None], ...] = ()
 
 
 @dataclass
@@ -64,12 +111,47 @@ def _queries(extra: dict) -> list[str] | None:
     return None
 
 
+def carried_name(name: str, columns) -> str:
+    """The name an input column is carried under: its own, or ``input_<name>`` (repeated while that too is
+    taken) when it is one of ``OWN_FIELDS``."""
+    carried = name
+    while carried in OWN_FIELDS or (carried != name and carried in columns):
+        carried = f"input_{carried}"
+    return carried
+
+
+def carried_columns(extra: dict, drop: frozenset[str] = frozenset()) -> dict:
+    """The input columns a sample's json and status row carry: every one but ``queries`` and ``drop``,
+    a clash with our own fields renamed (``carried_name``)."""
+    return {carried_name(name, extra): value for name, value in extra.items()
+            if name != "queries" and name not in drop}
+
+
 def _status_row(key: str, row: InputRow, status: str, message: str = "", http_status: int | None = None,
-                **fields) -> dict:
+                drop: frozenset[str] = frozenset(), **fields) -> dict:
     return {"key": key, "url": row.url, "caption": row.text, "status": status, "error_message": message,
             "http_status": http_status, "queries": _queries(row.extra), "sha256": fields.get("sha256"),
             "original_width": fields.get("original_width"), "original_height": fields.get("original_height"),
-            "width": fields.get("width"), "height": fields.get("height")}
+            "width": fields.get("width"), "height": fields.get("height"), "exif": fields.get("exif"),
+            **carried_columns(row.extra, drop)}
+
+
+def hash_mismatch(body: bytes, row: InputRow, check: HashCheck) -> str | None:
+    """Why ``body`` fails ``--verify-hash`` (an empty cell fails too: the row cannot be verified), or None."""
+    expected = row.extra.get(check.column)
+    if expected is None or not str(expected).strip():
+        return f"no {check.algorithm} in column {check.column!r}"
+    actual = hashlib.new(check.algorithm, body).hexdigest()
+    if actual != str(expected).strip().lower():
+        return f"{check.algorithm} {actual} != {str(expected).strip()[:128]} (column {check.column!r})"
+    return None
+
+
+def check_hash_column(row: InputRow, check: HashCheck | None) -> None:
+    """``--verify-hash`` naming a column the input's first row lacks is a user mistake, not a run of failures."""
+    if check is not None and check.column not in row.extra:
+        columns = ", ".join(sorted(row.extra)) or "none"
+        raise UserError(f"--verify-hash: the input has no column {check.column!r} (its other columns: {columns})")
 
 
 def process_row(session: GuardedSession, key: str, row: InputRow, config: DownloadConfig) -> Outcome:
@@ -78,37 +160,95 @@ def process_row(session: GuardedSession, key: str, row: InputRow, config: Downlo
     The last line of defence: an exception nothing below expected is this row's ``internal_error``
     (its type in the message), counted like any other failure, and the shard goes on.
     """
+    drop = config.drop_columns
     try:
         return _process_row(session, key, row, config)
     except Exception as exc:  # one row must never end the job
         log.warning("row %s (%s): unexpected %s: %s", key, str(row.url)[:200], type(exc).__name__, exc)
-        return Outcome(_status_row(key, row, "internal_error", f"{type(exc).__name__}: {exc}"[:300]))
+        return Outcome(_status_row(key, row, "internal_error", f"{type(exc).__name__}: {exc}"[:300], drop=drop))
 
 
 def _process_row(session: GuardedSession, key: str, row: InputRow, config: DownloadConfig) -> Outcome:
+    drop = config.drop_columns
     if not row.url:
-        return Outcome(_status_row(key, row, "invalid_url", "empty url"))
+        return Outcome(_status_row(key, row, "invalid_url", "empty url", drop=drop))
     result = session.fetch(row.url)
     if not result.ok:
-        return Outcome(_status_row(key, row, result.error, result.message, result.status))
+        return Outcome(_status_row(key, row, result.error, result.message, result.status, drop=drop))
     body = result.body
     digest = hashlib.sha256(body).hexdigest()
+    mismatch = hash_mismatch(body, row, config.verify_hash) if config.verify_hash else None
+    if mismatch:
+        return Outcome(_status_row(key, row, "hash_mismatch", mismatch, result.status, drop, sha256=digest))
     try:
         image, (width, height) = load_resized(body, config.checks, config.image_size, config.resize_mode)
         jpg = encode_jpeg(image, config.encode_quality)
     except ImageRejected as exc:
-        return Outcome(_status_row(key, row, exc.reason, exc.message, result.status, sha256=digest))
+        return Outcome(_status_row(key, row, exc.reason, exc.message, result.status, drop, sha256=digest))
     except Exception as exc:  # an image library failing on these bytes in a way it does not declare
         return Outcome(_status_row(key, row, "decode_error", f"{type(exc).__name__}: {exc}"[:300], result.status,
-                                   sha256=digest))
+                                   drop, sha256=digest))
     sizes = {"original_width": width, "original_height": height, "width": image.width, "height": image.height}
-    status = _status_row(key, row, "success", "", result.status, sha256=digest, **sizes)
-    meta = {**row.extra, "key": key, "url": row.url, "caption": row.text, "sha256": digest, **sizes}
-    if result.final_url != row.url:
-        meta["final_url"] = result.final_url
-    if status["queries"] is not None:
-        meta["queries"] = status["queries"]
-    return Outcome(status, sample_members(jpg, row.text, meta))
+    exif = exif_json(body) if config.save_exif else None
+    status = _status_row(key, row, "success", "", result.status, drop, sha256=digest, exif=exif, **sizes)
+    return Outcome(status, sample_members(jpg, row.text, sample_meta(status, result.final_url, config.save_exif)))
+
+
+def sample_meta(status: dict, final_url: str, save_exif: bool = True) -> dict:
+    """A sample's json: its status row (img2dataset's ``error_message`` is null on success) without
+    ``http_status``, ``queries`` when there are none and ``exif`` without ``--save-exif`` (with it, an
+    unreadable EXIF block is null, as in img2dataset), plus ``final_url`` after a redirect."""
+    meta = {name: value for name, value in status.items() if name != "http_status"}
+    meta["error_message"] = None
+    if status["queries"] is None:
+        del meta["queries"]
+    if not save_exif:
+        del meta["exif"]
+    if final_url != status["url"]:
+        meta["final_url"] = final_url
+    return meta
+
+
+class ColumnKinds:
+    """The carried columns of an input and the kinds of their values (``value_kind``), row by row: the
+    plan sees every row, so the types it gives (``types``) hold for every shard."""
+
+    def __init__(self, drop: frozenset[str] = frozenset()):
+        self.drop, self.kinds = drop, {}
+
+    def observe(self, row: InputRow) -> None:
+        for name, value in carried_columns(row.extra, self.drop).items():
+            kinds = self.kinds.setdefault(name, set())
+            kind = value_kind(value)
+            if kind is not None:
+                kinds.add(kind)
+
+    def types(self) -> tuple[tuple[str, pa.DataType | None], ...]:
+        return tuple((name, kinds_type(kinds)) for name, kinds in self.kinds.items())
+
+
+def status_table_rows(rows: list[dict], known: tuple[tuple[str, pa.DataType | None], ...] = ()
+                      ) -> tuple[pa.Schema, list[dict]]:
+    """The status parquet's schema and rows: carried input columns after ``STATUS_SCHEMA``'s, typed as
+    ``known`` says (the whole input's types), else by this shard's values (``extra_column_type``); a column
+    of mixed values is written as JSON text."""
+    given = dict(known)
+    names = list(dict.fromkeys([*given, *(name for row in rows for name in row if name not in STATUS_SCHEMA.names)]))
+    types, text_columns = {}, []
+    for name in names:
+        kind = given[name] if name in given else extra_column_type([row.get(name) for row in rows])
+        types[name] = kind or pa.string()
+        if kind is None:
+            text_columns.append(name)
+    if text_columns:
+        rows = [{**row, **{name: _json_text(row.get(name)) for name in text_columns}} for row in rows]
+    return status_schema(types), rows
+
+
+def _json_text(value) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
 
 
 def ordered_map(fn: Callable[[T], R], items: Iterable[T], threads: int, window: int) -> Iterator[R]:
@@ -185,5 +325,6 @@ def process_shard(out: str, shard_id: int, rows: list[InputRow], config: Downloa
             if outcome.members is not None:
                 tar.add_sample(key, outcome.members)
             counts[outcome.status["status"]] += 1
-    write_status(fileio.join(out, f"{name}.parquet"), status_rows, tar.summary, extra_meta)
+    schema, status_rows = status_table_rows(status_rows, config.column_types)
+    write_status(fileio.join(out, f"{name}.parquet"), status_rows, tar.summary, extra_meta, schema)
     return counts

@@ -26,11 +26,17 @@ whole budget is refused. JPEGs are decoded at draft scale (1/2 .. 1/8) when the
 output is smaller; other formats have no reduced decode, so the budget bounds them.
 An ICO is the one format Pillow decodes as it opens it: ``check_icon`` reads the
 sizes of the images inside first and refuses any over 256 px a side.
+
+``exif_json`` is the sample's ``exif`` (``--save-exif``): img2dataset's format, exifread's tags
+(``{"Image Make": "Canon", ...}``) as JSON text, read from the metadata blocks alone (exifread parses
+tags, never pixels, so it costs no decode and no budget).
 """
 
 from __future__ import annotations
 
 import io
+import json
+import logging
 import struct
 import threading
 from collections import deque
@@ -38,6 +44,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+import exifread
 from PIL import Image, ImageOps
 
 from .resize import draft_size, resize
@@ -346,3 +353,17 @@ def load_resized(data: bytes, checks: ImageChecks, image_size: int,
         except Exception as exc:  # noqa: BLE001
             raise _bad_data(exc) from exc
     return image, opened.size
+
+
+# exifread warns for every file without EXIF ("File format not recognized"): most web images have none.
+logging.getLogger("exifread").setLevel(logging.ERROR)
+
+
+def exif_json(body: bytes) -> str | None:
+    """The EXIF tags of an image file as img2dataset writes them (JSON text of ``{tag: str(value).strip()}``,
+    ``"{}"`` when there are none), or ``None`` when the metadata does not parse."""
+    try:
+        tags = exifread.process_file(io.BytesIO(body), details=False)
+        return json.dumps({name: str(value).strip() for name, value in tags.items() if value is not None})
+    except Exception:  # noqa: BLE001 - a broken EXIF block is not a broken image (img2dataset: None)
+        return None

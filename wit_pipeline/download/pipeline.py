@@ -6,6 +6,8 @@ them with Beam, and writes the manifest and ``stats.json``.
    A shard needs work unless its status parquet exists, covers the same
    rows and its tar has the recorded size; with ``--retry-failed``,
    complete shards with retryable failures are redone too (successes copied).
+   It also types the carried input columns over every row (``ColumnKinds``), so
+   every shard's status parquet gets the same schema.
 2. **Download** (Beam): ``Create(shards) | Reshuffle | ParDo(DownloadShard)``; a
    shard is the unit of work, each worker holds one guarded session and a
    thread pool. ``--processes N`` is the DirectRunner's worker count (the
@@ -13,10 +15,10 @@ them with Beam, and writes the manifest and ``stats.json``.
 3. **Drop duplicates** (optional, Beam): successes grouped by sha256 of the
    original bytes; all but the lowest key become ``duplicate`` and leave their tar.
 4. **Manifest and stats**: ``manifest.json`` (``wit_pipeline.shardset``: every shard's
-   samples, bytes, sha256) and ``stats.json`` through ``StageRun``, over every shard
-   of the output (not only those this run wrote): ``in`` = input rows, ``out`` =
-   samples, ``dropped`` = ``{status reason: rows}``; extras ``shards``, ``done_now``
-   (shards written by this run), ``bytes``, ``plan_seconds``.
+   samples, bytes, sha256), OpenCLIP's ``sizes.json``, any missing ``NNNNN_stats.json`` and
+   ``stats.json`` through ``StageRun``, over every shard of the output (not only those this run
+   wrote): ``in`` = input rows, ``out`` = samples, ``dropped`` = ``{status reason: rows}``; extras
+   ``shards``, ``done_now`` (shards written by this run), ``bytes``, ``plan_seconds``.
 """
 
 from __future__ import annotations
@@ -42,13 +44,23 @@ from ..options import check_values, option
 from ..schemas import STATUS_REASONS, is_status_reason
 from ..shardset import iter_tar_samples, manifest_path, shard_name, write_manifest, write_tar_atomic
 from ..stage import OutputLock, StageRun, output_lock, require_finished
-from .downloader import DownloadConfig, Previous, load_previous, process_shard
+from .downloader import (
+    ColumnKinds,
+    DownloadConfig,
+    Previous,
+    check_hash_column,
+    load_previous,
+    parse_column_list,
+    parse_hash_check,
+    process_shard,
+)
 from .fetch import FetchOptions, open_session
 from .images import DEFAULT_DECODE_MEMORY, DEFAULT_MAX_PIXELS, ImageChecks
 from .reader import InputRow, iter_rows, shard_rows
 from .resize import RESIZE_MODES
 from .writer import (
     WORK_DIR,
+    ensure_shard_stats,
     list_shards,
     read_shard_meta,
     read_status,
@@ -91,9 +103,13 @@ def parse_reasons(text: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class DownloadOptions:
-    input: str = option(help="parquet/CSV/TSV/JSONL file(s) or directory (e.g. wit select's output) with url "
-                        "and text columns; other columns go into each sample's .json", metavar="PATH_OR_DIR")
+    input: str = option(help="parquet/CSV/TSV/JSON(L) file(s), .txt url lists (one URL a line) or a directory "
+                        "(e.g. wit select's output), optionally .gz/.bz2/.zst; other columns go into each sample's "
+                        ".json", metavar="PATH_OR_DIR")
     out: str = option(help="output directory (local or remote)", metavar="DIR")
+    url_col: str | None = option(None, metavar="COLUMN", help="the url column (default: url, else URL)")
+    caption_col: str | None = option(None, metavar="COLUMN", help="the caption column (default: text, else "
+                                     "caption, else TEXT; text when both text and caption exist)")
     image_size: int = option(256, help="output side in pixels (default 256)", minimum=1)
     resize_mode: str = option("border", help="img2dataset's resize modes (default border)", choices=RESIZE_MODES)
     samples_per_shard: int = option(10000, help="input rows per shard (default 10000)", minimum=1)
@@ -125,10 +141,20 @@ class DownloadOptions:
     encode_quality: int = option(95, help="JPEG quality of the output (default 95)", minimum=1, maximum=100)
     strict: bool = option(False, help="fail on the first malformed input row instead of counting and skipping it")
     allow_partial: bool = option(False, help="read an unfinished `wit select` output (no stats.json) as it is")
+    drop_columns: tuple[str, ...] = option(
+        (), help="input columns to leave out of each sample's json and status row (every other column is carried)",
+        type=parse_column_list, action="store", metavar="COL[,COL]")
+    verify_hash: str | None = option(
+        None, help="compare the downloaded bytes' hash (sha256 by default, or md5) with the input column COL; "
+        "a different or empty one is hash_mismatch", metavar="COL[,ALGO]")
+    save_exif: bool = option(True, help="keep each image's EXIF as JSON text in its json and status row "
+                             "(default on)", action=argparse.BooleanOptionalAction)
 
     def validate(self) -> None:
         """The command line's checks, for library callers too (``UserError`` naming the flag)."""
         check_values(self)
+        if self.verify_hash is not None:
+            parse_hash_check(self.verify_hash)
         unknown = unknown_reasons(self.retry_failed or ())
         if unknown:
             raise UserError(f"--retry-failed: unknown reason {unknown[0]!r}; the reasons are {known_reasons_text()}")
@@ -136,7 +162,8 @@ class DownloadOptions:
     def output_settings(self) -> dict:
         """The flags that shape the samples written: a resume must not mix shards made with other values."""
         return {"image_size": self.image_size, "resize_mode": self.resize_mode, "min_image_size": self.min_image_size,
-                "max_aspect_ratio": self.max_aspect_ratio, "encode_quality": self.encode_quality}
+                "max_aspect_ratio": self.max_aspect_ratio, "encode_quality": self.encode_quality,
+                "drop_columns": list(self.drop_columns), "verify_hash": self.verify_hash, "save_exif": self.save_exif}
 
     def config(self) -> DownloadConfig:
         return DownloadConfig(
@@ -146,7 +173,9 @@ class DownloadOptions:
             fetch=FetchOptions(timeout=self.timeout, retries=self.retries, max_bytes=self.max_bytes,
                                allow_private_networks=self.allow_private_networks, allow_proxy=self.allow_proxy,
                                per_host_limit=self.per_host_limit, threads=self.threads),
-            encode_quality=self.encode_quality)
+            encode_quality=self.encode_quality, drop_columns=frozenset(self.drop_columns),
+            verify_hash=parse_hash_check(self.verify_hash) if self.verify_hash is not None else None,
+            save_exif=self.save_exif)
 
 
 # -- 1. plan --------------------------------------------------------------------------------------------
@@ -165,6 +194,7 @@ class Plan:
     shards: int                       # shards of the whole input
     rows: int                         # good input rows
     bad_rows: int                     # malformed input rows, counted and skipped
+    column_types: tuple = ()          # the carried input columns' status-parquet types (ColumnKinds.types)
 
 
 def rows_digest(rows: list[InputRow]) -> str:
@@ -238,9 +268,15 @@ def plan(options: DownloadOptions) -> Plan:
     tasks, shards, total = [], 0, 0
     bad: Counter = Counter()
     work = fileio.join(options.out, WORK_DIR)
-    for shard_id, rows in shard_rows(iter_rows(options.input, strict=options.strict, counts=bad),
-                                     options.samples_per_shard):
+    rows_in = iter_rows(options.input, strict=options.strict, counts=bad, url_col=options.url_col,
+                        caption_col=options.caption_col)
+    columns = ColumnKinds(frozenset(options.drop_columns))
+    for shard_id, rows in shard_rows(rows_in, options.samples_per_shard):
         shards, total = shard_id + 1, total + len(rows)
+        if shard_id == 0:
+            check_hash_column(rows[0], options.config().verify_hash)
+        for row in rows:
+            columns.observe(row)
         digest = rows_digest(rows)
         kind = _shard_work(options, shard_id, rows, digest)
         if kind == "done":
@@ -250,7 +286,7 @@ def plan(options: DownloadOptions) -> Plan:
         tasks.append(ShardTask(shard_id, path, kind == "retry", digest))
     if total == 0:
         raise UserError(f"--input {options.input!r} has no rows")
-    return Plan(tasks, shards, total, bad.get("bad_rows", 0))
+    return Plan(tasks, shards, total, bad.get("bad_rows", 0), columns.types())
 
 
 # -- 2. download ----------------------------------------------------------------------------------------
@@ -291,7 +327,8 @@ class DownloadShard(beam.DoFn):
                                      frozenset(self.retry_failed) if self.retry_failed else None)
         started = time.monotonic()
         statuses = process_shard(self.out, task.shard_id, rows, self.config, self.session, previous,
-                                 extra_meta={"input_sha256": task.input_sha256, "settings": self.settings})
+                                 extra_meta={"input_sha256": task.input_sha256, "settings": self.settings,
+                                             "start_time": time.time()})
         self._count(statuses)
         log.info("shard %s: %d rows, %d samples in %.1f s", shard_name(task.shard_id), len(rows),
                  statuses.get("success", 0), time.monotonic() - started)
@@ -303,11 +340,13 @@ class DownloadShard(beam.DoFn):
             self.session = None
 
 
-def download_graph(pipeline: beam.Pipeline, options: DownloadOptions, tasks: list[ShardTask]) -> None:
+def download_graph(pipeline: beam.Pipeline, options: DownloadOptions, tasks: list[ShardTask],
+                   column_types: tuple = ()) -> None:
+    config = dataclasses.replace(options.config(), column_types=column_types)
     _ = (pipeline
          | "Shards" >> beam.Create(tasks)
          | "Spread" >> beam.Reshuffle()
-         | "Download" >> beam.ParDo(DownloadShard(options.out, options.config(), options.retry_failed,
+         | "Download" >> beam.ParDo(DownloadShard(options.out, config, options.retry_failed,
                                                   options.output_settings())))
 
 
@@ -331,7 +370,8 @@ def _duplicates_of(item):
 def drop_from_shard(out: str, shard_id: int, drops: dict[str, str]) -> None:
     """Rewrite a shard without the samples in ``drops`` (key -> kept key), marking them ``duplicate``."""
     name = shard_name(shard_id)
-    status = read_status(fileio.join(out, f"{name}.parquet")).to_pylist()
+    status_table = read_status(fileio.join(out, f"{name}.parquet"))
+    status = status_table.to_pylist()
     old_meta = read_shard_meta(fileio.join(out, f"{name}.parquet")) or {}
     tar_path = fileio.join(out, f"{name}.tar")
     with write_tar_atomic(tar_path) as tar:
@@ -343,7 +383,9 @@ def drop_from_shard(out: str, shard_id: int, drops: dict[str, str]) -> None:
             row["status"], row["error_message"] = "duplicate", f"same sha256 as {drops[row['key']]}"
             row["width"] = row["height"] = None
     write_status(fileio.join(out, f"{name}.parquet"), status, tar.summary,
-                 {"input_sha256": old_meta.get("input_sha256"), "settings": old_meta.get("settings")})
+                 {"input_sha256": old_meta.get("input_sha256"), "settings": old_meta.get("settings"),
+                  "start_time": old_meta.get("start_time")},
+                 status_table.schema.remove_metadata())   # keeps the carried input columns and their types
 
 
 class DropDuplicates(beam.DoFn):
@@ -387,7 +429,8 @@ def dedup_graph(pipeline: beam.Pipeline, out: str, shard_ids: list[int]) -> None
 # -- 4. manifest and stats ---------------------------------------------------------------------------------
 
 def collect_shards(out: str, shard_count: int) -> tuple[list[dict], Counter]:
-    """Every shard's manifest row, and the statuses of all their rows."""
+    """Every shard's manifest row, and the statuses of all their rows; a shard without its
+    ``NNNNN_stats.json`` gets it rebuilt from its status parquet."""
     entries, statuses = [], Counter()
     for shard_id in range(shard_count):
         meta = read_shard_meta(fileio.join(out, f"{shard_name(shard_id)}.parquet"))
@@ -396,6 +439,7 @@ def collect_shards(out: str, shard_count: int) -> tuple[list[dict], Counter]:
         entries.append(shard_manifest_entry(shard_id, meta))
         table = read_status(fileio.join(out, f"{shard_name(shard_id)}.parquet"), columns=["status"])
         statuses.update(table["status"].to_pylist())
+        ensure_shard_stats(out, shard_id, table["status"].to_pylist(), meta)
     return entries, statuses
 
 
@@ -436,7 +480,7 @@ def _download(options: DownloadOptions, beam_args: list[str] | None, lock: Outpu
     with StageRun(STAGE, options.out, settings=options, lock=lock, partial_inputs=partial) as stage:
         if work.tasks:
             pipeline = stage.pipeline(beam_args, workers=options.processes)
-            download_graph(pipeline, options, work.tasks)
+            download_graph(pipeline, options, work.tasks, work.column_types)
             stage.run(pipeline)
         if options.drop_duplicates:
             pipeline = stage.pipeline(beam_args, workers=1)

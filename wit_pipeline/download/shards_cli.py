@@ -1,4 +1,7 @@
-"""``wit shards ls|stats|verify|show|urls DIR``: inspect what ``wit download`` built."""
+"""``wit shards ls|stats|verify|show|urls DIR``: inspect a shard set: what ``wit download`` or ``wit overlap
+filter`` built, img2dataset's webdataset output, or a folder of ``NNNNN.tar`` alone.
+
+``urls`` prints only the brace pattern on stdout (the sample count goes to stderr)."""
 
 from __future__ import annotations
 
@@ -86,20 +89,23 @@ def _cmd_urls(args: argparse.Namespace) -> int:
     pattern, samples = brace_urls(args.dir)
     _, unreadable = read_manifest_checked(args.dir)
     if unreadable:
-        _report_problems("urls", [unreadable], "the sample count is the status parquets' sum")
-    print(pattern)
-    print(f"{samples} samples", file=sys.stderr if args.quiet else sys.stdout)
+        _report_problems("urls", [unreadable], "the sample count is the shards' own sum")
+    print(pattern)         # alone on stdout: "$(wit shards urls DIR)" is the pattern, for OpenCLIP or webdataset
+    if not args.quiet:
+        print(f"{samples} samples", file=sys.stderr)
     return 0
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("shards", help="inspect, check and list the shards 'wit download' wrote",
-                                   description="Inspect a 'wit download' output directory.")
+                                   description="Inspect a shard directory: 'wit download' output, img2dataset's "
+                                   "webdataset output, or NNNNN.tar files alone.")
     commands = parser.add_subparsers(dest="shards_command", metavar="ACTION", required=True)
 
     def add(name, func, help_text):
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument("dir", metavar="DIR", help="the --out directory of 'wit download'")
+        sub.add_argument("dir", metavar="DIR", help="the shard directory (the --out of 'wit download', "
+                         "img2dataset's output_folder, ...)")
         sub.set_defaults(func=func)
         return sub
 
@@ -114,5 +120,4 @@ def register(subparsers) -> None:
     show.add_argument("--n", type=checked_type(int, "--n", minimum=1), default=100,
                       help="how many samples (default 100)")
     urls = add("urls", _cmd_urls, "the brace pattern (DIR/{00000..00041}.tar) webdataset and OpenCLIP take")
-    urls.add_argument("--quiet", action="store_true",
-                      help="print the sample count on stderr, the pattern alone on stdout")
+    urls.add_argument("--quiet", action="store_true", help="leave out the sample count (printed on stderr)")

@@ -9,7 +9,11 @@ A shard ``NNNNN`` is two files at the top of the output directory:
   successes and failures alike. Its schema metadata (``wit_shard``) holds the
   tar's sample count, byte size and sha256.
 
-Both are written under a temporary name and renamed; the parquet goes last and
+Beside them, ``NNNNN_stats.json`` (img2dataset's per-shard stats, ``shard_stats_of``: every row's
+img2dataset class from ``IMG2DATASET_CLASSES``; our own reasons under ``reasons``), written just before
+the parquet, and rebuilt from the parquet by ``ensure_shard_stats`` for a complete shard without one.
+
+All are written under a temporary name and renamed; the parquet goes last and
 is the commit marker: a shard is complete when its parquet exists (and agrees
 with its tar), so a run killed at any point redoes exactly the incomplete shards.
 """
@@ -19,13 +23,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
+from collections import Counter
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import fileio
-from ..schemas import STATUS_SCHEMA
-from ..shardset import TarSummary, manifest_entry, shard_name
+from ..schemas import DECISION_REASONS, FETCH_REASONS, IMAGE_REASONS, ROW_REASONS, STATUS_SCHEMA, VERIFY_REASONS
+from ..shardset import TarSummary, manifest_entry, shard_name, shard_stats_name, shard_stats_record, write_shard_stats
 
 SHARD_META_KEY = b"wit_shard"
 SHARD_FILE = re.compile(r"^(\d{5,})\.(tar|parquet)$")
@@ -37,11 +43,42 @@ def sample_members(jpg: bytes, caption: str, meta: dict) -> dict[str, bytes]:
             "json": json.dumps(meta, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8")}
 
 
-def write_status(path: str, rows: list[dict], summary: TarSummary, extra_meta: dict | None = None) -> None:
-    """The shard's status parquet (the commit marker), with the tar's summary in its metadata."""
-    table = pa.Table.from_pylist(rows, schema=STATUS_SCHEMA)
+# img2dataset's coarse class of each of our statuses (its per-shard status_dict counts these): an image that
+# arrived but did not become a sample is "failed_to_resize"; every other failure, a decision (duplicate) and
+# any status not listed here (http_<status>) is "failed_to_download", as img2dataset counts a hash mismatch.
+IMG2DATASET_CLASSES = {
+    "success": "success",
+    **{reason: "failed_to_download" for reason in FETCH_REASONS + VERIFY_REASONS + DECISION_REASONS},
+    **{reason: "failed_to_resize" for reason in IMAGE_REASONS + ROW_REASONS},
+}
+
+
+def img2dataset_class(status: str) -> str:
+    return IMG2DATASET_CLASSES.get(status, "failed_to_download")
+
+
+def shard_stats_of(statuses: list[str], meta: dict) -> dict:
+    """A shard's ``NNNNN_stats.json`` record from its rows' statuses and its status parquet's metadata."""
+    classes = Counter(img2dataset_class(s) for s in statuses)
+    end = float(meta.get("end_time") or time.time())
+    reasons = Counter(statuses)
+    return shard_stats_record(classes, float(meta.get("start_time") or end), end,
+                              reasons={k: reasons[k] for k in sorted(reasons)})
+
+
+def write_status(path: str, rows: list[dict], summary: TarSummary, extra_meta: dict | None = None,
+                 schema: pa.Schema = STATUS_SCHEMA) -> None:
+    """The shard's ``NNNNN_stats.json`` and then its status parquet (the commit marker), with the tar's
+    summary and the shard's ``start_time`` (from ``extra_meta``; now without it) and ``end_time`` in its
+    metadata."""
+    table = pa.Table.from_pylist(rows, schema=schema)   # STATUS_SCHEMA, or with carried input columns after it
+    now = time.time()
     meta = {"samples": summary.samples, "bytes": summary.bytes, "sha256": summary.sha256, "rows": len(rows),
-            **(extra_meta or {})}
+            **(extra_meta or {}), "end_time": now}
+    meta["start_time"] = meta.get("start_time") or now
+    directory, parquet_name = path.rsplit("/", 1) if "/" in path else (".", path)
+    write_shard_stats(directory, parquet_name.replace(".parquet", ".tar"),
+                      shard_stats_of([row["status"] for row in rows], meta))
     table = table.replace_schema_metadata({SHARD_META_KEY: json.dumps(meta, sort_keys=True).encode()})
     fileio.write_parquet_atomic(path, table, compression="zstd")
 
@@ -86,3 +123,11 @@ def shard_manifest_entry(shard_id: int, meta: dict) -> dict:
     """The manifest row of a complete shard, from its status parquet's metadata."""
     summary = TarSummary(meta["samples"], meta["bytes"], meta["sha256"])
     return manifest_entry(f"{shard_name(shard_id)}.tar", summary, rows=meta["rows"])
+
+
+def ensure_shard_stats(out: str, shard_id: int, statuses: list[str], meta: dict) -> None:
+    """Write a complete shard's ``NNNNN_stats.json`` from its status parquet when it has none (a shard a
+    run was killed between the two, or one written before the file existed); one that exists is kept."""
+    tar_name = f"{shard_name(shard_id)}.tar"
+    if not fileio.exists(fileio.join(out, shard_stats_name(tar_name))):
+        write_shard_stats(out, tar_name, shard_stats_of(statuses, meta))
