@@ -47,7 +47,7 @@ import numpy as np
 from wit_pipeline import beam as wbeam
 from wit_pipeline import fileio
 from wit_pipeline.errors import UserError
-from wit_pipeline.options import option
+from wit_pipeline.options import named_paths, option
 from wit_pipeline.progress import progress
 from wit_pipeline.shardset import ShardDigest, iter_tar_samples, shard_digests
 from wit_pipeline.stage import StageRun, dropped_counts, require_finished
@@ -69,17 +69,7 @@ DROP_REASONS = ("unreadable_image", "unreadable_shard")
 # --------------------------------------------------------------------------- options
 
 
-def parse_eval_sets(values: list[str]) -> dict[str, str]:
-    """``--eval NAME=PATH`` flags as ``{name: path}``."""
-    evals: dict[str, str] = {}
-    for value in values:
-        name, sep, path = value.partition("=")
-        if not sep or not name or not path:
-            raise UserError(f"--eval {value!r}: expected NAME=PATH")
-        if name in evals:
-            raise UserError(f"--eval {name} given twice")
-        evals[name] = path
-    return evals
+parse_eval_sets = named_paths("--eval")
 
 
 def threshold_overrides(values: list[str] | None) -> dict:

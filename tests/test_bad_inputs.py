@@ -94,6 +94,13 @@ def cli_config(tmp: Path, text: str | bytes) -> list[str]:
     return ["build", "--config", write(tmp / "wit.yaml", text), "--dry-run"]
 
 
+def select_on_prism_without_a_binary(tmp: Path, request: pytest.FixtureRequest) -> list[str]:
+    """``--runner PrismRunner`` where ``scripts/engines.sh prism fetch`` has built nothing (and no download)."""
+    request.getfixturevalue("monkeypatch").setenv("WIT_ENGINES_CACHE", str(tmp / "no-engines"))
+    return ["select", "--candidates", str(tmp / "cand"), "--queries", write(tmp / "q.txt", "cat\n"),
+            "--out", str(tmp / "out"), "--runner", "PrismRunner"]
+
+
 CASES += [
     Case("build-dry-run-misspelt-download-key", lambda tmp, request: cli_config(
         tmp, f"output: {tmp}\ndownload: {{image_sise: 64}}\n"), message=r"unknown key 'image_sise'; did you mean "
@@ -109,8 +116,18 @@ CASES += [
     Case("build-dry-run-unknown-beam-option", lambda tmp, request: cli_config(
         tmp, f"output: {tmp}\nstages: [download]\nbeam: {{runer: DirectRunner}}\n"),
         message=r"unknown Beam pipeline option '--runer'"),
+    Case("prism-runner-without-a-local-binary", lambda tmp, request: select_on_prism_without_a_binary(tmp, request),
+         message=r"--runner PrismRunner needs a Prism binary: none at .*no-engines/prism-v.*/bin/prism; build it "
+                 r"with 'scripts/engines\.sh prism fetch' or pass --prism_location BINARY"),
+    Case("flink-runner-without-a-job-server-jar", lambda tmp, request: [
+        "select", "--candidates", str(tmp / "cand"), "--queries", write(tmp / "q.txt", "cat\n"), "--out",
+        str(tmp / "out"), "--runner", "FlinkRunner", "--flink_master", "[local]"],
+        message=r"--runner FlinkRunner needs --flink_job_server_jar JAR: 'scripts/engines\.sh flink env' prints"),
     Case("build-config-not-utf8", lambda tmp, request: cli_config(tmp, b"output: caf\xe9\n"),
          message=r"wit\.yaml:1: not UTF-8"),
+    Case("build-dry-run-embed-without-a-checkpoint", lambda tmp, request: cli_config(
+        tmp, f"output: {tmp}\nstages: [embed, filter]\nfilter: {{dedup: near}}\n"),
+        message=r"stage 'embed' needs --checkpoint, .*\(embed: \{checkpoint: PATH\}\)"),
 ]
 
 # --- cases: queries, candidates, select ----------------------------------------------------------------------
@@ -439,6 +456,24 @@ def dsote_train(tmp: Path, *flags: str, out: str | None = None) -> list[str]:
             "--steps", "1", "--batch-size", "2", "--workers", "0", *flags]
 
 
+def dsote_balance(tmp: Path, counts: bytes | None = None, *flags: str) -> list[str]:
+    """`wit train --epochs 1 --balance-cap 5` on the hand-made shards, reading ``counts`` as select's file."""
+    argv = ["train", "--shards", dsote_shards(tmp), "--out", str(tmp / "run"), "--model", "tiny", "--batch-size",
+            "2", "--workers", "0", "--allow-partial", "--epochs", "1", "--balance-cap", "5", *flags]
+    return argv + (["--balance-counts", write(tmp / "query_counts.parquet", counts)] if counts is not None else [])
+
+
+def dsote_counts_parquet(**columns) -> bytes:
+    from io import BytesIO
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buffer = BytesIO()
+    pq.write_table(pa.table(columns), buffer)
+    return buffer.getvalue()
+
+
 def dsote_zeroshot(tmp: Path, *flags: str) -> list[str]:
     return ["eval", "zeroshot", "--checkpoint", str(tmp / "no-checkpoint.pt"), "--eval", dsote_imagefolder(tmp),
             "--out", str(tmp / "zs"), *flags]
@@ -580,6 +615,27 @@ CASES += [
          message=r"--device cuda:99: this machine has .*use --device cpu"),
     Case("train-out-is-a-file", lambda tmp, request: dsote_train(tmp, "--allow-partial",
                                                                  out=write(tmp / "a-file", "x")), message=r"a-file"),
+    Case("train-epochs-with-steps", lambda tmp, request: dsote_train(tmp, "--epochs", "2"),
+         message=r"give --epochs or --steps/--samples, not both"),
+    Case("train-epochs-zero", lambda tmp, request: dsote_balance(tmp, None, "--epochs", "0"),
+         message=r"--epochs must be at least 1"),
+    Case("train-balance-cap-without-epochs", lambda tmp, request: dsote_train(tmp, "--balance-cap", "10"),
+         message=r"--balance-cap needs --epochs N"),
+    Case("train-balance-counts-without-cap", lambda tmp, request: dsote_train(tmp, "--balance-counts", "c.parquet"),
+         message=r"--balance-counts needs --balance-cap"),
+    Case("train-balance-counts-missing", lambda tmp, request: dsote_balance(
+        tmp, None, "--balance-counts", str(tmp / "none.parquet")),
+        message=r"--balance-counts .*none\.parquet.* does not exist"),
+    Case("train-balance-counts-not-parquet", lambda tmp, request: dsote_balance(tmp, b"not parquet"),
+         message=r"--balance-counts: .*query_counts\.parquet: not a readable parquet file"),
+    Case("train-balance-counts-without-matched", lambda tmp, request: dsote_balance(
+        tmp, dsote_counts_parquet(query=["q"], kept=[1])), message=r"--balance-counts: .* no column\(s\) 'matched'"),
+    Case("train-balance-counts-negative", lambda tmp, request: dsote_balance(
+        tmp, dsote_counts_parquet(query=["q"], matched=[-3])), message=r"row 1: .*'matched' a whole number >= 0"),
+    Case("train-caption-keys-bad-sum", lambda tmp, request: dsote_train(tmp, "--caption-keys", "txt=0.5"),
+         message=r"--caption-keys 'txt=0\.5': the probabilities sum to 0\.5, not 1"),
+    Case("train-caption-keys-malformed", lambda tmp, request: dsote_train(tmp, "--caption-keys", "txt:1"),
+         message=r"--caption-keys 'txt:1': 'txt:1' is not FIELD=PROBABILITY"),
     Case("eval-zeroshot-batch-size-negative", lambda tmp, request: dsote_zeroshot(tmp, "--batch-size", "-1"),
          message=r"--batch-size must be at least 1"),
     Case("eval-zeroshot-device-bogus", lambda tmp, request: dsote_zeroshot(tmp, "--device", "gpu"),
@@ -619,6 +675,15 @@ CASES += [
         message=r"in\.json: not a JSON array"),
     Case("download-img2dataset-flag", lambda tmp, request: dsote_download(tmp, str(tmp), "--image_size", "64"),
          message=r"--image_size is img2dataset's name: use --image-size"),
+    Case("download-opt-out-signals-unknown", lambda tmp, request: dsote_download(
+        tmp, str(tmp), "--opt-out-signals", "robots,noindex"),
+        message=r"--opt-out-signals: unknown signal 'noindex'; use all, none or a comma list of: robots, noai, "
+        r"tdmrep, content_usage, ai_txt, metadata, c2pa"),
+    Case("download-robots-agents-not-a-token", lambda tmp, request: dsote_download(
+        tmp, str(tmp), "--robots-agents", "GPTBot,Google Extended"),
+        message=r"--robots-agents: 'Google Extended' is not a robots.txt product token"),
+    Case("download-user-agent-empty", lambda tmp, request: dsote_download(tmp, str(tmp), "--user-agent", " "),
+         message=r"--user-agent: ' ' is not a User-Agent header value"),
     Case("download-verify-hash-unknown-algorithm", lambda tmp, request: dsote_download(
         tmp, write(tmp / "in.jsonl", '{"url": "http://img.example/a.jpg", "text": "a", "h": "00"}\n'),
         "--verify-hash", "h,crc32"),
@@ -627,9 +692,111 @@ CASES += [
         tmp, write(tmp / "in.jsonl", '{"url": "http://img.example/a.jpg", "text": "a", "h": "00"}\n'),
         "--verify-hash", "sha256"),
         message=r"--verify-hash: the input has no column 'sha256' \(its other columns: h\)"),
+    Case("download-blocklist-missing", lambda tmp, request: dsote_download(
+        tmp, write(tmp / "in.jsonl", '{"url": "http://img.example/a.jpg", "text": "a"}\n'),
+        "--blocklist-hashes", str(tmp / "nope.txt")), message=r"--blocklist-hashes: .*nope\.txt"),
+    Case("download-blocklist-malformed-line", lambda tmp, request: dsote_download(
+        tmp, write(tmp / "in.jsonl", '{"url": "http://img.example/a.jpg", "text": "a"}\n'),
+        "--blocklist-hashes", write(tmp / "list.txt", "# hashes\nsha256:" + "ab" * 32 + "\nsha1:abcd\n")),
+        message=r"--blocklist-hashes .*list\.txt:3: expected sha256:HEX, md5:HEX or pdq:HEX, got 'sha1:abcd'"),
+    Case("download-blocklist-short-pdq", lambda tmp, request: dsote_download(
+        tmp, write(tmp / "in.jsonl", '{"url": "http://img.example/a.jpg", "text": "a"}\n'),
+        "--blocklist-hashes", write(tmp / "list.txt", "pdq:abcd\n")),
+        message=r"--blocklist-hashes .*list\.txt:1: a pdq hash is 64 hex digits, got 'abcd'"),
+    Case("download-pdq-max-distance-negative", lambda tmp, request: dsote_download(
+        tmp, str(tmp), "--pdq-max-distance", "-1"), message=r"--pdq-max-distance must be at least 0"),
+    Case("download-pdq-max-distance-over-256", lambda tmp, request: dsote_download(
+        tmp, str(tmp), "--pdq-max-distance", "257"), message=r"--pdq-max-distance must be at most 256"),
+    Case("download-c2pa-constrained-unknown", lambda tmp, request: dsote_download(
+        tmp, str(tmp), "--c2pa-constrained", "maybe"), message=r"--c2pa-constrained: invalid choice: 'maybe'"),
+    Case("download-blur-bbox-col-missing", lambda tmp, request: dsote_download(
+        tmp, write(tmp / "in.jsonl", '{"url": "http://img.example/a.jpg", "text": "a", "boxes": []}\n'),
+        "--blur-bbox-col", "faces"),
+        message=r"--blur-bbox-col: the input has no column 'faces' \(its other columns: boxes\)"),
     Case("download-disk-full", dsote_disk_full,
          message=r"no space left on device writing .*out \(\d+ bytes free\): free space and rerun; "
                  r"completed work is kept"),
+]
+
+# --- cases: embed ------------------------------------------------------------------------------------------
+
+
+def embed_argv(tmp: Path, shards: str | None = None, *flags: str) -> list[str]:
+    return ["embed", "--shards", shards or dsote_shards(tmp), "--out", str(tmp / "emb"), *flags]
+
+
+def embed_without_cuda(tmp: Path, request) -> list[str]:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here: --device cuda is no mistake")
+    return embed_argv(tmp, None, "--checkpoint", str(tmp / "ckpt.pt"), "--device", "cuda")
+
+
+def embed_no_shards(tmp: Path) -> str:
+    (tmp / "empty").mkdir()
+    return str(tmp / "empty")
+
+
+CASES += [
+    Case("embed-missing-checkpoint", lambda tmp, request: embed_argv(tmp, None, "--checkpoint", str(tmp / "no.pt")),
+         message=r"checkpoint '.*no\.pt' does not exist"),
+    Case("embed-checkpoint-not-a-checkpoint", lambda tmp, request: embed_argv(
+        tmp, None, "--checkpoint", write(tmp / "notes.pt", b"not a checkpoint")),
+        message=r"cannot load checkpoint '.*notes\.pt'"),
+    Case("embed-no-shards", lambda tmp, request: embed_argv(tmp, embed_no_shards(tmp), "--checkpoint", "x.pt"),
+         message=r"shards '.*empty/\*\.tar' matches no files"),
+    Case("embed-cuda-missing", embed_without_cuda, message=r"--device cuda: .*use --device cpu"),
+    Case("embed-no-model", lambda tmp, request: embed_argv(tmp), message=r"give exactly one model: --checkpoint"),
+    Case("embed-batch-size-zero", lambda tmp, request: embed_argv(tmp, None, "--checkpoint", "x", "--batch-size", "0"),
+         message=r"--batch-size must be at least 1, not '0'"),
+]
+
+# --- cases: filter -----------------------------------------------------------------------------------------
+
+
+def dsote_embeddings(out: Path, width: int, drop: str | None = None) -> str:
+    """A one-part embeddings folder for dsote_shards' samples (``drop``: a metadata column left out)."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from tests.filter.helpers import write_embeddings
+
+    vectors = np.eye(width, dtype=np.float32)
+    write_embeddings(str(out), [("00000.tar", [(f"{i:09d}", 0.5, vectors[i % width]) for i in range(3)])])
+    if drop:
+        path = out / "metadata" / "metadata_0.parquet"
+        pq.write_table(pq.read_table(path).drop_columns([drop]), path)
+    return str(out)
+
+
+def dsote_filter(tmp: Path, *flags: str) -> list[str]:
+    return ["filter", "--shards", dsote_shards(tmp), "--out", str(tmp / "filtered"), "--allow-partial", *flags]
+
+
+CASES += [
+    Case("filter-no-rule", lambda tmp, request: dsote_filter(tmp), message=r"name at least one rule"),
+    Case("filter-clip-score-without-embeddings", lambda tmp, request: dsote_filter(tmp, "--clip-score-min", "0.2"),
+         message=r"--embeddings is required by --clip-score-min"),
+    Case("filter-clip-score-top-zero", lambda tmp, request: dsote_filter(tmp, "--clip-score-top", "0"),
+         message=r"--clip-score-top must be greater than 0, not '0'"),
+    Case("filter-semdedup-eps-one", lambda tmp, request: dsote_filter(tmp, "--semdedup-eps", "1"),
+         message=r"--semdedup-eps must be less than 1, not '1'"),
+    Case("filter-dedup-unknown", lambda tmp, request: dsote_filter(tmp, "--dedup", "fuzzy"),
+         message=r"--dedup: invalid choice: 'fuzzy'"),
+    Case("filter-embeddings-not-an-embeddings-folder", lambda tmp, request: dsote_filter(
+        tmp, "--embeddings", str(tmp), "--clip-score-top", "0.5"),
+        message=r"--embeddings .*: no metadata/metadata_\*\.parquet"),
+    Case("filter-eval-not-name-path", lambda tmp, request: dsote_filter(
+        tmp, "--dedup", "exact", "--image-cluster-eval", "probe"),
+        message=r"--image-cluster-eval 'probe': expected NAME=PATH"),
+    Case("filter-eval-width-differs", lambda tmp, request: dsote_filter(
+        tmp, "--embeddings", dsote_embeddings(tmp / "emb", 4), "--image-cluster-eval",
+        f"probe={dsote_embeddings(tmp / 'eval', 8)}"),
+        message=r"--image-cluster-eval probe=.*: embeddings of width 8, the set's are 4"),
+    Case("filter-metadata-without-clip-score", lambda tmp, request: dsote_filter(
+        tmp, "--embeddings", dsote_embeddings(tmp / "emb", 4, drop="clip_score"), "--clip-score-min", "0.1"),
+        message=r"metadata_0\.parquet: no clip_score column"),
 ]
 
 # --- cases: network (SSRF, malformed URLs, redirects) --------------------------------------------------------

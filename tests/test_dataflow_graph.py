@@ -38,10 +38,14 @@ def _stages(files, tmp):
         "select": ["select", "--candidates", f"{tmp}/given-candidates", "--queries", f"{tmp}/q.txt",
                    "--out", f"{tmp}/select"],
         "download": ["download", "--input", files.urls_table, "--out", f"{tmp}/shards"],
+        "filter": ["filter", "--shards", f"{tmp}/fshards", "--embeddings", f"{tmp}/femb", "--out", f"{tmp}/filter",
+                   "--clip-score-top", "0.5", "--dedup", "near", "--semdedup-eps", "0.1",
+                   "--image-cluster-eval", f"probe={tmp}/femb", "--allow-partial"],
+        "embed": ["embed", "--shards", f"{tmp}/embed-shards", "--checkpoint", f"{tmp}/tiny-run", "--out", f"{tmp}/emb"],
     }
 
 
-@pytest.mark.parametrize("stage", ["queries", "candidates", "select", "download"])
+@pytest.mark.parametrize("stage", ["queries", "candidates", "select", "download", "filter", "embed"])
 def test_stage_builds_a_valid_dataflow_graph_offline(stage, sample_files, tmp_path):
     # select needs candidates and queries to exist at graph-building time: give it small ones.
     import pyarrow as pa
@@ -52,6 +56,15 @@ def test_stage_builds_a_valid_dataflow_graph_offline(stage, sample_files, tmp_pa
                              "page_url": ["http://example.com/"], "source": ["table"], "provenance": ["{}"]}),
                    tmp_path / "given-candidates" / "part-00000.parquet")
     (tmp_path / "q.txt").write_text("red circle\n")
+    if stage == "filter":        # filter reads the embeddings' parts at graph-building time: give it a small set
+        from tests.filter.helpers import shape_jpeg, unit, write_embeddings, write_shards
+
+        write_shards(str(tmp_path / "fshards"), {"00000.tar": [("a", shape_jpeg(1), "x"), ("b", shape_jpeg(2), "y")]})
+        write_embeddings(str(tmp_path / "femb"), [("00000.tar", [("a", 0.5, unit([1, 0])), ("b", 0.4, unit([0, 1]))])])
+    if stage == "embed":         # embed loads its model and lists the shards at graph-building time
+        from tests.embed.helpers import write_embed_inputs
+
+        write_embed_inputs(str(tmp_path))
 
     with pytest.raises(GraphCaptured) as captured:
         main(_stages(sample_files, tmp_path)[stage] + DATAFLOW)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from wit_pipeline.http import REASONS, RobotsCache, is_public_address, make_session, robots_tag_opts_out, url_problem
+from wit_pipeline.consent import OriginSignals, x_robots_tag_refuses
+from wit_pipeline.http import REASONS, is_public_address, make_session, url_problem
 
 
 @pytest.mark.parametrize("address, public", [
@@ -112,12 +113,12 @@ def test_keep_alive_connections_are_reused(sample_web):
     ("noindex, nofollow", False), (None, False), ("", False),
 ])
 def test_x_robots_tag_opt_outs(header, opted_out):
-    assert robots_tag_opts_out(header) is opted_out
+    assert x_robots_tag_refuses(header) is opted_out
 
 
 def test_robots_txt_is_honoured(sample_web):
     with make_session(allow_private_networks=True) as session:
-        robots = RobotsCache(session)
+        robots = OriginSignals(session, signals=("robots",))
         assert not robots.allowed(sample_web.url("/private/v1/images/?q=circle"))
         assert robots.allowed(sample_web.url("/v1/images/?q=circle"))
         before = sample_web.hits("/robots.txt")

@@ -128,7 +128,11 @@ def test_allow_proxy_sends_the_requests_through_the_proxy(proxied, sample_web, t
     urls = _good_urls(sample_web)
     rows, stats = _download(tmp_path, urls, "--allow-proxy", "--allow-private-networks")
     assert [rows[u]["status"] for u in urls] == ["success"] * len(urls) and stats["out"] == len(urls)
-    assert sorted(_requests_for(proxied.seen, urls)) == sorted(f"GET {u} HTTP/1.1" for u in urls)
+    # the images, and each origin's opt-out signal files (robots.txt, tdmrep.json, ai.txt) once
+    origins = {f"{urlsplit(u).scheme}://{urlsplit(u).netloc}" for u in urls}
+    files = [f"GET {o}{path} HTTP/1.1" for o in origins for path in ("/robots.txt", "/.well-known/tdmrep.json",
+                                                                     "/ai.txt")]
+    assert sorted(_requests_for(proxied.seen, urls)) == sorted([*(f"GET {u} HTTP/1.1" for u in urls), *files])
 
 
 def test_without_allow_proxy_the_proxy_is_ignored_and_the_user_told_once(proxied, sample_web, monkeypatch,

@@ -122,6 +122,11 @@ def test_the_direct_runner_runs_locally_without_fetching_prism(monkeypatch):
         raise RuntimeError("no Prism here")    # Beam's DirectRunner would fall back after this
 
     monkeypatch.setattr(prism_runner.PrismRunner, "run_pipeline", no_prism)
+    # Beam's own DirectRunner, not the one tests/conftest.py routes TestPipelines through: a stage that fell
+    # back to it would try Prism here.
+    from apache_beam.runners.direct.direct_runner import DirectRunner
+    monkeypatch.setattr(DirectRunner, "run_pipeline", getattr(DirectRunner.run_pipeline, "__wrapped__",
+                                                              DirectRunner.run_pipeline))
 
     class Count(beam.DoFn):
         def setup(self):
@@ -135,3 +140,18 @@ def test_the_direct_runner_runs_locally_without_fetching_prism(monkeypatch):
     _ = pipeline | beam.Create(range(7)) | beam.ParDo(Count())
     assert run(pipeline, "probe") == {"seen": 7}
     assert prism_tries == []
+
+
+def test_prism_runner_takes_the_locally_built_binary_instead_of_downloading_one(monkeypatch, tmp_path):
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PrismRunnerOptions
+
+    from wit_pipeline.beam import pipeline_options
+
+    binary = tmp_path / f"prism-v{beam.__version__}" / "bin" / "prism"
+    binary.parent.mkdir(parents=True)
+    binary.write_bytes(b"")
+    monkeypatch.setenv("WIT_ENGINES_CACHE", str(tmp_path))
+    assert pipeline_options(["--runner=PrismRunner"]).view_as(PrismRunnerOptions).prism_location == str(binary)
+    given = pipeline_options(["--runner=PrismRunner", "--prism_location=/opt/prism"])
+    assert given.view_as(PrismRunnerOptions).prism_location == "/opt/prism"

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
 import socket
 import struct
+import subprocess
+import sys
 import time
 from urllib.parse import urljoin
 
@@ -15,11 +19,13 @@ from PIL import Image, UnidentifiedImageError
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 
+from wit_pipeline.consent import CONSENT_REASONS
 from wit_pipeline.http import make_session
 from wit_pipeline.sampleweb import FAULTS, build_site, serve_sample_web
+from wit_pipeline.sampleweb.faults import SIGNAL_FAULTS
 from wit_pipeline.sampleweb.render import web_image_bytes
 from wit_pipeline.sampleweb.server import _FAULT_ROUTES
-from wit_pipeline.sampleweb.site import page_html
+from wit_pipeline.sampleweb.site import page_html, tdm_reserved_page
 
 
 def _non_loopback_address() -> str | None:
@@ -87,9 +93,67 @@ def test_every_linked_image_is_served_as_an_image(sample_web):
 def test_captions_describe_the_drawn_shapes(sample_web):
     english = [i for i in sample_web.site.images if i.language == "en"]
     assert len(english) > 150
-    assert all(i.shape in i.caption and i.colour in i.caption for i in english)
+    matching = [i for i in english if i.caption_matches]
+    assert len(matching) > 120
+    assert all(i.shape in i.caption and i.colour in i.caption for i in matching)
     kinds = {i.language for i in sample_web.site.images}
     assert kinds == {"en", "xx", "boilerplate"}
+
+
+def test_mismatched_captions_describe_another_image_in_colours_this_one_lacks(sample_web):
+    images = sample_web.site.images
+    mismatched = [i for i in images if i.caption_of is not None]
+    assert 20 <= len(mismatched) <= 0.25 * len([i for i in images if i.language == "en"])
+    for image in mismatched:
+        other = images[image.caption_of]
+        assert image.language == "en" and not image.caption_matches
+        assert other.shape in image.caption and other.colour in image.caption
+        # The caption's shape colour is not in the image, and its own shape colour is not the caption's backdrop.
+        assert other.colour not in (image.colour, image.background) and other.background != image.colour
+
+
+def _small(image: Image.Image) -> list[int]:
+    return list(image.convert("L").resize((16, 16), Image.BILINEAR).tobytes())
+
+
+def test_near_duplicates_are_resized_cropped_reencoded_copies_under_their_own_url(sample_web):
+    images = sample_web.site.images
+    copies = [i for i in images if i.copy_of is not None]
+    assert len(copies) >= 10
+    sources = {i.copy_of for i in copies}
+    assert len(sources) == len(copies)
+    assert not sources & {i.id for i in copies} and not sources & {i.id for i in images if i.caption_of is not None}
+    with requests.Session() as http:
+        for copy in copies[:5]:
+            source = images[copy.copy_of]
+            served = http.get(sample_web.image_url(copy), timeout=5).content
+            original = http.get(sample_web.image_url(source), timeout=5).content
+            assert served != original
+            picture, seen = _decode(served), _decode(original)
+            assert picture.size == (copy.width, copy.height) and min(picture.size) >= 224
+            # Same picture: small grey thumbnails agree closely (distinct sample web images do not).
+            difference = sum(abs(a - b) for a, b in zip(_small(picture), _small(seen), strict=True)) / 256
+            assert difference < 8, (copy.id, difference)
+            assert copy.caption_matches and (source.colour, source.shape) == (copy.colour, copy.shape)
+
+
+@pytest.mark.parametrize("n_images", [1, 5, 12])
+def test_a_small_site_has_every_image_it_was_asked_for_and_writes_its_files(n_images, tmp_path):
+    site = build_site(0, n_images=n_images)
+    assert [image.id for image in site.images] == list(range(n_images))
+    assert all(image.copy_of is None or site.images[image.copy_of].copy_of is None for image in site.images)
+    with serve_sample_web(seed=0, n_images=n_images) as web:
+        files = web.write_files(str(tmp_path))
+    assert files.wat and all(os.path.getsize(path) > 0 for path in files.wat + files.warc)
+    assert len(json.load(open(files.eval_truth))["images"]) == n_images
+
+
+def test_mismatches_and_copies_leave_the_rest_of_the_site_as_it_was():
+    plain, varied = build_site(3, mismatched_share=0, copy_share=0), build_site(3)
+    changed = [i for i, (a, b) in enumerate(zip(plain.images, varied.images, strict=True)) if a != b]
+    assert changed == sorted(i.id for i in varied.images if i.caption_of is not None or i.copy_of is not None)
+    assert [p.path for p in plain.pages] == [p.path for p in varied.pages]
+    assert [[t.image_id for t in p.imgs] for p in plain.pages] == [[t.image_id for t in p.imgs] for p in varied.pages]
 
 
 # --- faults ---------------------------------------------------------------------------------
@@ -98,7 +162,8 @@ def test_captions_describe_the_drawn_shapes(sample_web):
 def test_fault_table_covers_every_declared_kind():
     assert set(FAULTS) == {"not_found", "server_error", "unavailable_then_ok", "slow", "truncated", "corrupt",
                            "html_as_image", "decompression_bomb", "oversized", "redirect_loop", "noai",
-                           "noimageai", "robots_disallowed"}
+                           "noimageai", "robots_disallowed", "tdm_meta_page", *SIGNAL_FAULTS}
+    assert {FAULTS[kind].expected for kind in SIGNAL_FAULTS} == set(CONSENT_REASONS) | {"success"}
 
 
 def test_every_image_fault_has_a_route_in_the_server():
@@ -161,6 +226,69 @@ def test_image_level_faults(sample_web):
         response = get(kind)
         assert response.status_code == 200 and tag in response.headers["X-Robots-Tag"]
         assert _decode(response.content).format == "JPEG"
+
+
+def test_signal_faults_serve_distinct_valid_images(sample_web):
+    bodies = {}
+    for kind in SIGNAL_FAULTS:
+        response = requests.get(sample_web.url(FAULTS[kind].path), timeout=10)
+        assert response.status_code == 200 and response.headers["Content-Type"] == "image/jpeg", kind
+        assert _decode(response.content).format == "JPEG"
+        bodies[kind] = response.content
+    assert len(set(bodies.values())) == len(bodies)
+
+
+def test_signal_faults_send_their_response_headers(sample_web):
+    get = lambda kind: requests.get(sample_web.url(FAULTS[kind].path), timeout=5)  # noqa: E731
+    assert get("tdm_header").headers["tdm-reservation"] == "1"
+    assert get("content_usage_header").headers["Content-Usage"] == "train-ai=n"
+    for kind in ("robots_ours", "robots_other_ai", "tdmrep_json", "content_usage_robots", "ai_txt"):
+        assert not {"X-Robots-Tag", "tdm-reservation", "Content-Usage"} & set(get(kind).headers), kind
+
+
+def test_robots_txt_scopes_each_rule_to_its_agent_and_path(sample_web):
+    from protego import Protego
+
+    robots = Protego.parse(requests.get(sample_web.url("/robots.txt"), timeout=5).text)
+    url = sample_web.url
+    ours, gptbot = url(FAULTS["robots_ours"].path), url(FAULTS["robots_other_ai"].path)
+    assert not robots.can_fetch(ours, "wit-pipeline") and robots.can_fetch(gptbot, "wit-pipeline")
+    assert not robots.can_fetch(gptbot, "GPTBot") and robots.can_fetch(ours, "GPTBot")
+    for agent in ("wit-pipeline", "GPTBot", "SomeBot"):
+        assert not robots.can_fetch(url(FAULTS["robots_disallowed"].path), agent)
+        assert robots.can_fetch(sample_web.image_url(sample_web.site.images[0]), agent)
+        assert robots.can_fetch(url(FAULTS["content_usage_robots"].path), agent)   # a usage rule, not a Disallow
+
+
+def test_origin_files_hold_the_path_scoped_signals(sample_web):
+    tdmrep = requests.get(sample_web.url("/.well-known/tdmrep.json"), timeout=5).json()
+    assert tdmrep[0]["tdm-reservation"] == 1
+    assert FAULTS["tdmrep_json"].path.startswith(tdmrep[0]["location"].rstrip("*"))
+    ai_txt = requests.get(sample_web.url("/ai.txt"), timeout=5).text
+    assert "User-Agent: *" in ai_txt and "Disallow: *.jpeg" in ai_txt
+    assert FAULTS["ai_txt"].path.endswith(".jpeg")
+    assert not any(i.path.endswith(".jpeg") for i in sample_web.site.images)   # the rest of the site is allowed
+    robots = requests.get(sample_web.url("/robots.txt"), timeout=5).text
+    assert f"Content-Usage: {FAULTS['content_usage_robots'].path.rsplit('/', 1)[0]}/ train-ai=n" in robots
+
+
+def test_in_image_signal_faults_carry_their_opt_out(sample_web):
+    from wit_pipeline.consent import SIGNALS
+    from wit_pipeline.download.image_signals import check_image_signals
+
+    get = lambda kind: requests.get(sample_web.url(FAULTS[kind].path), timeout=30).content  # noqa: E731
+    for kind in ("xmp_datamining", "c2pa_not_allowed"):
+        verdict = check_image_signals(get(kind), frozenset(SIGNALS))
+        assert verdict.reason == FAULTS[kind].expected, (kind, verdict)
+    assert check_image_signals(get("noai"), frozenset(SIGNALS)).reason is None
+
+
+def test_tdm_reserved_page_says_so_in_its_head(sample_web):
+    html = requests.get(sample_web.url(FAULTS["tdm_meta_page"].path), timeout=5).text
+    head = html.split("</head>", 1)[0]
+    assert '<meta name="tdm-reservation" content="1">' in head and "<img " in html
+    ordinary = requests.get(sample_web.url(sample_web.site.pages[0].path), timeout=5).text
+    assert "tdm-reservation" not in ordinary
 
 
 def test_robots_txt_disallows_the_private_search(sample_web):
@@ -226,8 +354,9 @@ def test_mediawiki_shaped_search_continues_with_offsets(sample_web):
 
 
 def test_wat_and_warc_files_describe_the_pages(sample_web, sample_files):
-    pages_by_url = {sample_web.url(p.path): p for p in sample_web.site.pages}
-    described, truncated = {}, 0
+    reserved = tdm_reserved_page(sample_web.site, FAULTS["tdm_meta_page"].path)
+    pages_by_url = {sample_web.url(p.path): p for p in [*sample_web.site.pages, reserved]}
+    described, metas, truncated = {}, {}, 0
     for path in sample_files.wat:
         with open(path, "rb") as handle:
             for record in ArchiveIterator(handle):
@@ -240,10 +369,14 @@ def test_wat_and_warc_files_describe_the_pages(sample_web, sample_files):
                     truncated += 1
                     continue
                 url = envelope["WARC-Header-Metadata"]["WARC-Target-URI"]
-                links = envelope["Payload-Metadata"]["HTTP-Response-Metadata"]["HTML-Metadata"]["Links"]
-                described[url] = [link for link in links if link["path"] == "IMG@/src"]
+                html_meta = envelope["Payload-Metadata"]["HTTP-Response-Metadata"]["HTML-Metadata"]
+                metas[url] = html_meta["Head"]["Metas"]
+                described[url] = [link for link in html_meta["Links"] if link["path"] == "IMG@/src"]
     assert set(described) == set(pages_by_url)
     assert truncated == 1  # the declared malformed record
+    assert {"name": "tdm-reservation", "content": "1"} in metas[sample_web.url(reserved.path)]
+    assert all({"name": "tdm-reservation", "content": "1"} not in m for url, m in metas.items()
+               if url != sample_web.url(reserved.path))
     for url, links in described.items():
         assert len(links) == len(pages_by_url[url].imgs)
 
@@ -277,3 +410,39 @@ def test_eval_set_is_an_imagefolder_with_planted_copies_on_the_web(sample_web, s
         web_copy = _decode(requests.get(planted["url"], timeout=5).content)
         original = _decode(open(os.path.join(sample_files.eval_dir, planted["eval_id"]), "rb").read())
         assert web_copy.size != original.size  # transformed, not byte-identical
+
+
+def test_truth_file_declares_every_image_url_with_its_caption_and_copy(sample_web, sample_files):
+    declared = json.load(open(sample_files.eval_truth))["images"]
+    assert set(declared) == {sample_web.image_url(image) for image in sample_web.site.images}
+    for image in sample_web.site.images:
+        entry = declared[sample_web.image_url(image)]
+        assert entry == {"id": image.id, "path": image.path, "language": image.language,
+                         "caption_matches": image.caption_matches, "caption_of": image.caption_of,
+                         "copy_of": image.copy_of}
+    assert sum(not e["caption_matches"] for e in declared.values() if e["language"] == "en") >= 20
+    assert sum(e["copy_of"] is not None for e in declared.values()) >= 10
+
+
+# --- the consent web -------------------------------------------------------------------------
+
+
+def test_consent_web_serves_by_hand_until_interrupted(tmp_path):
+    wit = subprocess.Popen([sys.executable, "-m", "wit_pipeline", "sampleweb", "serve", "--consent", "--write",
+                            str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env={**os.environ})
+    try:
+        first = wit.stdout.readline()
+        assert first.startswith("consent web at "), first + wit.stderr.read()
+        origins = first.split(" at ", 1)[1].split()
+        assert len(origins) == 3
+        printed = [wit.stdout.readline() for _ in range(3)]     # the two files written, then how to stop it
+        assert printed[-1].startswith("Ctrl-C"), printed
+        content_signal = requests.get(origins[1] + "robots.txt", timeout=5).text
+        assert "Content-Signal: search=yes, ai-train=no" in content_signal
+        assert requests.get(origins[2] + "robots.txt", timeout=5).status_code == 404
+        assert (tmp_path / "urls.parquet").exists() and "pdq:" in (tmp_path / "blocklist.txt").read_text()
+    finally:
+        wit.send_signal(signal.SIGINT)
+        assert wit.wait(timeout=20) == 0
+

@@ -17,9 +17,10 @@ from wit_pipeline.stages import COMMANDS, STAGES, built_stages, load, stage
 
 
 def test_the_chain_is_listed_in_order():
-    assert [s.name for s in STAGES] == ["queries", "candidates", "select", "download", "shards", "train", "overlap"]
+    assert [s.name for s in STAGES] == ["queries", "candidates", "select", "download", "shards", "train", "overlap",
+                                        "embed", "filter"]
     assert [c.name for c in COMMANDS] == ["build", "demo", "sampleweb"]
-    assert [s.name for s in built_stages()] == ["queries", "candidates", "select", "download"]
+    assert [s.name for s in built_stages()] == ["queries", "candidates", "select", "download", "embed", "filter"]
 
 
 def test_every_command_module_registers_a_subcommand():
@@ -67,14 +68,16 @@ def test_inputs_read_outputs_that_earlier_stages_declare():
 
 def test_the_demo_runs_the_chain_in_order_after_the_sample_web():
     assert [name for name, _ in demo.DEMO_STEPS] == [
-        "sample web", "queries", "candidates", "select", "download", "train", "overlap"]
+        "sample web", "queries", "candidates", "select", "download", "train", "overlap", "embed", "filter"]
     assert [name for name, _ in demo.DEMO_STEPS[1:]] == [s.name for s in STAGES if s.demo]
 
 
 def test_the_build_plan_follows_the_records(tmp_path):
     root = str(tmp_path / "run")
+    # embed reads a `wit train` run, which no built stage makes: its section names one.
     steps = build.plan({"output": root, "queries": {"wikipedia": "enwiki-pages-articles.xml.bz2"},
-                        "candidates": {"source": "wat", "input": "CC-MAIN-*.warc.wat.gz"}}, [])
+                        "candidates": {"source": "wat", "input": "CC-MAIN-*.warc.wat.gz"},
+                        "embed": {"checkpoint": "runs/model"}}, [])
     assert [step.stage for step in steps] == list(build.STAGES) == [s.name for s in built_stages()]
     for step in steps:
         record = stage(step.stage)
@@ -82,6 +85,9 @@ def test_the_build_plan_follows_the_records(tmp_path):
         assert step.argv[:len(record.job.command)] == list(record.job.command)
         assert step.argv[-2:] == ["--out", step.out]
         for wanted in record.inputs:   # each input flag names the upstream stage's output under the root
+            if not stage(wanted.stage).built:
+                assert step.argv[step.argv.index(wanted.flag) + 1] == "runs/model"
+                continue
             upstream = stage(wanted.stage)
             relative = upstream.outputs[wanted.output]
             folder = fileio.join(root, upstream.folder)

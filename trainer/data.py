@@ -12,12 +12,19 @@ shards in *rounds*: round ``r`` opens ``shards_per_round`` shards chosen from
 ``(seed, stream, r)`` alone -- drawn with replacement from all shards
 (resampling, the default) or, without resampling, taken in a per-epoch
 permutation of the shards this stream owns (``shards[stream::streams]``, i.e.
-split by node and then by worker) -- interleaves them, and shuffles samples in
+split by node and then by worker; a round never spans two epochs, the last
+one of an epoch reads the shards left) -- interleaves them, and shuffles samples in
 a buffer that is emptied at the end of the round. A sample's random crop is
 drawn from ``(seed, stream, round, index)``. So a stream's position is just
 ``(round, offset)``: a resumed stream regenerates round ``round`` and skips
 ``offset`` raw samples without decoding them, and continues as the
 uninterrupted run would have.
+
+With ``epochs`` (``--epochs``) a stream reads that many epochs and then sends
+``done`` batches; each batch carries the tally of its samples' epochs
+(``balance.EpochTally``), and with ``balance_cap`` a sample is used in an epoch
+only when ``balance.keeps`` draws it; ``caption_fields`` (``--caption-keys``)
+picks each use's caption field (``balance``: the coins and the rule).
 
 Images are decoded with Pillow (JPEG ``draft`` mode decodes straight at a
 reduced scale), cropped to a random square at train time (centre square at
@@ -28,7 +35,9 @@ Fatal, with a message that names the shard and key: a sample without an image
 or without a ``.txt`` caption (a shard set written wrong would otherwise train
 on nothing), fewer shards than streams, and rounds that keep yielding nothing.
 Counted and skipped: undecodable images or captions, unreadable shards,
-damaged shards, samples on the blocklist.
+damaged shards, samples on the blocklist, and (when balancing or a ``json:``
+caption field needs it) samples whose json is not an object or whose
+``queries`` is not a list of strings (``bad_json``).
 
 A damaged shard (``wit_pipeline.shardset.DamagedShard``: cut short, a broken
 header, or a size or sha256 other than its manifest row's) is counted
@@ -42,6 +51,7 @@ from __future__ import annotations
 import glob
 import io
 import logging
+import math
 import os
 import random
 from collections import Counter
@@ -64,6 +74,7 @@ from wit_pipeline.shardset import (
     shard_digests,
 )
 
+from .balance import JSON_PREFIX, EpochTally, draw_caption_field, field_text, keeps, sample_metadata, sample_queries
 from .tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
@@ -330,6 +341,17 @@ def read_captions(urls: list[str], limit: int, allow_private_networks: bool = Fa
     return captions
 
 
+def read_json_members(urls: list[str], allow_private_networks: bool = False) -> Iterator[dict]:
+    """Every sample of the shards with its ``.json`` member alone (when it has one), in shard order;
+    unreadable or damaged shard data is logged and passed over."""
+    def skip(exc: Exception) -> bool:
+        log.warning("reading the shards' json: %s", exc)
+        return True
+
+    yield from _tar_samples(urls, skip, select_files=lambda name: name.endswith(".json"),
+                            allow_private_networks=allow_private_networks)
+
+
 def check_first_samples(url: str, n: int = 8, allow_private_networks: bool = False) -> None:
     """Fail before training starts when the first shard's samples lack an image or a caption."""
     def reraise(exc: Exception) -> bool:
@@ -368,13 +390,49 @@ def _interleave(iterators: list[Iterator[dict]]) -> Iterator[dict]:
                 active.remove(iterator)
 
 
+@dataclass
+class _Pending:
+    """What a stream has read since its last batch: the batch being filled and the counts that go with it."""
+
+    images: list[np.ndarray] = field(default_factory=list)
+    captions: list[str] = field(default_factory=list)
+    epochs: list[int] = field(default_factory=list)          # each pending sample's epoch
+    skipped: Counter = field(default_factory=Counter)
+    caption_fallbacks: int = 0
+    tallies: dict[int, EpochTally] = field(default_factory=dict)
+
+    def tally(self, epoch: int) -> EpochTally:
+        return self.tallies.setdefault(epoch, EpochTally())
+
+    def add(self, image: np.ndarray, caption: str, epoch: int) -> None:
+        self.images.append(image)
+        self.captions.append(caption)
+        self.epochs.append(epoch)
+
+    def emit(self, **fields) -> dict:
+        """The counts as a batch's bookkeeping (``tally`` in checkpoint form), and a fresh start."""
+        batch = {**fields, "skipped": dict(self.skipped), "caption_fallbacks": self.caption_fallbacks,
+                 "tally": {epoch: tally.to_dict() for epoch, tally in self.tallies.items()}}
+        self.images, self.captions, self.epochs = [], [], []
+        self.skipped, self.caption_fallbacks, self.tallies = Counter(), 0, {}
+        return batch
+
+
 class ShardStream(torch.utils.data.IterableDataset):
-    """Infinite stream of batches ``{"image", "text", "stream", "position", "skipped"}``.
+    """Stream of batches ``{"image", "text", "stream", "position", "skipped", "caption_fallbacks", "tally",
+    "done"}``: infinite, or with ``epochs`` that many passes over the shards without replacement.
 
     ``positions`` maps a rank-local stream number to the ``(round, offset)`` it
     starts from; ``stream_shift`` rotates worker numbers onto streams, so that
     after ``k`` consumed batches a fresh loader's first batch comes from stream
     ``k % workers``, as it would have without the restart.
+
+    With ``epochs``, rounds never span two epochs, every batch carries ``tally`` (``{epoch:
+    EpochTally.to_dict()}`` of the samples read since the previous batch) and a stream that has read its
+    last epoch yields ``done`` batches (no image or text; the first carries the last tally, its partial batch
+    counted ``unused``) for ever, so the DataLoader's turn order over workers never changes.
+    ``balance_cap`` with ``query_counts`` keeps each sample in an epoch by ``balance.keeps``;
+    ``caption_fields`` (``balance.parse_caption_keys``) draws each use's caption field.
     """
 
     def __init__(self, urls: list[str], tokenizer: Tokenizer, *, batch_size: int, image_size: int,
@@ -382,7 +440,9 @@ class ShardStream(torch.utils.data.IterableDataset):
                  shards_per_round: int = 4, shuffle_buffer: int = 2000, blocklist: frozenset[str] = frozenset(),
                  positions: dict[int, tuple[int, int]] | None = None, stream_shift: int = 0,
                  crop_scale: tuple[float, float] = (0.9, 1.0), digests: dict[str, ShardDigest] | None = None,
-                 allow_private_networks: bool = False):
+                 allow_private_networks: bool = False, epochs: int | None = None, balance_cap: int | None = None,
+                 query_counts: dict[str, int] | None = None,
+                 caption_fields: tuple[tuple[str, float], ...] | None = None):
         super().__init__()
         self.urls = list(urls)
         self.allow_private_networks = allow_private_networks   # for http(s) shards on private/loopback hosts
@@ -393,13 +453,23 @@ class ShardStream(torch.utils.data.IterableDataset):
         self.seed = seed
         self.rank = rank
         self.world_size = world_size
-        self.resample = resample
+        self.resample = resample and epochs is None      # an epoch is a pass without replacement
         self.shards_per_round = shards_per_round
         self.shuffle_buffer = shuffle_buffer
         self.blocklist = blocklist
         self.positions = dict(positions or {})
         self.stream_shift = stream_shift
         self.crop_scale = crop_scale
+        self.epochs = epochs
+        self.balance_cap = balance_cap
+        self.query_counts = dict(query_counts or {})
+        self.caption_fields = caption_fields
+        self.needs_metadata = bool(balance_cap) or any(name.startswith(JSON_PREFIX)
+                                                       for name, _ in caption_fields or ())
+
+    def rounds_per_epoch(self, stream: int, streams: int) -> int:
+        """Rounds in one pass over this stream's shards (without resampling)."""
+        return math.ceil(len(self.urls[stream::streams]) / self.shards_per_round)
 
     # Shards of one round: a pure function of (seed, stream, round).
     def round_urls(self, stream: int, streams: int, round_index: int) -> list[str]:
@@ -408,11 +478,13 @@ class ShardStream(torch.utils.data.IterableDataset):
             rng = random.Random(f"{self.seed}/shards/{stream}/{round_index}")
             return [self.urls[rng.randrange(len(self.urls))] for _ in range(k)]
         own = self.urls[stream::streams]
-        chosen = []
-        for slot in range(round_index * k, (round_index + 1) * k):
-            epoch, index = divmod(slot, len(own))
-            chosen.append(random.Random(f"{self.seed}/epoch/{stream}/{epoch}").sample(own, len(own))[index])
-        return chosen
+        epoch, index = divmod(round_index, self.rounds_per_epoch(stream, streams))
+        order = random.Random(f"{self.seed}/epoch/{stream}/{epoch}").sample(own, len(own))
+        return order[index * k:(index + 1) * k]
+
+    def round_epoch(self, stream: int, streams: int, round_index: int) -> int:
+        """The epoch a round's samples belong to (resampling: the round itself, for the caption coin)."""
+        return round_index if self.resample else round_index // self.rounds_per_epoch(stream, streams)
 
     def __iter__(self) -> Iterator[dict]:
         info = torch.utils.data.get_worker_info()
@@ -422,22 +494,22 @@ class ShardStream(torch.utils.data.IterableDataset):
         if len(self.urls) < streams:
             raise DataFormatError(f"{len(self.urls)} shard(s) for {streams} streams")
         round_index, offset = self.positions.get(local, (0, 0))
-        skipped: Counter[str] = Counter()
+        rounds = self.rounds_per_epoch(stream, streams) * self.epochs if self.epochs is not None else None
+        pending = _Pending()
 
         def unreadable(exc: Exception) -> bool:
             if isinstance(exc, DamagedShard):
-                skipped["damaged_shard"] += 1
+                pending.skipped["damaged_shard"] += 1
                 log.warning("damaged shard %s: %s; its samples before the damage were used", exc.args[-1], exc.args[0])
             else:
-                skipped["unreadable_shard"] += 1
+                pending.skipped["unreadable_shard"] += 1
                 log.warning("skipping unreadable shard data: %s", exc)
             return True
 
-        images: list[np.ndarray] = []
-        captions: list[str] = []
         empty_rounds = 0
-        while True:
+        while rounds is None or round_index < rounds:
             urls = self.round_urls(stream, streams, round_index)
+            epoch = self.round_epoch(stream, streams, round_index)
             shuffle_rng = random.Random(f"{self.seed}/shuffle/{stream}/{round_index}")
             samples = _shuffled(_interleave([iter(_tar_samples([u], unreadable, digests=self.digests,
                                                                allow_private_networks=self.allow_private_networks))
@@ -446,34 +518,80 @@ class ShardStream(torch.utils.data.IterableDataset):
             used = 0
             for index, sample in enumerate(samples):
                 check_sample(sample)
-                if index < offset:
+                if index < offset or self._take(sample, pending, (stream, round_index, index), epoch):
                     used += 1
-                    continue
-                if sample["__key__"] in self.blocklist:
-                    skipped["blocklist"] += 1
-                    continue
-                try:
-                    rng = random.Random(f"{self.seed}/crop/{stream}/{round_index}/{index}")
-                    image = decode_image(sample[image_key(sample)], self.image_size, rng, self.crop_scale)
-                    caption = sample[CAPTION_EXT].decode("utf-8")
-                except Exception as exc:  # a corrupt sample never stops training
-                    skipped["corrupt"] += 1
-                    log.debug("skipping corrupt sample %s in %s: %s", sample.get("__key__"), sample.get("__url__"), exc)
-                    continue
-                used += 1
-                images.append(image)
-                captions.append(caption)
-                if len(images) == self.batch_size:
-                    yield {"image": torch.from_numpy(np.stack(images)),
-                           "text": torch.from_numpy(self.tokenizer(captions)),
-                           "stream": local, "position": (round_index, index + 1), "skipped": dict(skipped)}
-                    images, captions = [], []
-                    skipped.clear()
+                if len(pending.images) == self.batch_size:
+                    yield self._batch(pending, local, (round_index, index + 1))
+            if rounds is not None and (round_index + 1) % self.rounds_per_epoch(stream, streams) == 0:
+                pending.tally(epoch).streams_done += 1
             empty_rounds = 0 if used else empty_rounds + 1
             if empty_rounds >= MAX_EMPTY_ROUNDS:
                 raise DataFormatError(f"stream {stream}: {MAX_EMPTY_ROUNDS} rounds of shards in a row gave no usable "
                                       f"sample (last round: {urls}); are the shards readable?")
             round_index, offset = round_index + 1, 0
+        yield from self._finished(pending, local, round_index)
+
+    def _take(self, sample: dict, pending: _Pending, where: tuple[int, int, int], epoch: int) -> bool:
+        """Add ``sample`` to the pending batch unless it is skipped (blocklist, bad json, corrupt: counted) or
+        not drawn this epoch; True when it was readable (drawn or not)."""
+        key = sample["__key__"]
+        tally = pending.tally(epoch)
+        tally.seen += 1
+        if key in self.blocklist:
+            pending.skipped["blocklist"] += 1
+            return False
+        metadata, queries = None, None
+        if self.needs_metadata:
+            metadata = sample_metadata(sample)
+            try:
+                if metadata is None:
+                    raise ValueError("its json is not a JSON object")
+                queries = sample_queries(metadata)
+            except ValueError as exc:
+                pending.skipped["bad_json"] += 1
+                log.debug("skipping sample %s in %s: %s", key, sample.get("__url__"), exc)
+                return False
+        if self.balance_cap and not keeps(key, queries, self.query_counts, self.balance_cap, self.seed, epoch):
+            return True
+        try:
+            rng = random.Random(f"{self.seed}/crop/{where[0]}/{where[1]}/{where[2]}")
+            image = decode_image(sample[image_key(sample)], self.image_size, rng, self.crop_scale)
+            caption, fell_back = self._caption(sample, metadata, epoch)
+        except Exception as exc:  # a corrupt sample never stops training
+            pending.skipped["corrupt"] += 1
+            log.debug("skipping corrupt sample %s in %s: %s", key, sample.get("__url__"), exc)
+            return False
+        tally.add_kept(key, queries)
+        tally.caption_fallbacks += fell_back
+        pending.caption_fallbacks += fell_back
+        pending.add(image, caption, epoch)
+        return True
+
+    def _caption(self, sample: dict, metadata: dict | None, epoch: int) -> tuple[str, bool]:
+        """This use's caption, and whether its drawn field was missing (the ``.txt`` used instead)."""
+        if self.caption_fields:
+            name = draw_caption_field(self.caption_fields, self.seed, epoch, sample["__key__"])
+            if name != CAPTION_EXT:
+                text = field_text(sample, name, metadata)
+                if text is not None:
+                    return text, False
+                return sample[CAPTION_EXT].decode("utf-8"), True
+        return sample[CAPTION_EXT].decode("utf-8"), False
+
+    def _batch(self, pending: _Pending, local: int, position: tuple[int, int]) -> dict:
+        image = torch.from_numpy(np.stack(pending.images))
+        text = torch.from_numpy(self.tokenizer(pending.captions))
+        batch = pending.emit(image=image, text=text, stream=local, position=position, done=False)
+        if self.epochs is None:
+            batch["tally"] = {}          # an endless stream's epochs are not recorded
+        return batch
+
+    def _finished(self, pending: _Pending, local: int, rounds: int) -> Iterator[dict]:
+        """After the last epoch: ``done`` batches for ever; the first counts the partial batch ``unused``."""
+        for epoch in pending.epochs:
+            pending.tally(epoch).unused += 1
+        while True:
+            yield pending.emit(stream=local, position=(rounds, 0), done=True)
 
 
 def make_loader(dataset: ShardStream, workers: int, pin_memory: bool = False) -> torch.utils.data.DataLoader:

@@ -67,6 +67,19 @@ class TrainOptions:
     steps: int | None = option(None, metavar="N", minimum=1, help="optimiser steps to train")
     samples: int | None = option(None, metavar="N", minimum=1,
                                  help="samples to see (global); default: one epoch by the shard manifest")
+    # --epochs excludes --steps and --samples (validate): the run ends when the last epoch's data does.
+    epochs: int | None = option(None, metavar="N", minimum=1,
+                                help="passes over every shard, each without replacement (implies --no-resample); "
+                                "the run ends when the last one's data ends; writes OUT/balance/epoch-NNNN.json")
+    balance_cap: int | None = option(None, metavar="T", minimum=1,
+                                     help="MetaCLIP balancing in the loader (needs --epochs): each epoch keeps a "
+                                     "sample with probability 1 - prod(1 - T / max(count_q, T)) over its queries")
+    balance_counts: str | None = option(None, metavar="FILE",
+                                        help="wit select's query_counts.parquet (its 'matched' column) for "
+                                        "--balance-cap; default: counted from the shards' json (cached in OUT)")
+    caption_keys: str | None = option(None, metavar="SPEC",
+                                      help="draw each use's caption among fields, e.g. txt=0.7,json:recaption=0.3 "
+                                      "(a missing field falls back to txt, counted)")
     lr: float = option(5e-4, above=0, maximum=10, help="peak learning rate (default 5e-4)")
     warmup: int | None = option(None, metavar="STEPS", minimum=0,
                                 help="linear warmup steps (default 5%% of the run, max 10000)")
@@ -119,6 +132,16 @@ class TrainOptions:
             raise UserError(f"--model {self.model!r}: unknown; known: {', '.join(MODEL_CONFIGS)}")
         if self.steps is not None and self.samples is not None:
             raise UserError("give --steps or --samples, not both")
+        if self.epochs is not None and (self.steps is not None or self.samples is not None):
+            raise UserError("give --epochs or --steps/--samples, not both: with --epochs the run ends with the data")
+        if self.balance_cap is not None and self.epochs is None:
+            raise UserError("--balance-cap needs --epochs N: the kept samples are drawn afresh for each epoch")
+        if self.balance_counts is not None and self.balance_cap is None:
+            raise UserError("--balance-counts needs --balance-cap T")
+        if self.caption_keys is not None:
+            from .balance import parse_caption_keys  # imports Beam (select's rule): only here
+
+            parse_caption_keys(self.caption_keys)
         check_values(self)
         check_device(self.device)
 

@@ -21,6 +21,13 @@ The pieces, in the order a run uses them: ``setup`` decides the ``TrainPlan``
 ``train_step``, every ``log_every`` steps ``log_interval``, every ``save_every``
 steps ``save`` and every ``eval_every`` steps ``run_evals``.
 
+With ``--epochs`` the loop runs until the data of the last epoch ends
+(``next_step_batches`` passes over the streams' ``done`` batches, and the ranks
+agree on the end), the schedule sized on the expected kept samples; each
+finished epoch's record goes to ``OUT/balance/epoch-NNNN.json``
+(``write_epoch_records``, at each save and at the end; ``balance.py``,
+``balance_files.py``).
+
 Checkpoints (``checkpoint.py``) every ``save_every`` steps and at the end hold
 the data streams' positions; ``resume`` continues from the latest one to the
 same result as an uninterrupted run. Metrics go to ``OUT/metrics.jsonl`` (and
@@ -50,6 +57,8 @@ from wit_pipeline.progress import progress_enabled
 from wit_pipeline.stage import output_lock, require_finished
 
 from . import checkpoint as ckpt
+from .balance import EpochTally, merge_tallies, parse_caption_keys
+from .balance_files import QueryCounts, epoch_steps, read_counts_file, shard_query_counts, write_epoch_record
 from .data import (
     DataFormatError,
     ShardSet,
@@ -103,6 +112,18 @@ class TrainPlan:
     warmup: int
     signature: dict                # what a saved data position depends on (see _stream_signature)
     resumed_from: str = ""         # the checkpoint this run continues, if any
+    counts: QueryCounts | None = None            # --balance-cap's query counts
+    caption_fields: tuple[tuple[str, float], ...] | None = None   # --caption-keys, parsed
+
+    @property
+    def workers(self) -> int:
+        """Data streams per rank (the main process is one stream without workers)."""
+        return max(1, self.options.workers)
+
+    @property
+    def by_epochs(self) -> bool:
+        """--epochs: the run ends with the data, and each epoch's record is written."""
+        return self.options.epochs is not None
 
     def autocast(self):
         """The forward passes' autocast context (none in fp32)."""
@@ -123,6 +144,11 @@ class TrainState:
     samples_seen: int = 0
     positions: dict[int, tuple[int, int]] = field(default_factory=dict)   # data stream -> (round, offset)
     skipped: Counter = field(default_factory=Counter)                     # samples skipped, by reason
+    batches: int = 0                             # loader batches taken (``done`` ones too): the stream shift
+    caption_fallbacks: int = 0                   # --caption-keys draws whose field was missing
+    tallies: dict[int, EpochTally] = field(default_factory=dict)          # --epochs: epochs not yet recorded
+    done_streams: set[int] = field(default_factory=set)                   # --epochs: streams past their last
+    epoch: int = 0                               # --epochs: the latest epoch read
 
 
 @dataclass
@@ -169,10 +195,13 @@ def _train(options: TrainOptions) -> TrainResult:
     interval = Interval(torch.zeros((), device=plan.device))
     state.model.train()
     try:
-        while state.step < plan.total_steps:
+        while state.step < plan.total_steps or plan.by_epochs:
             waited = time.monotonic()
-            micro = next_micro_batches(loader, options.accum)
+            micro = next_step_batches(plan, state, loader)
             interval.data_wait += time.monotonic() - waited
+            if micro is None:          # --epochs: the last epoch's data has ended (on some rank)
+                _finish_epochs(plan, state, interval, metrics, result)
+                break
             loss, grad_norm = train_step(plan, state, micro)
             interval.loss += loss
             interval.steps += 1
@@ -204,11 +233,106 @@ def _due(step: int, every: int, total: int) -> bool:
     return step % every == 0 or step == total
 
 
+def _finish_epochs(plan: TrainPlan, state: TrainState, interval: Interval, metrics: MetricsLog,
+                   result: TrainResult) -> None:
+    """--epochs at the end of the data: the last metrics line unless just written, the records of every
+    epoch not yet written (complete or not), and the last checkpoint."""
+    if interval.steps:
+        record = log_interval(plan, state, interval, None)
+        result.last_loss = record["loss"]
+        metrics.write(record)
+    write_epoch_records(plan, state, final=True)
+    if state.step:      # again when one was saved at this step: the data's end moved the streams on since
+        result.checkpoint = save(plan, state)
+
+
 def next_micro_batches(loader: Iterator[dict], count: int) -> list[dict]:
     try:
         return [next(loader) for _ in range(count)]
     except DataFormatError as exc:   # raised in a loader worker: say which shard, in one line
         raise DataFormatError(worker_error_message(exc)) from None
+
+
+def next_step_batches(plan: TrainPlan, state: TrainState, loader: Iterator[dict]) -> list[dict] | None:
+    """The ``accum`` batches of the next step. With --epochs, ``done`` batches are taken into account and
+    passed over, and ``None`` says the data has ended: on this rank (every stream done) or on another (the
+    ranks agree, so that none waits in a collective for the others); batches taken for a step that then
+    does not run, and the rest of this rank's data when another rank ended first, are read and accounted
+    ``unused`` (in the latest epoch read), so that every epoch's record is complete."""
+    accum = plan.options.accum
+    if not plan.by_epochs:
+        return next_micro_batches(loader, accum)
+    micro: list[dict] = []
+    while len(micro) < accum and len(state.done_streams) < plan.workers:
+        batch = next_micro_batches(loader, 1)[0]
+        if batch["done"]:
+            state.done_streams.add(int(batch["stream"]))
+            account_batch(state, batch)
+        else:
+            micro.append(batch)
+    if _every_rank(plan, len(micro) == accum):
+        return micro
+    for batch in micro:
+        account_batch(state, batch, used=False)
+    while len(state.done_streams) < plan.workers:    # read the rest (another rank ended first): the records count it
+        batch = next_micro_batches(loader, 1)[0]
+        if batch["done"]:
+            state.done_streams.add(int(batch["stream"]))
+        account_batch(state, batch, used=False)
+    return None
+
+
+def _every_rank(plan: TrainPlan, flag: bool) -> bool:
+    """``flag`` on every rank (a collective when there are several)."""
+    if plan.size == 1:
+        return flag
+    import torch.distributed as dist
+
+    value = torch.tensor([int(flag)], device=plan.device)
+    dist.all_reduce(value, op=dist.ReduceOp.MIN)
+    return bool(value.item())
+
+
+def account_batch(state: TrainState, batch: dict, used: bool = True) -> None:
+    """Take a loader batch's bookkeeping into the state: its stream's position, skips, caption fallbacks and
+    epoch tallies (a batch not ``used`` for a step counts its samples ``unused`` in its last epoch)."""
+    state.batches += 1
+    state.positions[int(batch["stream"])] = tuple(int(x) for x in batch["position"])
+    state.skipped.update(batch["skipped"])
+    state.caption_fallbacks += int(batch["caption_fallbacks"])
+    for epoch, tally in merge_tallies([batch["tally"]]).items():
+        state.tallies.setdefault(epoch, EpochTally()).merge(tally)
+        state.epoch = max(state.epoch, epoch)
+    if not used and "image" in batch:
+        state.tallies.setdefault(state.epoch, EpochTally()).unused += int(batch["image"].shape[0])
+
+
+def write_epoch_records(plan: TrainPlan, state: TrainState, final: bool = False) -> list[str]:
+    """Write (rank 0) ``OUT/balance/epoch-NNNN.json`` for each epoch every stream of every rank has finished
+    (``final``: for every epoch still held), gathering the ranks' tallies; every rank must call it. The
+    written epochs' tallies leave the state. Returns the paths written."""
+    if not plan.by_epochs:
+        return []
+    finished: Counter = Counter()
+    for summary in gather_objects({epoch: tally.streams_done for epoch, tally in state.tallies.items()}):
+        finished.update(summary)
+    streams = plan.size * plan.workers
+    ready = sorted(epoch for epoch in finished if final or finished[epoch] >= streams)
+    if not ready:
+        return []
+    parts = gather_objects({epoch: state.tallies.pop(epoch).to_dict() for epoch in ready if epoch in state.tallies})
+    if plan.rank != 0:
+        return []
+    merged = merge_tallies(parts)
+    return [write_epoch_record(plan.options.out, merged[epoch].record(epoch, streams, _balance_settings(plan)))
+            for epoch in ready]
+
+
+def _balance_settings(plan: TrainPlan) -> dict:
+    """What an epoch record says about how its samples were drawn."""
+    options = plan.options
+    return {"balance_cap": options.balance_cap, "counts_from": plan.counts.source if plan.counts else None,
+            "seed": options.seed, "caption_keys": options.caption_keys}
 
 
 def train_step(plan: TrainPlan, state: TrainState, micro: list[dict]) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -225,8 +349,7 @@ def train_step(plan: TrainPlan, state: TrainState, micro: list[dict]) -> tuple[t
     state.scheduler.step()
     state.model.clamp_logit_scale()
     for batch in micro:
-        state.positions[int(batch["stream"])] = tuple(int(x) for x in batch["position"])
-        state.skipped.update(batch["skipped"])
+        account_batch(state, batch)
     state.step += 1
     state.samples_seen += plan.global_batch
     return loss, grad_norm
@@ -248,7 +371,11 @@ def log_interval(plan: TrainPlan, state: TrainState, interval: Interval, grad_no
         record["grad_norm"] = float(grad_norm)
     if plan.device.type == "cuda":
         record["gpu_memory_gb"] = torch.cuda.max_memory_allocated(plan.device) / 2**30
-    if plan.shards.epoch_samples:
+    if plan.options.caption_keys:
+        record["caption_fallbacks"] = state.caption_fallbacks
+    if plan.by_epochs:
+        record["epoch"] = state.epoch
+    elif plan.shards.epoch_samples:
         record["epoch"] = state.samples_seen / plan.shards.epoch_samples
     return record
 
@@ -266,7 +393,9 @@ def _show(plan: TrainPlan, bar, record: dict) -> None:
 def save(plan: TrainPlan, state: TrainState) -> str:
     """Write a checkpoint (rank 0) with every rank's data positions; every rank must call it. Returns its path."""
     options = plan.options
-    local = [list(state.positions[i]) for i in range(max(1, options.workers))]
+    write_epoch_records(plan, state)
+    local = {"positions": [list(state.positions[i]) for i in range(plan.workers)], "batches": state.batches,
+             "epoch": state.epoch, "tallies": {epoch: tally.to_dict() for epoch, tally in state.tallies.items()}}
     gathered = gather_objects(local)
     path = ckpt.checkpoint_path(options.out, state.step)
     if plan.rank == 0:
@@ -276,7 +405,10 @@ def save(plan: TrainPlan, state: TrainState) -> str:
             "tokenizer": plan.tokenizer.to_dict(), "optimizer": state.optimizer.state_dict(),
             "scheduler": state.scheduler.state_dict(), "scaler": state.scaler.state_dict(),
             "train_config": dataclasses.asdict(options),
-            "data": {"signature": plan.signature, "positions": gathered}, "skipped": dict(state.skipped),
+            "data": {"signature": plan.signature, "positions": [rank["positions"] for rank in gathered],
+                     "batches": [rank["batches"] for rank in gathered], "epoch": [rank["epoch"] for rank in gathered],
+                     "tallies": [rank["tallies"] for rank in gathered]},
+            "skipped": dict(state.skipped), "caption_fallbacks": state.caption_fallbacks,
         }, keep=options.keep)
     return path
 
@@ -368,12 +500,15 @@ def setup(options: TrainOptions) -> tuple[TrainPlan, TrainState, Iterator[dict],
     checkpoint = _latest_checkpoint(options, rank) if options.resume else None
     config, tokenizer = _model_config_and_tokenizer(options, checkpoint, shards.urls, rank)
     global_batch = options.batch_size * size * options.accum
-    total_steps = _total_steps(options, global_batch, shards)
+    counts = _query_counts(options, shards, rank) if options.balance_cap else None
+    total_steps = _total_steps(options, global_batch, shards, counts)
     plan = TrainPlan(
         options, rank, size, device, precision=options.precision or ("bf16" if device.type == "cuda" else "fp32"),
         shards=shards, model_config=config, tokenizer=tokenizer, global_batch=global_batch, total_steps=total_steps,
         warmup=options.warmup if options.warmup is not None else default_warmup(total_steps),
-        signature=_stream_signature(options, size, shards.urls), resumed_from=checkpoint["path"] if checkpoint else "")
+        signature=_stream_signature(options, size, shards.urls, counts),
+        resumed_from=checkpoint["path"] if checkpoint else "", counts=counts,
+        caption_fields=parse_caption_keys(options.caption_keys) if options.caption_keys else None)
     state = new_state(plan)
     stream_seed, shift = restore(state, checkpoint, plan) if checkpoint is not None else (options.seed, 0)
     if rank == 0:
@@ -446,7 +581,21 @@ def _load_tokenizer(options: TrainOptions, urls: list[str], config: ModelConfig,
     return tokenizer
 
 
-def _total_steps(options: TrainOptions, global_batch: int, shards: ShardSet) -> int:
+def _query_counts(options: TrainOptions, shards: ShardSet, rank: int) -> QueryCounts:
+    if options.balance_counts:
+        return read_counts_file(options.balance_counts)
+    return shard_query_counts(options.out, shards, rank, options.allow_private_networks)
+
+
+def _total_steps(options: TrainOptions, global_batch: int, shards: ShardSet, counts: QueryCounts | None = None) -> int:
+    """The schedule's length: --steps, --samples, --epochs (of the expected kept samples: the run itself
+    ends with the data), else one epoch by the manifest."""
+    if options.epochs is not None:
+        per_epoch = counts.expected_kept(options.balance_cap, shards.epoch_samples) if counts else shards.epoch_samples
+        if per_epoch is None:
+            raise UserError("--epochs: these shards have no manifest.json to size an epoch for the learning-rate "
+                            "schedule; leave out --balance-counts (the shards are then counted) or add a manifest")
+        return epoch_steps(options.epochs, per_epoch, global_batch)
     if options.steps is not None:
         total = options.steps
     elif options.samples is not None:
@@ -460,11 +609,19 @@ def _total_steps(options: TrainOptions, global_batch: int, shards: ShardSet) -> 
     return total
 
 
-def _stream_signature(options: TrainOptions, size: int, urls: list[str]) -> dict:
-    """What must match for a saved stream position to mean the same thing on resume."""
-    return {"world_size": size, "workers": max(1, options.workers), "batch_size": options.batch_size,
-            "seed": options.seed, "resample": options.resample, "shards_per_round": options.shards_per_round,
-            "shuffle_buffer": options.shuffle_buffer, "urls_sha256": _urls_digest(urls), "blocklist": options.blocklist}
+def _stream_signature(options: TrainOptions, size: int, urls: list[str], counts: QueryCounts | None = None) -> dict:
+    """What must match for a saved stream position to mean the same thing on resume (--epochs itself may
+    grow: the streams go on into the new epochs)."""
+    signature = {"world_size": size, "workers": max(1, options.workers), "batch_size": options.batch_size,
+                 "seed": options.seed, "resample": options.resample, "shards_per_round": options.shards_per_round,
+                 "shuffle_buffer": options.shuffle_buffer, "urls_sha256": _urls_digest(urls),
+                 "blocklist": options.blocklist}
+    if options.epochs is not None:
+        signature.update(by_epochs=True, balance_cap=options.balance_cap,
+                         counts_sha256=counts.digest if counts else None)
+    if options.caption_keys is not None:
+        signature["caption_keys"] = options.caption_keys
+    return signature
 
 
 def _urls_digest(urls: list[str]) -> str:
@@ -500,13 +657,20 @@ def restore(state: TrainState, checkpoint: dict, plan: TrainPlan) -> tuple[int, 
     state.scaler.load_state_dict(checkpoint["scaler"])
     state.step, state.samples_seen = int(checkpoint["step"]), int(checkpoint["samples_seen"])
     state.skipped.update(checkpoint.get("skipped", {}))
+    state.caption_fallbacks = int(checkpoint.get("caption_fallbacks", 0))
     saved = checkpoint["data"]
     seed, shift = options.seed, 0
     if saved["signature"] == plan.signature:
         state.positions = {i: tuple(p) for i, p in enumerate(saved["positions"][plan.rank])}
-        shift = (state.step * options.accum) % max(1, options.workers)
+        state.batches = int(saved["batches"][plan.rank]) if "batches" in saved else state.step * options.accum
+        state.tallies = merge_tallies([saved["tallies"][plan.rank]]) if "tallies" in saved else {}
+        state.epoch = int(saved["epoch"][plan.rank]) if "epoch" in saved else 0
+        shift = state.batches % plan.workers
     else:
         changed = sorted(k for k in plan.signature if saved["signature"].get(k) != plan.signature[k])
+        if plan.by_epochs:
+            raise UserError(f"--resume with --epochs: the data settings changed ({', '.join(changed)}); the epochs "
+                            "cannot go on where they stopped. Use the run's settings, or a new --out")
         seed = options.seed + 1_000_003 * state.step
         if plan.rank == 0:
             log.warning("--resume: data settings changed (%s); the data stream restarts with a fresh seed, "
@@ -546,8 +710,15 @@ def _start_loader(plan: TrainPlan, state: TrainState, blocklist: frozenset[str],
                           resample=options.resample, shards_per_round=options.shards_per_round,
                           shuffle_buffer=options.shuffle_buffer, blocklist=blocklist, positions=state.positions,
                           stream_shift=shift, digests=plan.shards.digests,
-                          allow_private_networks=options.allow_private_networks)
-    state.positions = {i: state.positions.get(i, (0, 0)) for i in range(max(1, options.workers))}
+                          allow_private_networks=options.allow_private_networks, epochs=options.epochs,
+                          balance_cap=options.balance_cap, query_counts=plan.counts.counts if plan.counts else None,
+                          caption_fields=plan.caption_fields)
+    state.positions = {i: state.positions.get(i, (0, 0)) for i in range(plan.workers)}
+    if plan.by_epochs:
+        streams = plan.size * plan.workers
+        state.done_streams = {
+            i for i, (round_index, _) in state.positions.items()
+            if round_index >= dataset.rounds_per_epoch(plan.rank * plan.workers + i, streams) * options.epochs}
     return iter(make_loader(dataset, options.workers, pin_memory=plan.device.type == "cuda"))
 
 

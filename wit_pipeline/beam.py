@@ -11,6 +11,13 @@ A job that fails on a user's mistake or a full disk ends in one line: ``run`` fi
 ``find_disk_error``), and worker processes of a run without ``-v`` print no traceback of
 their own (``quiet_worker_tracebacks``); any other failure keeps its traceback.
 
+No runner fetches code at run time. ``--runner DirectRunner`` (the default) runs on ``LocalBatchRunner``,
+never on Beam's Prism fallback; ``--runner PrismRunner`` without ``--prism_location`` uses the binary that
+``scripts/engines.sh prism fetch`` built (``local_prism_binary``, under ``WIT_ENGINES_CACHE``), and a missing
+one is a one-line error instead of Beam's download from GitHub (``use_local_prism``). ``SparkRunner`` and
+``FlinkRunner`` need their job server jar named (``--spark_job_server_jar`` / ``--flink_job_server_jar``,
+``require_local_job_server_jar``; docs/cluster.md), never one Beam would fetch from Maven Central.
+
 Beam's own loopback gRPC (multi-process DirectRunner workers, portable LOOPBACK workers) must
 not go through an ``http_proxy``/``https_proxy`` the user has set: ``keep_loopback_grpc_direct``
 adds the loopback names to ``no_grpc_proxy`` (worker processes inherit the environment).
@@ -26,7 +33,13 @@ from typing import Any, Iterator, Mapping, Sequence
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions, WorkerOptions
+from apache_beam.options.pipeline_options import (
+    DirectOptions,
+    PipelineOptions,
+    PrismRunnerOptions,
+    StandardOptions,
+    WorkerOptions,
+)
 from apache_beam.runners.runner import PipelineRunner
 
 from .errors import DISK_ERRNOS, UserError
@@ -82,6 +95,12 @@ def pipeline_options(beam_args: Sequence[str] | None = None, workers: int | None
     standard = options.view_as(StandardOptions)
     if not standard.runner:
         standard.runner = "DirectRunner"
+    if standard.runner in ("PrismRunner", "prism"):
+        use_local_prism(options)
+        if "prism_log_level" not in given and logging.getLogger().getEffectiveLevel() >= logging.WARNING:
+            quiet_prism(options)
+    if standard.runner in JOB_SERVER_JAR_OPTIONS:
+        require_local_job_server_jar(options, standard.runner)
     if standard.runner in ("DirectRunner", "direct"):
         direct = options.view_as(DirectOptions)
         if "direct_running_mode" not in given:
@@ -100,6 +119,51 @@ def pipeline_options(beam_args: Sequence[str] | None = None, workers: int | None
             level = "CRITICAL" if ours >= logging.WARNING else logging.getLevelName(ours)
             options.view_as(WorkerOptions).default_sdk_harness_log_level = level
     return options
+
+
+def engines_cache() -> str:
+    """Where ``scripts/engines.sh`` keeps what it fetches (the Prism binary, job server jars, pyspark)."""
+    return os.environ.get("WIT_ENGINES_CACHE") or os.path.expanduser("~/.cache/wit-pipeline/engines")
+
+
+def local_prism_binary() -> str:
+    """The Prism binary ``scripts/engines.sh prism fetch`` builds for the installed Beam version."""
+    return os.path.join(engines_cache(), f"prism-v{beam.__version__}", "bin", "prism")
+
+
+def use_local_prism(options: PipelineOptions) -> None:
+    """``--runner PrismRunner`` without ``--prism_location``: the locally built binary, never Beam's
+    download of a release zip from GitHub at run time (a local job must not fetch code)."""
+    prism = options.view_as(PrismRunnerOptions)
+    if prism.prism_location:
+        return
+    binary = local_prism_binary()
+    if not os.path.isfile(binary):
+        raise UserError(f"--runner PrismRunner needs a Prism binary: none at {binary}; build it with "
+                        "'scripts/engines.sh prism fetch' or pass --prism_location BINARY")
+    prism.prism_location = binary
+
+
+def quiet_prism(options: PipelineOptions) -> None:
+    """Below ``-v``, Prism's own log lines and Beam's notes on starting and stopping it stay off the
+    terminal (four lines per job otherwise); errors still show."""
+    options.view_as(PrismRunnerOptions).prism_log_level = "error"
+    logging.getLogger("apache_beam.utils.subprocess_server").setLevel(logging.ERROR)
+    logging.getLogger("apache_beam.runners.portability.prism_runner").setLevel(logging.WARNING)
+
+
+# runner -> (its job server jar option, the scripts/engines.sh engine that fetches the jar)
+JOB_SERVER_JAR_OPTIONS = {"SparkRunner": ("spark_job_server_jar", "spark"),
+                          "FlinkRunner": ("flink_job_server_jar", "flink")}
+
+
+def require_local_job_server_jar(options: PipelineOptions, runner: str) -> None:
+    """Spark and Flink runners without a job server jar: a one-line error, not Beam's download of the jar
+    from Maven Central at run time."""
+    name, engine = JOB_SERVER_JAR_OPTIONS[runner]
+    if not options.get_all_options().get(name):
+        raise UserError(f"--runner {runner} needs --{name} JAR: 'scripts/engines.sh {engine} env' prints "
+                        "the flags with the jar it fetched")
 
 
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")

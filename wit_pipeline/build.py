@@ -1,4 +1,4 @@
-"""``wit build --config FILE``: the whole chain (queries, candidates, select, download) from one file.
+"""``wit build --config FILE``: the whole chain (queries, candidates, select, download, embed, filter) from one file.
 
 The config holds one section per stage whose keys are that stage's own command-line flags
 (``min_count: 100`` is ``--min-count 100``; a list repeats values, ``true`` is a bare flag), so
@@ -6,7 +6,11 @@ the file and the commands can never drift apart, and every stage's validation ap
 is no flag of its stage's options class is refused before anything runs, and so is a value its
 stage's command line would refuse (each planned command line is parsed up front, ``--dry-run`` too).
 The stages, their order, their output folders and which earlier output each reads come from
-``wit_pipeline.stages``. Each stage writes under the output root (local, ``gs://`` or ``s3://``), so
+``wit_pipeline.stages``. A stage's section may give an input itself (``embed: {checkpoint: RUN}``, the flag's
+name as key); a stage reading something no stage of the build writes (``embed``'s ``--checkpoint``: `wit build`
+does not train) runs only when its section gives it, and the stages reading its output with it (``filter``):
+without one they are left out, with a note, unless ``stages`` names them (then it is an error). Each stage
+writes under the output root (local, ``gs://`` or ``s3://``), so
 a failed stage can be re-run alone with ``--stages``. Beam pipeline options come from the config's
 ``beam`` section and from the trailing command line (which wins), and reach every stage unchanged.
 
@@ -21,6 +25,8 @@ Example (YAML; TOML with the same structure works too)::
     candidates: {source: wat, input: ["gs://my-bucket/wat/*.warc.wat.gz"]}
     select:    {cap: 20000}
     download:  {image_size: 256, processes: 16, threads: 64}
+    embed:     {checkpoint: gs://my-bucket/runs/filter-model, device: cuda}   # optional: a `wit train` run
+    filter:    {clip_score_top: 0.75, dedup: near}
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import dataclasses
 import difflib
 import io
 import logging
+import sys
 from dataclasses import dataclass
 
 import yaml
@@ -38,7 +45,7 @@ import yaml
 from . import fileio
 from .errors import UserError
 from .options import flag_names, negatable_names
-from .stages import Stage, built_stages, load
+from .stages import Input, Stage, built_stages, load
 
 log = logging.getLogger(__name__)
 
@@ -173,22 +180,68 @@ def _negatable(record: Stage) -> frozenset[str]:
     return negatable_names(options) if dataclasses.is_dataclass(options) else frozenset()
 
 
+def _input_key(wanted: Input) -> str:
+    """The config key that gives an input itself (``--checkpoint`` -> ``checkpoint``)."""
+    return _config_key(wanted.flag)
+
+
+def _missing_inputs(record: Stage, section: dict, paths: dict[tuple[str, str], str]) -> list[str]:
+    """The input flags of ``record`` that neither its config section gives nor an earlier stage offers."""
+    return [i.flag for i in record.inputs if _input_key(i) not in section and (i.stage, i.output) not in paths]
+
+
 def _output_paths(config: dict, root: str) -> dict[tuple[str, str], str]:
-    """``(stage, output name) -> path`` of every output a built stage offers (a given one as given)."""
-    paths = {}
+    """``(stage, output name) -> path`` of every output a built stage offers (a given one as given).
+
+    A stage reading something no built stage makes (``embed``'s ``--checkpoint``: `wit build` does not
+    train) offers its outputs only when its section gives that input, and so on down the chain."""
+    paths: dict[tuple[str, str], str] = {}
     for record in built_stages():
+        section = _section(config, record.name)
+        supplied = section.get(record.given) if record.given else None
+        if not supplied and _missing_inputs(record, section, paths):
+            continue
         folder = fileio.join(root, record.folder)
-        supplied = _section(config, record.name).get(record.given) if record.given else None
         for name, relative in record.outputs.items():
             paths[record.name, name] = supplied or (fileio.join(folder, relative) if relative else folder)
     return paths
 
 
+def left_out(config: dict) -> dict[str, list[str]]:
+    """The stages the config leaves out because it does not give what they read: stage -> missing flags.
+
+    Naming such a stage in ``stages`` is a mistake (``plan`` refuses it); otherwise it is an optional stage
+    that runs once its section gives its inputs (``embed: {checkpoint: RUN_DIR}``)."""
+    outputs = _output_paths(config, str(config.get("output") or "."))
+    missing = {}
+    for record in _chosen_stages(config):
+        section = _section(config, record.name)
+        if not (record.given and record.given in section) and _missing_inputs(record, section, outputs):
+            missing[record.name] = _missing_inputs(record, section, outputs)
+    return missing
+
+
+def _needs_inputs(name: str, flags_: list[str]) -> str:
+    keys = ", ".join(f"{_config_key(flag)}: PATH" for flag in flags_)
+    return (f"stage {name!r} needs {', '.join(flags_)}, which no stage this config runs writes: give it in its "
+            f"config section ({name}: {{{keys}}})")
+
+
+def _input_words(record: Stage, options: dict, outputs: dict[tuple[str, str], str]) -> list[str]:
+    """One flag and path per input: the section's own value (taken out of ``options``) or the upstream output."""
+    words = []
+    for wanted in record.inputs:
+        given = options.pop(_input_key(wanted), None)
+        words += [wanted.flag, str(given) if given is not None else outputs[wanted.stage, wanted.output]]
+    return words
+
+
 def plan(config: dict, beam_args: list[str]) -> list[StagePlan]:
     """The command line of every stage to run, in chain order, each reading its inputs' outputs.
 
-    A stage's line is its command, one flag per input (an earlier stage's output), its config
-    section as flags (``seed`` first where the stage takes one), ``--out`` and the Beam options.
+    A stage's line is its command, one flag per input (the section's own value for it, else an earlier
+    stage's output), its config section as flags (``seed`` first where the stage takes one), ``--out``
+    and the Beam options. A stage ``left_out`` is skipped, or refused when ``stages`` names it.
     """
     root = config.get("output")
     if not root:
@@ -197,12 +250,17 @@ def plan(config: dict, beam_args: list[str]) -> list[StagePlan]:
     check_keys(config)
     passthrough = beam_flags(config.get("beam")) + list(beam_args)
     outputs = _output_paths(config, root)
+    missing = left_out(config)
+    if config.get("stages") and missing:
+        raise UserError(_needs_inputs(*next(iter(missing.items()))))
     plans: list[StagePlan] = []
     for record in stages:
         options = _section(config, record.name)
         if record.given and record.given in options:
             continue  # an existing output was given: nothing to build
-        inputs = [word for i in record.inputs for word in (i.flag, outputs[i.stage, i.output])]
+        if record.name in missing:
+            continue  # an optional stage whose section does not give its inputs
+        inputs = _input_words(record, options, outputs)
         if record.seeded:
             options = {"seed": str(config.get("seed", 0)), **options}
         out = fileio.join(root, record.folder)
@@ -262,11 +320,22 @@ def _cmd_build(args: argparse.Namespace) -> int:
     if args.dry_run:
         for step in plan(config, args.beam_args):
             print(f"{step.stage}: wit {' '.join(step.argv)}")
+        _note_left_out(config)
         return 0
     plans = run_build(config, args.beam_args)
+    _note_left_out(config)
     print(f"wit build: done; outputs under {config['output']}: "
           + ", ".join(f"{p.stage} -> {p.out}" for p in plans))
     return 0
+
+
+def _note_left_out(config: dict) -> None:
+    """Say which optional stages did not run and what their sections would need (stderr: not a plan line)."""
+    missing = left_out(config)
+    if missing:
+        needs = "; ".join(f"{name} needs {', '.join(flags_)}" for name, flags_ in missing.items())
+        print(f"wit build: not run: {', '.join(missing)} ({needs}: give it in the stage's config section)",
+              file=sys.stderr, flush=True)
 
 
 def register(subparsers) -> None:

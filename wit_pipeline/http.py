@@ -31,7 +31,11 @@ What it guarantees, for the download, the search crawl, ``wit train``'s http(s) 
   host, port, IPv6 literal, DNS labels and control characters before anything is
   sent (``invalid_url``), and every redirect ``Location`` the same way
   (``bad_redirect``).
-- A user agent that names the project.
+- A user agent that names the project (``USER_AGENT``, or the caller's).
+- **Opt-out headers** (``header_signals``, default ``consent.HEADER_SIGNALS``): a 200 response whose
+  headers refuse AI training (``X-Robots-Tag: noai``, ``tdm-reservation: 1``, ``Content-Usage:
+  train-ai=n``; parsed by ``consent.header_refusal``) is closed before its body is read, its error the
+  ``opt_out_<signal>`` reason.
 
 ``fetch`` never raises: it returns a ``FetchResult`` whose ``error`` is one of the
 reason names in ``REASONS`` (``fetch_error`` names an unexpected exception, with its
@@ -49,10 +53,9 @@ import random
 import socket
 import threading
 import time
-import urllib.robotparser
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import IO, Callable, Mapping
+from typing import IO, Callable, Iterable, Mapping
 from urllib.parse import urljoin, urlsplit
 from urllib.request import getproxies_environment
 
@@ -64,12 +67,15 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from . import USER_AGENT
+from .consent import HEADER_SIGNALS, header_refusal
 
 log = logging.getLogger(__name__)
 
 # Failure reasons fetch() reports (the download stage adds its image reasons to these).
+# A response whose headers carry an opt-out (``header_signals``) is refused with its ``consent`` reason
+# (``opt_out_noai``, ``opt_out_tdmrep``, ``opt_out_content_usage``), listed with the consent reasons.
 REASONS = ("invalid_url", "bad_redirect", "blocked_address", "dns_error", "connection_error", "timeout",
-           "too_large", "too_many_redirects", "opted_out", "robots_disallowed",
+           "too_large", "too_many_redirects",
            "fetch_error")  # plus "http_<status>"; fetch_error: an unexpected exception (its type in the message)
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
@@ -292,14 +298,6 @@ class FetchResult:
         return self.error is None
 
 
-def robots_tag_opts_out(header_value: str | None) -> bool:
-    """True when an ``X-Robots-Tag`` header opts out of AI training (``noai`` / ``noimageai``)."""
-    if not header_value:
-        return False
-    directives = {d.strip().lower().split(":")[-1].strip() for d in header_value.replace(";", ",").split(",")}
-    return bool(directives & {"noai", "noimageai"})
-
-
 class _HopSession(requests.Session):
     """A ``requests.Session`` that leaves redirects alone: ``GuardedSession`` follows them one checked hop at
     a time, and requests would otherwise parse the ``Location`` (raising on a malformed one) even with
@@ -315,7 +313,7 @@ class GuardedSession:
     def __init__(self, *, allow_private_networks: bool = False, timeout: tuple[float, float] = DEFAULT_TIMEOUT,
                  retries: int = 2, backoff_s: float = 0.5, max_bytes: int = DEFAULT_MAX_BYTES,
                  max_redirects: int = 5, per_host_limit: int = 16, pool_maxsize: int = 64,
-                 user_agent: str = USER_AGENT, honour_noai: bool = True, dns_ttl_s: float = 300.0,
+                 user_agent: str = USER_AGENT, header_signals: Iterable[str] = HEADER_SIGNALS, dns_ttl_s: float = 300.0,
                  deadline_s: float | None = None, allow_proxy: bool = False):
         self.allow_private_networks = allow_private_networks
         self.allow_proxy = allow_proxy
@@ -325,7 +323,7 @@ class GuardedSession:
         self.backoff_s = backoff_s
         self.max_bytes = max_bytes
         self.max_redirects = max_redirects
-        self.honour_noai = honour_noai
+        self.header_signals = frozenset(header_signals)    # consent.HEADER_SIGNALS refused on sight
         self.dns = DNSCache(dns_ttl_s)
         self._host_slots: dict[str, threading.BoundedSemaphore] = defaultdict(
             lambda: threading.BoundedSemaphore(per_host_limit))
@@ -356,12 +354,17 @@ class GuardedSession:
         with self._slots_lock:
             return self._host_slots[host]
 
-    def fetch(self, url: str, *, max_bytes: int | None = None) -> FetchResult:
-        """GET ``url`` with retries; never raises (see ``FetchResult.error``)."""
+    def fetch(self, url: str, *, max_bytes: int | None = None, truncate: bool = False,
+              header_signals: bool = True) -> FetchResult:
+        """GET ``url`` with retries; never raises (see ``FetchResult.error``). ``truncate``: a body over
+        ``max_bytes`` is cut there instead of refused (robots.txt is read up to a size). ``header_signals``
+        off: opt-out headers are not asked about (the signal files themselves)."""
         result = FetchResult(url=url, final_url=url)
+        reader = self._body_reader(max_bytes or self.max_bytes, truncate,
+                                   self.header_signals if header_signals else frozenset())
         for attempt in range(self.retries + 1):
             try:
-                result = self._follow(url, self._body_reader(max_bytes or self.max_bytes))
+                result = self._follow(url, reader)
             except Exception as exc:  # one URL must never end the caller's job
                 result = FetchResult(url, url, error="fetch_error", message=_clip(f"{type(exc).__name__}: {exc}", 300))
             result.attempts = attempt + 1
@@ -476,17 +479,22 @@ class GuardedSession:
             raise BlockedAddressError(f"{host} resolves to a non-public address ({(refused or ['none'])[0]}); "
                                       "not sent to the proxy")
 
-    def _body_reader(self, max_bytes: int):
+    def _body_reader(self, max_bytes: int, truncate: bool = False, signals: frozenset[str] = frozenset()):
         def read(url: str, current: str, response: requests.Response) -> FetchResult:
             try:
-                return self._read(url, current, response, max_bytes, time.monotonic() + self.deadline_s)
+                result = self._check_response(url, current, response, max_bytes, signals, truncate)
+                if result.error or response.status_code != 200:
+                    return result
+                return self._read(result, response, max_bytes, time.monotonic() + self.deadline_s, truncate)
             finally:
                 response.close()
 
         return read
 
-    def _check_response(self, url: str, current: str, response: requests.Response, max_bytes: int) -> FetchResult:
-        """The result as far as status and headers tell: a redirect, an HTTP error, an opt-out, too large."""
+    def _check_response(self, url: str, current: str, response: requests.Response, max_bytes: int,
+                        signals: frozenset[str] | None = None, truncate: bool = False) -> FetchResult:
+        """The result as far as status and headers tell: a redirect, an HTTP error, an opt-out (``signals``,
+        by default the session's), too large."""
         headers = requests.structures.CaseInsensitiveDict(response.headers)
         result = FetchResult(url, current, status=response.status_code, headers=headers)
         if response.status_code in REDIRECT_STATUSES:
@@ -494,25 +502,28 @@ class GuardedSession:
         if response.status_code != 200:
             result.error, result.message = f"http_{response.status_code}", response.reason or ""
             return result
-        if self.honour_noai and robots_tag_opts_out(headers.get("X-Robots-Tag")):
-            result.error, result.message = "opted_out", f"X-Robots-Tag: {headers.get('X-Robots-Tag')}"
+        signals = self.header_signals if signals is None else signals
+        refused = header_refusal(headers, signals) if signals else None
+        if refused is not None:       # before the body is read: nothing of a refused image is received
+            result.error, result.message = refused
             return result
         declared = headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > max_bytes:
+        if declared.isdigit() and int(declared) > max_bytes and not truncate:
             result.error, result.message = "too_large", f"Content-Length {declared} > {max_bytes}"
         return result
 
-    def _read(self, url: str, current: str, response: requests.Response, max_bytes: int,
-              deadline: float) -> FetchResult:
-        result = self._check_response(url, current, response, max_bytes)
-        if result.error or response.status_code != 200:
-            return result
+    def _read(self, result: FetchResult, response: requests.Response, max_bytes: int, deadline: float,
+              truncate: bool = False) -> FetchResult:
+        """The body of a checked 200 response into ``result`` (bounded by ``max_bytes`` and ``deadline``)."""
         chunks, size = [], 0
         while True:
             chunk = _read_some(response)
             if not chunk:
                 break
             size += len(chunk)
+            if size > max_bytes and truncate:
+                chunks.append(chunk[:len(chunk) - (size - max_bytes)])
+                break
             if size > max_bytes:
                 result.error, result.message = "too_large", f"body over {max_bytes} bytes"
                 return result
@@ -594,46 +605,6 @@ def open_url_stream(url: str, *, allow_private_networks: bool = False, max_bytes
         raise
     stream.raw.on_close = session.close
     return stream
-
-
-class RobotsCache:
-    """robots.txt per origin, fetched once through a guarded session; unreachable robots.txt allows all
-    (the usual crawler convention), a 401/403 disallows all."""
-
-    def __init__(self, session: GuardedSession, user_agent: str = USER_AGENT):
-        self.session, self.user_agent = session, user_agent
-        self._parsers: dict[str, urllib.robotparser.RobotFileParser] = {}
-        self._lock = threading.Lock()
-
-    def allowed(self, url: str) -> bool:
-        if url_problem(url):
-            return True     # nothing to ask robots.txt about: the fetch itself reports invalid_url
-        parts = urlsplit(url)
-        origin = f"{parts.scheme}://{parts.netloc}"
-        with self._lock:
-            parser = self._parsers.get(origin)
-        if parser is None:
-            parser = urllib.robotparser.RobotFileParser(origin + "/robots.txt")
-            fetched = self.session.fetch(origin + "/robots.txt", max_bytes=512 << 10)
-            if fetched.ok:
-                parser.parse(fetched.body.decode("utf-8", "replace").splitlines())
-            elif fetched.status in (401, 403):
-                parser.disallow_all = True
-            else:
-                parser.allow_all = True
-            with self._lock:
-                self._parsers[origin] = parser
-        return parser.can_fetch(self.user_agent, url)
-
-    def crawl_delay(self, url: str) -> float | None:
-        if url_problem(url):
-            return None
-        parts = urlsplit(url)
-        parser = self._parsers.get(f"{parts.scheme}://{parts.netloc}")
-        delay = parser.crawl_delay(self.user_agent) if parser else None
-        return float(delay) if delay is not None else None
-
-
 
 
 def fetch_bytes(url: str, *, allow_private_networks: bool = False) -> bytes:

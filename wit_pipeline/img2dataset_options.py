@@ -38,7 +38,7 @@ DOWNLOAD_OPTIONS: dict[str, Equivalent] = {
                                ".jsonl, .txt, each optionally .gz/.bz2/.zst)"),
     "url_col": Equivalent("--url-col", "default url, else URL"),
     "caption_col": Equivalent("--caption-col", "default text, else caption, else TEXT"),
-    "bbox_col": Equivalent(None, "no face blurring"),
+    "bbox_col": Equivalent("--blur-bbox-col", "same boxes and blur; a cell that is not a box list is bad_bbox"),
     "thread_count": Equivalent("--threads", "per process"),
     "number_sample_per_shard": Equivalent("--samples-per-shard", "input rows per shard"),
     "extract_exif": Equivalent("--save-exif", "on by default, as in img2dataset"),
@@ -61,8 +61,11 @@ DOWNLOAD_OPTIONS: dict[str, Equivalent] = {
     "incremental_mode": Equivalent(None, "a rerun always resumes: complete shards are kept; --retry-failed "
                                    "redoes failed rows"),
     "max_shard_retry": Equivalent(None, "--retry-failed redoes failed rows of complete shards"),
-    "user_agent_token": Equivalent(None, "the user agent names wit-pipeline"),
-    "disallowed_header_directives": Equivalent(None, "X-Robots-Tag noai and noimageai are always honoured"),
+    "user_agent_token": Equivalent("--user-agent", "the whole User-Agent header (default wit-pipeline/VERSION); "
+                                   "robots.txt rules for its product token are obeyed too, and --robots-agents "
+                                   "names more"),
+    "disallowed_header_directives": Equivalent("--opt-out-signals", "X-Robots-Tag noai and noimageai (the noai "
+                                               "signal) and every other opt-out are honoured by default"),
 }
 
 # The img2dataset options each command understands (the rest are download-only: a plain hint there).

@@ -101,6 +101,22 @@ def range_problem(flag: str, value, bounds: dict[str, float], shown=None) -> str
     return None
 
 
+def named_paths(flag: str) -> Callable[[list[str]], dict[str, str]]:
+    """A converter for a repeated ``NAME=PATH`` flag (``--eval``, ``--image-cluster-eval``): ``{name: path}``;
+    a value without a name or a path, or a name given twice, is a ``UserError`` naming ``flag``."""
+    def convert(values: list[str]) -> dict[str, str]:
+        named: dict[str, str] = {}
+        for value in values:
+            name, sep, path = value.partition("=")
+            if not sep or not name or not path:
+                raise UserError(f"{flag} {value!r}: expected NAME=PATH")
+            if name in named:
+                raise UserError(f"{flag} {name} given twice")
+            named[name] = path
+        return named
+    return convert
+
+
 def checked_type(parse: Callable, name: str, **bounds: float) -> Callable:
     """An argparse ``type`` that also refuses NaN/inf and values out of ``bounds`` (``minimum=0``, ``above=0``,
     ...), in one line; for flags declared by hand outside an options class too."""

@@ -22,6 +22,7 @@ import re
 
 import pyarrow as pa
 
+from .consent import CONSENT_REASONS
 from .download.images import IMAGE_REASONS
 from .http import REASONS as FETCH_REASONS
 
@@ -74,11 +75,16 @@ STATUS_SCHEMA = pa.schema([
 # Why a download row did not become a sample: the fetch's reasons, the image checks', and the download's
 # own decisions (a decision is not a failure: --retry-failed leaves it alone unless it is named).
 DECISION_REASONS = ("duplicate",)
+# A refusal: an opt-out signal (``consent.CONSENT_REASONS``) or a --blocklist-hashes match. Nothing of the image
+# is stored; --retry-failed leaves these alone unless named, like a decision.
+SAFETY_REASONS = ("blocklisted",)
+REFUSAL_REASONS = CONSENT_REASONS + SAFETY_REASONS
 # The downloaded bytes' hash differs from the input's (--verify-hash), or the input has none for the row.
 VERIFY_REASONS = ("hash_mismatch",)
 # An exception nothing expected while processing one row (a bug): the row is counted, the job goes on.
 ROW_REASONS = ("internal_error",)
-STATUS_REASONS = FETCH_REASONS + IMAGE_REASONS + VERIFY_REASONS + ROW_REASONS + DECISION_REASONS
+STATUS_REASONS = (FETCH_REASONS + IMAGE_REASONS + VERIFY_REASONS + ROW_REASONS + DECISION_REASONS
+                  + REFUSAL_REASONS)
 HTTP_REASON = re.compile(r"^http_\d{3}$")    # plus "http_<status>" for an HTTP error status
 
 

@@ -108,6 +108,20 @@ STAGES: tuple[Stage, ...] = (
         folder="overlap", outputs={"report": ""},
         inputs=(Input("--shards", "download", "shards"),),
         demo="dedup.demo:demo_step"),
+    Stage(
+        "embed", cli="wit_pipeline.embed.cli",
+        jobs=(Job("embed", ("embed",), "wit_pipeline.embed.pipeline:run_embed",
+                  "wit_pipeline.embed.pipeline:EmbedOptions"),),
+        folder="embed", outputs={"embeddings": ""},
+        inputs=(Input("--shards", "download", "shards"), Input("--checkpoint", "train", "run")),
+        built=True, demo="wit_pipeline.embed.demo:demo_step"),
+    Stage(
+        "filter", cli="wit_pipeline.filter.cli",
+        jobs=(Job("filter", ("filter",), "wit_pipeline.filter.pipeline:run_filter",
+                  "wit_pipeline.filter.pipeline:FilterOptions"),),
+        folder="filter", outputs={"shards": ""},
+        inputs=(Input("--shards", "download", "shards"), Input("--embeddings", "embed", "embeddings")),
+        built=True, seeded=True, demo="wit_pipeline.filter.demo:demo_step"),
 )
 
 COMMANDS: tuple[Command, ...] = (

@@ -5,13 +5,14 @@ from collections import Counter
 import pytest
 
 from wit_pipeline.candidates.sources.search import HostRateLimiter, crawl_query
-from wit_pipeline.http import RobotsCache, make_session
+from wit_pipeline.consent import OriginSignals
+from wit_pipeline.http import make_session
 
 
 @pytest.fixture()
 def crawler():
     with make_session(allow_private_networks=True, retries=1) as session:
-        yield session, RobotsCache(session)
+        yield session, OriginSignals(session, signals=("robots",))
 
 
 @pytest.mark.parametrize("api, path", [("openverse", "/v1/images/"), ("mediawiki", "/w/api.php")])
@@ -98,8 +99,8 @@ def test_a_throttled_api_is_retried_with_backoff_not_skipped():
         with make_session(allow_private_networks=True, retries=2, backoff_s=0.01) as session:
             counts = Counter()
             rows = list(crawl_query("kite", api="openverse", endpoint=f"http://127.0.0.1:{server.server_port}/v1/images/",
-                                    session=session, robots=RobotsCache(session), limiter=HostRateLimiter(0),
-                                    cap=10, page_size=20, counts=counts))
+                                    session=session, robots=OriginSignals(session, signals=("robots",)),
+                                    limiter=HostRateLimiter(0), cap=10, page_size=20, counts=counts))
     finally:
         server.shutdown()
         server.server_close()

@@ -57,7 +57,9 @@ def test_wat_links_resolve_relative_protocol_relative_and_base_urls(sample_web, 
     assert _image_pairs(rows) == expected_pairs(sample_web, sample_web.site.pages[:half], srcset_largest=False)
     assert all(r["url"].startswith(("http://", "data:")) for r in rows)
     assert all(r["page_url"].startswith(sample_web.base_url + "/") and r["source"] == "wat" for r in rows)
-    assert counts["wat_with_images"] == half and counts["wat_bad_json"] == 0
+    # The first file also holds the tdm_meta_page fault: a page with images whose pairs are dropped.
+    assert counts["wat_with_images"] == half + 1 and counts["wat_bad_json"] == 0
+    assert counts["dropped_opt_out_tdmrep"] == 2
 
 
 def test_wat_truncated_json_record_is_counted_not_fatal(sample_web, sample_files):
@@ -98,7 +100,8 @@ def test_warc_uses_a_real_html_parser_srcset_largest_and_base(sample_web, sample
     half = (len(sample_web.site.pages) + 1) // 2
     rows, counts = _read(read_warc, sample_files.warc[0])
     assert _image_pairs(rows) == expected_pairs(sample_web, sample_web.site.pages[:half], srcset_largest=True)
-    assert counts["warc_html_pages"] == half and counts["warc_broken_html"] == 0
+    assert counts["warc_html_pages"] == half + 1 and counts["warc_broken_html"] == 0   # + the tdm_meta_page fault
+    assert counts["dropped_opt_out_tdmrep"] == 2
 
 
 def test_warc_broken_html_is_counted_and_the_images_before_it_kept(sample_web, sample_files):

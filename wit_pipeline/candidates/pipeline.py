@@ -8,7 +8,9 @@
               or, with --lang CODE, LanguageAndDedup (langdetect once per distinct text, same shuffle)
            ─► OUT/parts/part-*.parquet (deterministic)  +  OUT/stats.json
 
-Every raw pair ends in exactly one place: ``in = out + Σ dropped[reason]`` (stats.json).
+Every raw pair ends in exactly one place: ``in = out + Σ dropped[reason]`` (stats.json). The pairs of a
+page that reserves TDM rights (``<meta name="tdm-reservation" content="1">``) are dropped by the WAT and
+WARC readers as ``opt_out_tdmrep`` (``sources.wat.PAGE_DROP_REASONS``), counted the same way.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from ..stage import StageRun, dropped_counts
 from .filters import DROP_REASONS, FILTERS, FilterConfig, FilterNames, clean_pair, parse_disabled
 from .sources import SOURCES, STAGE
 from .sources.search import APIS
+from .sources.wat import PAGE_DROP_REASONS
 
 PARTS_DIR = "parts"   # parts apart from stats.json, so pandas.read_parquet(OUT/parts) just works
 
@@ -188,5 +191,5 @@ def run_candidates(options: CandidateOptions, beam_args: list[str] | None = None
         build(pipeline, options)
         counts = stage.run(pipeline)
         return stage.finish(records_in=counts.get("in", 0), records_out=counts.get("out", 0),
-                            dropped=dropped_counts(counts, DROP_REASONS),
+                            dropped=dropped_counts(counts, (*PAGE_DROP_REASONS, *DROP_REASONS)),
                             outputs={"parts": fileio.join(options.out, PARTS_DIR)})

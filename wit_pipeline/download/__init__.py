@@ -2,7 +2,9 @@
 
 One file per role (img2dataset's layout, with Beam where its distributor was):
 ``reader`` (streaming input, shard assignment), ``fetch`` (the guarded HTTP
-session), ``images`` (decode and checks), ``resize`` (resize modes, JPEG),
+session), ``images`` (decode and checks), ``resize`` (resize modes, JPEG, ``--blur-bbox-col``),
+``image_signals`` (opt-outs inside the file: XMP ``plus:DataMining``, C2PA), ``blocklist``
+(``--blocklist-hashes``: sha256, md5 and PDQ matches),
 ``writer`` (a shard's tar and status parquet), ``downloader`` (one shard),
 ``pipeline`` (``DownloadOptions``, ``run_download``: plan, Beam wiring, duplicates,
 manifest and stats), ``cli`` / ``shards_cli`` (the ``wit download`` and ``wit shards``

@@ -1,6 +1,6 @@
 """One shard, from its input rows to its tar and status parquet (img2dataset's "downloader" role).
 
-``process_row`` is the per-sample work (fetch, check, resize, encode), run in a
+``process_row`` is the per-sample work (consent checks, fetch, check, resize, encode), run in a
 thread pool; ``process_shard`` keeps results in key order with a bounded window
 (memory stays flat whatever the shard size) and writes the shard atomically.
 With ``previous`` (``--retry-failed``), rows that succeeded before are copied
@@ -13,8 +13,20 @@ as ``input_<name>``, never overwritten (``carried_columns``). In the status parq
 ``STATUS_SCHEMA``'s, typed by their values over the whole input (``ColumnKinds``, seen as the plan reads
 it), so every shard's parquet has the same schema (``status_table_rows``). ``--verify-hash COL[,ALGO]`` compares
 the body's digest with the row's ``COL`` before any decode: a differing or empty cell is ``hash_mismatch``.
+The downloaded bytes then meet ``--blocklist-hashes`` (sha256/md5 lines: ``blocklisted``) and the opt-outs
+inside the file (``image_signals``: ``opt_out_metadata``, ``opt_out_c2pa``), both before ``--verify-hash``
+(``bytes_verdict``); the decode meets the blocklist's PDQ lines (``pdq_check``) and ``--blur-bbox-col``
+(``row_boxes``; a cell that is no box list is ``bad_bbox``). A refused or blocklisted row's status row says
+its status and a short message only (never sha256, sizes or EXIF) and nothing of the image is written.
 A sample's json also holds its ``status`` (``success``), ``error_message`` (``null``) and, with
 ``--save-exif``, ``exif`` (img2dataset's fields), like its status row.
+
+Consent (``wit_pipeline/consent.py``): before the image is requested, the origin's robots.txt, tdmrep.json
+and ai.txt (``OriginSignals``, one cache per worker) may refuse it; the session refuses a response whose
+headers opt out before reading its body. A refused row's status is ``opt_out_<signal>`` with a short
+message, its carried columns and nothing of the image (no sha256, sizes or exif, no tar member);
+``--retry-failed`` leaves refusals alone unless named (``NOT_RETRIED``). ``config.signals`` is the set
+``--opt-out-signals`` chose.
 """
 
 from __future__ import annotations
@@ -30,23 +42,35 @@ from typing import Callable, Iterable, Iterator, TypeVar
 import pyarrow as pa
 
 from .. import fileio
+from ..consent import OriginSignals
 from ..errors import UserError
 from ..http import GuardedSession
 from ..progress import progress
-from ..schemas import DECISION_REASONS, STATUS_SCHEMA, extra_column_type, kinds_type, status_schema, value_kind
+from ..schemas import (
+    DECISION_REASONS,
+    REFUSAL_REASONS,
+    STATUS_SCHEMA,
+    extra_column_type,
+    kinds_type,
+    status_schema,
+    value_kind,
+)
 from ..shardset import iter_tar_samples, shard_name, write_tar_atomic
-from .fetch import FetchOptions
+from .blocklist import PDQ_MAX_SIDE, Blocklist, Blocklisted
+from .fetch import FetchOptions, open_origin_signals
+from .image_signals import ImageVerdict, check_image_signals
 from .images import ImageChecks, ImageRejected, exif_json, load_resized
 from .reader import InputRow, sample_key
-from .resize import encode_jpeg
+from .resize import BadBoxes, encode_jpeg, parse_boxes
 from .writer import read_status, sample_members, write_status
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 
-# Statuses --retry-failed leaves alone unless named: a duplicate is a decision, not a failure.
-NOT_RETRIED = frozenset(DECISION_REASONS)
+# Statuses --retry-failed leaves alone unless named: a duplicate is a decision, an opt-out or a blocklist
+# match a refusal, neither a failure.
+NOT_RETRIED = frozenset(DECISION_REASONS + REFUSAL_REASONS)
 # Fields we write into a sample's json or status row: an input column with one of these names is carried
 # as input_<name>. ``queries`` is not among them: it is wit select's column, which we read and keep.
 OWN_FIELDS = frozenset(STATUS_SCHEMA.names) - {"queries"} | {"final_url"}
@@ -91,6 +115,14 @@ class DownloadConfig:
     save_exif: bool = True
     # (name, parquet type or None for JSON text) of each carried column, from the whole input (``ColumnKinds``)
     column_types: tuple[tuple[str, pa.DataType | None], ...] = ()
+    c2pa_constrained: str = "deny"                    # --c2pa-constrained: does `constrained` refuse?
+    blocklist: Blocklist | None = None                # --blocklist-hashes, parsed
+    blur_bbox_col: str | None = None                  # --blur-bbox-col: the input column of boxes to blur
+
+    @property
+    def signals(self) -> frozenset[str]:
+        """The opt-out signals honoured (``--opt-out-signals``; names from ``consent.SIGNALS``)."""
+        return self.fetch.signals
 
 
 @dataclass
@@ -154,7 +186,8 @@ def check_hash_column(row: InputRow, check: HashCheck | None) -> None:
         raise UserError(f"--verify-hash: the input has no column {check.column!r} (its other columns: {columns})")
 
 
-def process_row(session: GuardedSession, key: str, row: InputRow, config: DownloadConfig) -> Outcome:
+def process_row(session: GuardedSession, key: str, row: InputRow, config: DownloadConfig,
+                origins: OriginSignals | None = None) -> Outcome:
     """Fetch, check, resize and encode one row; never raises (the status says why).
 
     The last line of defence: an exception nothing below expected is this row's ``internal_error``
@@ -162,27 +195,42 @@ def process_row(session: GuardedSession, key: str, row: InputRow, config: Downlo
     """
     drop = config.drop_columns
     try:
-        return _process_row(session, key, row, config)
+        return _process_row(session, key, row, config, origins)
     except Exception as exc:  # one row must never end the job
         log.warning("row %s (%s): unexpected %s: %s", key, str(row.url)[:200], type(exc).__name__, exc)
         return Outcome(_status_row(key, row, "internal_error", f"{type(exc).__name__}: {exc}"[:300], drop=drop))
 
 
-def _process_row(session: GuardedSession, key: str, row: InputRow, config: DownloadConfig) -> Outcome:
+def _process_row(session: GuardedSession, key: str, row: InputRow, config: DownloadConfig,
+                 origins: OriginSignals | None = None) -> Outcome:
     drop = config.drop_columns
     if not row.url:
         return Outcome(_status_row(key, row, "invalid_url", "empty url", drop=drop))
+    # The origin's robots.txt, tdmrep.json and ai.txt, before any request for the image itself.
+    refused = origins.refusal(row.url) if origins is not None else None
+    if refused is not None:
+        return Outcome(_status_row(key, row, refused[0], refused[1], drop=drop))
+    # The response's opt-out headers (X-Robots-Tag, tdm-reservation, Content-Usage) are checked by the
+    # session before the body is read: a refusal is result.error, like any failed fetch.
     result = session.fetch(row.url)
     if not result.ok:
         return Outcome(_status_row(key, row, result.error, result.message, result.status, drop=drop))
     body = result.body
     digest = hashlib.sha256(body).hexdigest()
+    # Before --verify-hash: a blocklisted image's row must not carry its sha256 in a hash_mismatch message.
+    verdict = bytes_verdict(body, digest, config)
+    if verdict.reason:
+        return Outcome(_status_row(key, row, verdict.reason, verdict.message, result.status, drop))
     mismatch = hash_mismatch(body, row, config.verify_hash) if config.verify_hash else None
     if mismatch:
         return Outcome(_status_row(key, row, "hash_mismatch", mismatch, result.status, drop, sha256=digest))
     try:
-        image, (width, height) = load_resized(body, config.checks, config.image_size, config.resize_mode)
+        image, (width, height) = load_resized(body, config.checks, config.image_size, config.resize_mode,
+                                              inspect=pdq_check(config), inspect_side=PDQ_MAX_SIDE,
+                                              boxes=row_boxes(row, config))
         jpg = encode_jpeg(image, config.encode_quality)
+    except Blocklisted as exc:                    # its PDQ: the row says the line, nothing of the image
+        return Outcome(_status_row(key, row, "blocklisted", str(exc), result.status, drop))
     except ImageRejected as exc:
         return Outcome(_status_row(key, row, exc.reason, exc.message, result.status, drop, sha256=digest))
     except Exception as exc:  # an image library failing on these bytes in a way it does not declare
@@ -190,8 +238,43 @@ def _process_row(session: GuardedSession, key: str, row: InputRow, config: Downl
                                    drop, sha256=digest))
     sizes = {"original_width": width, "original_height": height, "width": image.width, "height": image.height}
     exif = exif_json(body) if config.save_exif else None
-    status = _status_row(key, row, "success", "", result.status, drop, sha256=digest, exif=exif, **sizes)
+    status = _status_row(key, row, "success", verdict.note, result.status, drop, sha256=digest, exif=exif, **sizes)
     return Outcome(status, sample_members(jpg, row.text, sample_meta(status, result.final_url, config.save_exif)))
+
+
+def bytes_verdict(body: bytes, digest: str, config: DownloadConfig) -> ImageVerdict:
+    """The checks on the downloaded bytes before any decode: ``--blocklist-hashes`` sha256/md5 lines
+    (``blocklisted``, message ``line N``), then the opt-outs inside the file (``image_signals``). A passing
+    verdict's ``note`` (an unreadable C2PA manifest) goes into the success row's ``error_message``."""
+    if config.blocklist is not None:
+        line = config.blocklist.match_bytes(body, digest)
+        if line is not None:
+            return ImageVerdict("blocklisted", f"line {line}")
+    return check_image_signals(body, config.signals, config.c2pa_constrained)
+
+
+def pdq_check(config: DownloadConfig) -> Callable | None:
+    """``load_resized``'s ``inspect`` step: the PDQ match, only when the blocklist has ``pdq`` lines."""
+    if config.blocklist is not None and config.blocklist.has_pdq:
+        return config.blocklist.check_image
+    return None
+
+
+def row_boxes(row: InputRow, config: DownloadConfig) -> tuple:
+    """The row's ``--blur-bbox-col`` boxes; a cell that is not a box list is the row's ``bad_bbox``."""
+    if config.blur_bbox_col is None:
+        return ()
+    try:
+        return parse_boxes(row.extra.get(config.blur_bbox_col))
+    except BadBoxes as exc:
+        raise ImageRejected("bad_bbox", f"--blur-bbox-col {config.blur_bbox_col!r}: {exc}") from None
+
+
+def check_bbox_column(row: InputRow, column: str | None) -> None:
+    """``--blur-bbox-col`` naming a column the input's first row lacks is a user mistake."""
+    if column is not None and column not in row.extra:
+        columns = ", ".join(sorted(row.extra)) or "none"
+        raise UserError(f"--blur-bbox-col: the input has no column {column!r} (its other columns: {columns})")
 
 
 def sample_meta(status: dict, final_url: str, save_exif: bool = True) -> dict:
@@ -298,10 +381,12 @@ def _kept(previous: Previous, key: str, old_samples: Iterator[tuple[str, dict[st
 
 
 def process_shard(out: str, shard_id: int, rows: list[InputRow], config: DownloadConfig,
-                  session: GuardedSession, previous: Previous | None = None,
+                  session: GuardedSession, previous: Previous | None = None, origins: OriginSignals | None = None,
                   extra_meta: dict | None = None) -> Counter:
-    """Download one shard's rows and write ``NNNNN.tar`` then ``NNNNN.parquet``; returns status counts."""
+    """Download one shard's rows and write ``NNNNN.tar`` then ``NNNNN.parquet``; returns status counts.
+    ``origins``: the worker's per-origin signal files (a new cache for this shard when not given)."""
     name = shard_name(shard_id)
+    origins = origins if origins is not None else open_origin_signals(session, config.fetch)
     keyed = [(sample_key(shard_id, index, config.samples_per_shard), row) for index, row in enumerate(rows)]
     old_samples = iter_tar_samples(previous.tar_path) if previous else iter(())
 
@@ -309,7 +394,7 @@ def process_shard(out: str, shard_id: int, rows: list[InputRow], config: Downloa
         key, row = item
         if previous is not None and not previous.wants_retry(key):
             return None                     # kept from the previous run
-        return process_row(session, key, row, config)
+        return process_row(session, key, row, config, origins)
 
     counts: Counter = Counter()
     status_rows: list[dict] = []

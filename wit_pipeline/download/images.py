@@ -9,6 +9,13 @@ fetched body and records the ``ImageRejected.reason`` of any refusal:
 - ``decode_error``: an image format's signature, but the data does not decode (truncated, corrupt)
 - ``image_too_small``: the shorter side is under ``min_image_size``
 - ``bad_aspect_ratio``: long side / short side is over ``max_aspect_ratio``
+- ``bad_bbox``: the row's ``--blur-bbox-col`` cell is not a list of boxes (``resize.parse_boxes``): the image
+  is not stored, since what it should hide cannot be found
+
+``load_resized`` also takes the two steps that need the decoded image before it is resized: ``inspect``
+(called with the upright RGB image, raising to refuse it: the ``--blocklist-hashes`` PDQ check) and
+``boxes`` (``--blur-bbox-col``: ``resize.blur_boxes`` on the image as decoded, before resizing; a box's
+filtered neighbourhood is a few crops of at most the image's size, outside the decode estimate).
 
 Sizes are checked on the header alone (Pillow's lazy ``Image.open`` reads
 PNG's IHDR, GIF's logical screen, WebP's canvas ...), so a rejected image costs
@@ -47,9 +54,10 @@ from typing import Callable, Iterator
 import exifread
 from PIL import Image, ImageOps
 
-from .resize import draft_size, resize
+from .resize import Box, blur_boxes, draft_size, resize
 
-IMAGE_REASONS = ("not_an_image", "decompression_bomb", "decode_error", "image_too_small", "bad_aspect_ratio")
+IMAGE_REASONS = ("not_an_image", "decompression_bomb", "decode_error", "image_too_small", "bad_aspect_ratio",
+                 "bad_bbox")
 DEFAULT_MAX_PIXELS = 89_478_485          # Pillow's own MAX_IMAGE_PIXELS (~0.25 GiB of RGBA)
 DEFAULT_DECODE_MEMORY = 1 << 30          # bytes of decodes in flight per process; a max_pixels RGBA needs ~0.7 GiB
 
@@ -295,8 +303,9 @@ def _bad_data(exc: Exception) -> ImageRejected:
     return ImageRejected("decode_error", f"{type(exc).__name__}: {exc}"[:300])
 
 
-def _open_checked(data: bytes, checks: ImageChecks, image_size: int | None, resize_mode: str) -> _Opened:
-    """Open lazily and run every header check; JPEGs get their draft scale."""
+def _open_checked(data: bytes, checks: ImageChecks, image_size: int | None, resize_mode: str,
+                  min_side: int = 0) -> _Opened:
+    """Open lazily and run every header check; JPEGs get their draft scale (longer side >= ``min_side``)."""
     if not looks_like_image(data):
         raise ImageRejected("not_an_image", f"unknown signature {data[:8]!r}")
     if data.startswith(b"\x00\x00\x01\x00"):
@@ -313,7 +322,7 @@ def _open_checked(data: bytes, checks: ImageChecks, image_size: int | None, resi
     check_size(*size, checks)
     try:
         if image_size and image.format == "JPEG":
-            target = draft_size(stored_w, stored_h, image_size, resize_mode)
+            target = draft_size(stored_w, stored_h, image_size, resize_mode, min_side)
             if target is not None:
                 image.draft(None, target)
         cost = decode_cost(image, orientation != 1, (stored_w, stored_h))
@@ -341,14 +350,24 @@ def load_image(data: bytes, checks: ImageChecks, *, image_size: int | None = Non
             raise _bad_data(exc) from exc
 
 
-def load_resized(data: bytes, checks: ImageChecks, image_size: int,
-                 resize_mode: str) -> tuple[Image.Image, tuple[int, int]]:
-    """``load_image`` then ``resize``, the budget held until the resized image exists and the full-size one
-    is freed; returns ``(resized, (original_width, original_height))``."""
-    opened = _open_checked(data, checks, image_size, resize_mode)
+def load_resized(data: bytes, checks: ImageChecks, image_size: int, resize_mode: str, *,
+                 inspect: Callable[[Image.Image], None] | None = None, inspect_side: int = 0,
+                 boxes: tuple[Box, ...] = ()) -> tuple[Image.Image, tuple[int, int]]:
+    """``load_image``, ``inspect`` (its exceptions pass through: a refusal, not a decode error; a JPEG is
+    decoded with its longer side at least ``inspect_side`` for it), ``boxes`` blurred, then ``resize``; the
+    budget held until the resized image exists and the full-size one is freed.
+    Returns ``(resized, (original_width, original_height))``."""
+    opened = _open_checked(data, checks, image_size, resize_mode, inspect_side if inspect is not None else 0)
     with process_budget(checks.decode_memory).hold(opened.cost):
         try:
             image = opened.upright_rgb()
+        except Exception as exc:  # noqa: BLE001
+            raise _bad_data(exc) from exc
+        if inspect is not None:
+            inspect(image)
+        try:
+            if boxes:
+                image = blur_boxes(image, boxes)
             image = resize(image, image_size, resize_mode, original_size=opened.size)
         except Exception as exc:  # noqa: BLE001
             raise _bad_data(exc) from exc

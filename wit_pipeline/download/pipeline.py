@@ -18,7 +18,9 @@ them with Beam, and writes the manifest and ``stats.json``.
    samples, bytes, sha256), OpenCLIP's ``sizes.json``, any missing ``NNNNN_stats.json`` and
    ``stats.json`` through ``StageRun``, over every shard of the output (not only those this run
    wrote): ``in`` = input rows, ``out`` = samples, ``dropped`` = ``{status reason: rows}``; extras
-   ``shards``, ``done_now`` (shards written by this run), ``bytes``, ``plan_seconds``.
+   ``shards``, ``done_now`` (shards written by this run), ``bytes``, ``plan_seconds``, ``consent_files``
+   (``{robots|tdmrep|ai_txt: {ok, missing, error}}``: origins whose signal file this run read, per worker;
+   ``wit_pipeline/consent.py`` says what each outcome means).
 """
 
 from __future__ import annotations
@@ -37,24 +39,28 @@ from dataclasses import dataclass
 import apache_beam as beam
 import pyarrow as pa
 
-from .. import __version__, fileio
+from .. import USER_AGENT, __version__, fileio
 from ..beam import counter
+from ..consent import check_user_agent, consent_file_counts, obeyed_agents, parse_agents, parse_signals
 from ..errors import UserError
 from ..options import check_values, option
 from ..schemas import STATUS_REASONS, is_status_reason
 from ..shardset import iter_tar_samples, manifest_path, shard_name, write_manifest, write_tar_atomic
 from ..stage import OutputLock, StageRun, output_lock, require_finished
+from .blocklist import DEFAULT_PDQ_MAX_DISTANCE, PDQ_BITS, load_blocklist
 from .downloader import (
     ColumnKinds,
     DownloadConfig,
     Previous,
+    check_bbox_column,
     check_hash_column,
     load_previous,
     parse_column_list,
     parse_hash_check,
     process_shard,
 )
-from .fetch import FetchOptions, open_session
+from .fetch import FetchOptions, open_origin_signals, open_session
+from .image_signals import C2PA_CONSTRAINED
 from .images import DEFAULT_DECODE_MEMORY, DEFAULT_MAX_PIXELS, ImageChecks
 from .reader import InputRow, iter_rows, shard_rows
 from .resize import RESIZE_MODES
@@ -82,6 +88,20 @@ def parse_byte_size(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a byte count: {text!r}") from None
+
+
+def _checked(parse):
+    """An argparse ``type`` that checks the text with ``parse`` (a ``ValueError`` is the flag's one-line error)
+    and keeps the text: the field holds what the user wrote, parsed again where it is used."""
+    def check(text: str) -> str:
+        try:
+            parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+
+    check.__name__ = parse.__name__
+    return check
 
 
 def unknown_reasons(reasons) -> list[str]:
@@ -149,21 +169,61 @@ class DownloadOptions:
         "a different or empty one is hash_mismatch", metavar="COL[,ALGO]")
     save_exif: bool = option(True, help="keep each image's EXIF as JSON text in its json and status row "
                              "(default on)", action=argparse.BooleanOptionalAction)
+    c2pa_constrained: str = option("deny", help="a C2PA training/mining entry whose use is `constrained`: refuse "
+                                   "the image like `notAllowed` (deny, the default) or store it (allow)",
+                                   choices=C2PA_CONSTRAINED)
+    blocklist_hashes: str | None = option(
+        None, help="never store an image listed in FILE: lines sha256:HEX or md5:HEX (the downloaded bytes) and "
+        "pdq:HEX (PDQ hash of the decoded image); a match is `blocklisted`, its row says only the line",
+        metavar="FILE")
+    pdq_max_distance: int = option(DEFAULT_PDQ_MAX_DISTANCE, help="largest Hamming distance between an image's "
+                                   "PDQ hash and a pdq: line that matches (0-256, default 31)", minimum=0,
+                                   maximum=PDQ_BITS, metavar="BITS")
+    blur_bbox_col: str | None = option(
+        None, help="blur the boxes in input column COL (img2dataset's bbox_col: a list of [x0, y0, x1, y1] "
+        "relative to the image) before resizing; a cell that is not such a list is bad_bbox", metavar="COL")
+    opt_out_signals: str = option(
+        "all", help="the opt-out signals honoured: all (default), none, or a comma list of robots, noai, tdmrep, "
+        "content_usage, ai_txt, metadata, c2pa; a refused row's status is opt_out_<signal>",
+        type=_checked(parse_signals), metavar="all|none|LIST")
+    user_agent: str = option(USER_AGENT, help="the User-Agent header sent (default wit-pipeline/VERSION (+URL)); "
+                             "robots.txt rules for wit-pipeline are obeyed whatever it says, and for its own "
+                             "product token too", type=_checked(check_user_agent))
+    robots_agents: str = option("", help="also obey the robots.txt and ai.txt rules written for these product "
+                                "tokens, e.g. GPTBot,CCBot,Google-Extended", type=_checked(parse_agents),
+                                metavar="LIST")
 
     def validate(self) -> None:
         """The command line's checks, for library callers too (``UserError`` naming the flag)."""
         check_values(self)
         if self.verify_hash is not None:
             parse_hash_check(self.verify_hash)
+        for flag, parse, value in (("--opt-out-signals", parse_signals, self.opt_out_signals),
+                                   ("--robots-agents", parse_agents, self.robots_agents),
+                                   ("--user-agent", check_user_agent, self.user_agent)):
+            try:
+                parse(value)
+            except ValueError as exc:
+                raise UserError(f"{flag}: {exc}") from None
         unknown = unknown_reasons(self.retry_failed or ())
         if unknown:
             raise UserError(f"--retry-failed: unknown reason {unknown[0]!r}; the reasons are {known_reasons_text()}")
+        self.blocklist()                   # a missing or malformed file stops the run before it starts
 
     def output_settings(self) -> dict:
-        """The flags that shape the samples written: a resume must not mix shards made with other values."""
+        """The flags that shape the samples written: a resume must not mix shards made with other values.
+        The opt-outs honoured decide which rows are kept, so they are here (as parsed: ``all`` and the full
+        list are the same); the User-Agent header is not, only the product tokens whose rules are obeyed."""
         return {"image_size": self.image_size, "resize_mode": self.resize_mode, "min_image_size": self.min_image_size,
                 "max_aspect_ratio": self.max_aspect_ratio, "encode_quality": self.encode_quality,
-                "drop_columns": list(self.drop_columns), "verify_hash": self.verify_hash, "save_exif": self.save_exif}
+                "drop_columns": list(self.drop_columns), "verify_hash": self.verify_hash, "save_exif": self.save_exif,
+                "opt_out_signals": sorted(parse_signals(self.opt_out_signals)), "robots_agents": list(self.agents()),
+                "c2pa_constrained": self.c2pa_constrained, "blocklist_hashes": self.blocklist_identity(),
+                "pdq_max_distance": self.pdq_max_distance, "blur_bbox_col": self.blur_bbox_col}
+
+    def agents(self) -> tuple[str, ...]:
+        """The product tokens whose robots.txt and ai.txt rules are obeyed (``consent.obeyed_agents``)."""
+        return obeyed_agents(self.user_agent, parse_agents(self.robots_agents))
 
     def config(self) -> DownloadConfig:
         return DownloadConfig(
@@ -172,10 +232,27 @@ class DownloadOptions:
                                max_pixels=DEFAULT_MAX_PIXELS, decode_memory=self.decode_memory),
             fetch=FetchOptions(timeout=self.timeout, retries=self.retries, max_bytes=self.max_bytes,
                                allow_private_networks=self.allow_private_networks, allow_proxy=self.allow_proxy,
-                               per_host_limit=self.per_host_limit, threads=self.threads),
+                               per_host_limit=self.per_host_limit, threads=self.threads,
+                               user_agent=self.user_agent, signals=parse_signals(self.opt_out_signals),
+                               agents=self.agents()),
             encode_quality=self.encode_quality, drop_columns=frozenset(self.drop_columns),
             verify_hash=parse_hash_check(self.verify_hash) if self.verify_hash is not None else None,
-            save_exif=self.save_exif)
+            save_exif=self.save_exif, c2pa_constrained=self.c2pa_constrained, blocklist=self.blocklist(),
+            blur_bbox_col=self.blur_bbox_col)
+
+    def blocklist_identity(self) -> str | None:
+        """``--blocklist-hashes`` as a resume compares it: the path and its content's digest (an edited list
+        must not be mixed with shards checked against the old one)."""
+        if self.blocklist_hashes is None:
+            return None
+        digest = hashlib.sha256(fileio.read_bytes(self.blocklist_hashes)).hexdigest()
+        return f"{self.blocklist_hashes} sha256:{digest}"
+
+    def blocklist(self):
+        """The parsed ``--blocklist-hashes`` file (``blocklist.Blocklist``), or None without one."""
+        if self.blocklist_hashes is None:
+            return None
+        return load_blocklist(self.blocklist_hashes, self.pdq_max_distance)
 
 
 # -- 1. plan --------------------------------------------------------------------------------------------
@@ -275,6 +352,7 @@ def plan(options: DownloadOptions) -> Plan:
         shards, total = shard_id + 1, total + len(rows)
         if shard_id == 0:
             check_hash_column(rows[0], options.config().verify_hash)
+            check_bbox_column(rows[0], options.blur_bbox_col)
         for row in rows:
             columns.observe(row)
         digest = rows_digest(rows)
@@ -295,7 +373,8 @@ class DownloadShard(beam.DoFn):
     """Downloads whole shards; one guarded session (DNS cache, keep-alive pool) per worker.
 
     Counters (this run's shards): ``in`` rows, ``out`` samples, ``dropped_<status>`` failed rows,
-    ``shards_written``.
+    ``shards_written``, ``signal_file_<file>_<outcome>`` origins whose robots.txt/tdmrep.json/ai.txt was read
+    (``consent.FILE_OUTCOMES``; the worker's cache lives as long as the worker).
     """
 
     def __init__(self, out: str, config: DownloadConfig, retry_failed: tuple[str, ...] | None, settings: dict):
@@ -304,6 +383,7 @@ class DownloadShard(beam.DoFn):
 
     def setup(self):
         self.session = open_session(self.config.fetch)
+        self.origins = open_origin_signals(self.session, self.config.fetch)
         self.rows_in, self.samples_out = counter(STAGE, "in"), counter(STAGE, "out")
         self.shards = counter(STAGE, "shards_written")
         self.dropped = {}     # status -> counter, made on a status's first row (http_<status> has no fixed list)
@@ -318,6 +398,8 @@ class DownloadShard(beam.DoFn):
             self.dropped[status].inc(n)
         self.rows_in.inc(sum(statuses.values()))
         self.shards.inc()
+        for (kind, outcome), n in self.origins.take_counts().items():
+            counter(STAGE, f"signal_file_{kind}_{outcome}").inc(n)
 
     def process(self, task: ShardTask):
         rows = read_work(task.work_path)
@@ -326,7 +408,7 @@ class DownloadShard(beam.DoFn):
             previous = load_previous(self.out, task.shard_id,
                                      frozenset(self.retry_failed) if self.retry_failed else None)
         started = time.monotonic()
-        statuses = process_shard(self.out, task.shard_id, rows, self.config, self.session, previous,
+        statuses = process_shard(self.out, task.shard_id, rows, self.config, self.session, previous, self.origins,
                                  extra_meta={"input_sha256": task.input_sha256, "settings": self.settings,
                                              "start_time": time.time()})
         self._count(statuses)
@@ -500,4 +582,4 @@ def _download(options: DownloadOptions, beam_args: list[str] | None, lock: Outpu
             records_in=work.rows + work.bad_rows, records_out=statuses.get("success", 0), dropped=dropped,
             outputs={"shards": options.out, "manifest": manifest_path(options.out)},
             shards=work.shards, done_now=len(work.tasks), bytes=manifest["total_bytes"],
-            plan_seconds=round(plan_seconds, 3))
+            plan_seconds=round(plan_seconds, 3), consent_files=consent_file_counts(stage.counters))

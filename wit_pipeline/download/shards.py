@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 
 from .. import fileio
 from ..errors import UserError
+from ..schemas import REFUSAL_REASONS
 from ..shardset import (
     HashingStream,
     iter_tar_keys,
@@ -185,6 +186,8 @@ def _bucket(side: int | None) -> str:
 
 def shard_stats(out: str, top: int = 10) -> dict:
     """Totals, failure reasons, a histogram of original shorter sides, top and bottom queries by samples;
+    ``opt_outs``: the rows each opt-out signal and the blocklist refused (every ``REFUSAL_REASONS`` name,
+    zeros too, so an audit sees which were counted; they are among ``failures`` as well);
     ``unreadable``: a line for each file left out because it does not read."""
     table, unreadable = status_table(out, ["status", "original_width", "original_height", "queries"])
     statuses = Counter(table["status"])
@@ -207,6 +210,7 @@ def shard_stats(out: str, top: int = 10) -> dict:
         "success_rate": round(statuses.get("success", 0) / rows, 4) if rows else 0.0,
         "failures": dict(sorted(((str(k), v) for k, v in statuses.items() if k != "success"),
                                 key=lambda kv: (-kv[1], kv[0]))),
+        "opt_outs": {reason: statuses.get(reason, 0) for reason in REFUSAL_REASONS},
         "shorter_side_histogram": {b: sizes[b] for b in bucket_order if sizes.get(b)},
         "queries": len(seen_queries),
         "top_queries": [[q, n] for n, q in ordered[:top]],

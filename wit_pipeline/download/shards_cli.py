@@ -55,6 +55,10 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     print(f"rows {stats['rows']}, samples {stats['samples']} ({stats['success_rate']:.1%})")
     print("failures:")
     for reason, n in stats["failures"].items():
+        if reason not in stats["opt_outs"]:
+            print(f"  {reason:<22} {n:>8}")
+    print("opt-outs:")        # rows an opt-out signal or the blocklist refused: nothing of them is stored
+    for reason, n in stats["opt_outs"].items():
         print(f"  {reason:<22} {n:>8}")
     print("original shorter side (successes):")
     for bucket, n in stats["shorter_side_histogram"].items():
@@ -110,7 +114,8 @@ def register(subparsers) -> None:
         return sub
 
     add("ls", _cmd_ls, "a table of shards: rows, samples, bytes, success rate")
-    stats = add("stats", _cmd_stats, "totals, failure reasons, image size histogram, top and bottom queries")
+    stats = add("stats", _cmd_stats, "totals, failure reasons, opt-outs per signal, image size histogram, "
+                "top and bottom queries")
     stats.add_argument("--top", type=checked_type(int, "--top", minimum=0), default=10,
                        help="how many top/bottom queries (default 10)")
     stats.add_argument("--json", action="store_true", help="print the statistics as JSON")

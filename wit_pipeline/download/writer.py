@@ -30,7 +30,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import fileio
-from ..schemas import DECISION_REASONS, FETCH_REASONS, IMAGE_REASONS, ROW_REASONS, STATUS_SCHEMA, VERIFY_REASONS
+from ..schemas import (
+    DECISION_REASONS,
+    FETCH_REASONS,
+    IMAGE_REASONS,
+    REFUSAL_REASONS,
+    ROW_REASONS,
+    STATUS_SCHEMA,
+    VERIFY_REASONS,
+)
 from ..shardset import TarSummary, manifest_entry, shard_name, shard_stats_name, shard_stats_record, write_shard_stats
 
 SHARD_META_KEY = b"wit_shard"
@@ -49,6 +57,8 @@ def sample_members(jpg: bytes, caption: str, meta: dict) -> dict[str, bytes]:
 IMG2DATASET_CLASSES = {
     "success": "success",
     **{reason: "failed_to_download" for reason in FETCH_REASONS + VERIFY_REASONS + DECISION_REASONS},
+    # Refused (an opt-out, a blocklist match): img2dataset counts its X-Robots-Tag refusal as a failed download.
+    **{reason: "failed_to_download" for reason in REFUSAL_REASONS},
     **{reason: "failed_to_resize" for reason in IMAGE_REASONS + ROW_REASONS},
 }
 

@@ -7,7 +7,9 @@
         web.base_url                               # http://127.0.0.1:PORT
 
 See ``site.py`` (what exists), ``server.py`` (routes), ``faults.py`` (fault kinds
-and their declared behaviour) and ``files.py`` (files on disk).
+and their declared behaviour, the opt-out signals among them) and ``files.py`` (files on disk).
+``consent_web.py`` serves three origins for the consent and safety checks (``serve_consent_web``);
+``signed_images.py`` makes images with an opt-out inside (XMP, C2PA).
 """
 
 from __future__ import annotations

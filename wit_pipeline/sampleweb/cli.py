@@ -1,4 +1,7 @@
-"""``wit sampleweb serve|write``: run the sample web by hand, or write its files."""
+"""``wit sampleweb serve|write``: run the sample web by hand, or write its files.
+
+``serve --consent`` serves the three-origin consent web of ``consent_web.py`` instead (its URL table and
+blocklist go to ``--write DIR``)."""
 
 from __future__ import annotations
 
@@ -10,17 +13,35 @@ from ..options import checked_type
 from . import serve_sample_web
 
 
+def _wait_for_ctrl_c() -> int:
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _serve_consent(args: argparse.Namespace) -> int:
+    from .consent_web import serve_consent_web
+
+    with serve_consent_web() as web:
+        print("consent web at " + " ".join(origin.base_url + "/" for origin in web.origins), flush=True)
+        if args.write:
+            files = web.write_files(args.write)
+            print(f"urls: {files.urls_table}\nblocklist: {files.blocklist}", flush=True)
+        print("Ctrl-C stops it", flush=True)
+        return _wait_for_ctrl_c()
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
+    if args.consent:
+        return _serve_consent(args)
     with serve_sample_web(args.seed, faults=not args.no_faults, latency_s=args.latency, port=args.port,
                           n_images=args.images) as web:
         if args.write:
             web.write_files(args.write)
         print(f"sample web (seed {args.seed}) at {web.base_url}/ ; Ctrl-C stops it", flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            return 0
+        return _wait_for_ctrl_c()
 
 
 def _cmd_write(args: argparse.Namespace) -> int:
@@ -50,6 +71,10 @@ def register(subparsers) -> None:
     serve.add_argument("--latency", type=checked_type(float, "--latency", minimum=0, maximum=3600), default=0.0,
                        help="added seconds per response")
     serve.add_argument("--write", metavar="DIR", help="also write its files (WAT, WARC, eval set, ...) to DIR")
+    serve.add_argument("--consent", action="store_true",
+                       help="serve the three-origin consent web instead (opt-out signals and blocklisted images, "
+                       "on free ports; the other options but --write do not apply: --write DIR gets its "
+                       "urls.parquet and blocklist.txt)")
     serve.set_defaults(func=_cmd_serve)
     write = commands.add_parser("write", help="write the sample web's files to a directory")
     common(write)

@@ -65,6 +65,8 @@ def wat_envelope(page: WebPage, origin: str) -> dict:
         links.append(link)
     links += [{"path": "A@/href", "url": href, "text": "next"} for href in page.links]
     head = {"Title": page.title, "Metas": [{"charset": "utf-8"}]}
+    if page.tdm_reserved:
+        head["Metas"].append({"name": "tdm-reservation", "content": "1"})
     if page.base_href:
         head["Base"] = page.base_href
     return {

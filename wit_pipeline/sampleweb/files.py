@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 from .commoncrawl import write_warc, write_wat, write_wat_with_bad_gzip_member
 from .faults import FAULT_CAPTIONS, FAULTS
 from .render import eval_image_bytes
+from .site import tdm_reserved_page
 from .wiki import write_wiki_inputs
 
 
@@ -23,10 +24,21 @@ class SampleFiles:
     broken_wat: list[str]          # WAT files with a corrupt gzip member after good records (faults only)
     urls_table: str                # parquet: url, text, kind ("image" or a fault kind) for every image URL
     eval_dir: str                  # ImageFolder: eval/images/<colour of the shape>/<NNNNN>.jpg
-    eval_truth: str                # json: classes and the planted eval images with their web URLs
+    eval_truth: str                # json: classes, the planted eval images with their web URLs, the fault kinds,
+    #                                and per image URL whether its caption matches and what it copies (``images``)
     wikipedia: list[str] = field(default_factory=list)   # pages-articles XML, bz2
     pageviews: list[str] = field(default_factory=list)   # hourly pageview dumps, gz
     wordnet: str = ""              # WordNet 3.0 wndb-format directory
+
+
+def image_truth(web) -> dict[str, dict]:
+    """Per image URL: what its alt text is (``language``), whether it describes the image (``caption_matches``;
+    ``caption_of``: the image it describes instead) and which image it is a near-duplicate copy of (``copy_of``,
+    by id; the image's own ``path`` is what names it under every URL form the pages use)."""
+    return {web.image_url(image): {"id": image.id, "path": image.path, "language": image.language,
+                                   "caption_matches": image.caption_matches, "caption_of": image.caption_of,
+                                   "copy_of": image.copy_of}
+            for image in web.site.images}
 
 
 def write_files(web, root: str) -> SampleFiles:
@@ -36,7 +48,9 @@ def write_files(web, root: str) -> SampleFiles:
     cc_dir = os.path.join(root, "commoncrawl")
     os.makedirs(cc_dir, exist_ok=True)
     half = (len(site.pages) + 1) // 2
-    groups = [site.pages[:half], site.pages[half:]]
+    groups = [group for group in (site.pages[:half], site.pages[half:]) if group]   # a one-page site: one file
+    if web.faults_enabled:   # first in the first file: the second file's last page and record are the broken ones
+        groups[0] = [tdm_reserved_page(site, FAULTS["tdm_meta_page"].path), *groups[0]]
     wat, warc, broken = [], [], []
     for index, pages in enumerate(groups):
         last = index == len(groups) - 1
@@ -66,6 +80,7 @@ def write_files(web, root: str) -> SampleFiles:
                      "url": web.image_url(site.images[e.planted_as])}
                     for e in site.eval_images if e.planted_as is not None],
         "faults": {kind: {"path": f.path, "expected": f.expected} for kind, f in FAULTS.items()},
+        "images": image_truth(web),
     }
     eval_truth = os.path.join(root, "eval", "truth.json")
     with open(eval_truth, "w") as handle:

@@ -1,4 +1,5 @@
-"""Image bytes of the sample web: site images, eval images, planted copies and fault bodies."""
+"""Image bytes of the sample web: site images, their near-duplicate copies, eval images, planted copies and
+fault bodies."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import zlib
 from PIL import Image
 
 from .draw import draw_shape, encode
-from .site import EvalImage, Site, WebImage
+from .site import EvalImage, Site, WebImage, copy_geometry
 
 
 def eval_image(image: EvalImage) -> Image.Image:
@@ -35,17 +36,41 @@ def planted_copy(site: Site, image: WebImage) -> Image.Image:
                           Image.BICUBIC)
 
 
+def drawn_image(site: Site, image: WebImage) -> Image.Image:
+    """A site image as drawn from its own parameters (neither kind of copy)."""
+    return draw_shape(image.shape, image.colour, image.background, (image.width, image.height),
+                      site.seed * 1_000_003 + image.id)
+
+
+def near_duplicate(site: Site, image: WebImage) -> tuple[Image.Image, int]:
+    """A near-duplicate copy of another site image (``image.copy_of``) and its JPEG quality: cropped,
+    resized and re-encoded as ``site.copy_geometry`` says."""
+    box, size, quality = copy_geometry(site.seed, image.id, (site.images[image.copy_of].width,
+                                                             site.images[image.copy_of].height))
+    picture = drawn_image(site, site.images[image.copy_of]).crop(box)
+    return picture.resize(size, Image.BICUBIC), quality
+
+
 def web_image_bytes(site: Site, image: WebImage) -> bytes:
     if image.eval_copy_of is not None:
         quality = random.Random(site.seed * 104729 + image.id).randint(50, 90)
         return encode(planted_copy(site, image), image.fmt, quality=quality)
-    picture = draw_shape(image.shape, image.colour, image.background, (image.width, image.height),
-                         site.seed * 1_000_003 + image.id)
-    return encode(picture, image.fmt)
+    if image.copy_of is not None:
+        picture, quality = near_duplicate(site, image)
+        return encode(picture, image.fmt, quality=quality)
+    return encode(drawn_image(site, image), image.fmt)
 
 
 def valid_jpeg(seed: int = 0) -> bytes:
     return encode(draw_shape("circle", "white", "black", (320, 240), seed), "jpg")
+
+
+def signal_jpeg(kind: str) -> bytes:
+    """A valid JPEG of its own for the opt-out fault ``kind``: distinct bytes per kind, so a test can tell
+    whether any of them was stored."""
+    seed = zlib.crc32(kind.encode())
+    shape = ("circle", "square", "star")[seed % 3]
+    return encode(draw_shape(shape, "white", "black", (320 + seed % 64, 240 + seed % 48), seed), "jpg")
 
 
 def logo_png() -> bytes:

@@ -5,7 +5,8 @@ Routes (all rendered from the ``Site`` model):
 - ``/``, ``/page/NNN.html``, ``/gallery/NNN.html``: HTML pages with ``<img src alt>``
 - ``/img/NNNNN.jpg|png`` (also under ``/media/``): the images
 - ``/static/logo.png``, ``/static/pixel.gif``: boilerplate images
-- ``/robots.txt``: disallows ``/private/``
+- ``/robots.txt``: disallows ``/private/``, plus the opt-out faults' path-scoped rules (``faults.ROBOTS_TXT``)
+- ``/.well-known/tdmrep.json``, ``/ai.txt``: the opt-out faults' TDMRep and ai.txt rules
 - ``/v1/images/?q=&page=&page_size=``: Openverse-shaped image search
 - ``/w/api.php?action=query&generator=search&gsrsearch=&gsroffset=&prop=imageinfo``: MediaWiki-shaped
 - ``/fault/...``: the switchable faults of ``faults.FAULTS``
@@ -13,7 +14,8 @@ Routes (all rendered from the ``Site`` model):
 
 ``SampleWebServer`` holds the site, the switches (faults, latency) and the request log; ``Handler``
 answers one request, reading them from ``self.server.web``. Fixed paths are the ``_SITE_ROUTES``
-table, fault paths the ``_FAULT_ROUTES`` table.
+table, fault paths the ``_FAULT_ROUTES`` table. ``routes`` (fixed ``Response``s by path, answered
+before anything else) lets another web reuse this server: ``consent_web.py`` serves its origins so.
 """
 
 from __future__ import annotations
@@ -25,14 +27,15 @@ import os
 import re
 import threading
 import time
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
+from typing import Callable, Mapping
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..text import canonical
 from . import render
-from .faults import FAULTS, ROBOTS_TXT
-from .site import Site, WebImage, page_html
+from .faults import AI_TXT, FAULTS, ROBOTS_TXT, TDMREP_JSON
+from .site import Site, WebImage, page_html, tdm_reserved_page
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,16 @@ def image_license(image: WebImage) -> tuple[str, str]:
 
 def image_creator(image: WebImage) -> str:
     return f"Sample Artist {image.id % 17}"
+
+
+@dataclass(frozen=True)
+class Response:
+    """A fixed answer to one path."""
+
+    status: int
+    body: bytes
+    content_type: str
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 class _Server(ThreadingHTTPServer):
@@ -69,8 +82,9 @@ class SampleWebServer:
     """The running server. Use ``serve_sample_web`` rather than constructing it directly."""
 
     def __init__(self, site: Site, *, faults: bool = True, latency_s: float = 0.0, slow_s: float = 3.0,
-                 oversized_bytes: int = 32 << 20, port: int = 0):
+                 oversized_bytes: int = 32 << 20, port: int = 0, routes: Mapping[str, Response] | None = None):
         self.site = site
+        self.routes = dict(routes or {})
         self.faults_enabled = faults
         self.latency_s = latency_s
         self.slow_s = slow_s
@@ -246,6 +260,9 @@ class Handler(BaseHTTPRequestHandler):
     def _route(self, parts):
         path, query = unquote(parts.path), parse_qs(parts.query)
         web = self.web
+        if path in web.routes:
+            fixed = web.routes[path]
+            return self.send_body(fixed.status, fixed.body, fixed.content_type, dict(fixed.headers))
         if path in _SITE_ROUTES:
             return _SITE_ROUTES[path](self)
         if _PAGE_PATH.match(path) and path in web._pages:
@@ -267,6 +284,9 @@ class Handler(BaseHTTPRequestHandler):
     # -- the site -----------------------------------------------------------------------
     def _robots(self):
         self.send_body(200, ROBOTS_TXT.encode(), "text/plain")
+
+    def _text(self, text: str, content_type: str = "text/plain"):
+        self.send_body(200, text.encode(), content_type)
 
     def _index(self):
         links = "".join(f'<li><a href="{p.path}">{p.title}</a></li>' for p in self.web.site.pages)
@@ -340,6 +360,21 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_body(503, b"try again\n", "text/plain", {"Retry-After": "0"})
         self._jpeg()
 
+    def _signal_image(self, kind: str, headers: dict | None = None):
+        self.send_body(200, self.web.cached(kind, lambda: render.signal_jpeg(kind)), "image/jpeg", headers)
+
+    def _signed_image(self, kind: str):
+        """An opt-out carried inside the image (XMP, C2PA): made by ``signed_images`` when first asked for."""
+        from . import signed_images
+
+        def make() -> bytes:
+            if kind == "xmp_datamining":
+                return signed_images.jpeg_with_xmp_data_mining(render.signal_jpeg(kind),
+                                                               "DMI-PROHIBITED-AIMLTRAINING")
+            return signed_images.jpeg_with_c2pa_training_mining(render.signal_jpeg(kind),
+                                                                {"cawg.ai_training": "notAllowed"})
+        self.send_body(200, self.web.cached(kind, make), "image/jpeg")
+
     def _slow(self):
         time.sleep(self.web.slow_s)
         self._jpeg()
@@ -375,6 +410,8 @@ class Handler(BaseHTTPRequestHandler):
 
 _SITE_ROUTES: dict[str, Callable[[Handler], None]] = {
     "/robots.txt": Handler._robots,
+    "/.well-known/tdmrep.json": lambda h: h._text(TDMREP_JSON, "application/json"),
+    "/ai.txt": lambda h: h._text(AI_TXT),
     "/": Handler._index,
     "/index.html": Handler._index,
     "/static/logo.png": Handler._logo,
@@ -397,6 +434,17 @@ _FAULT_ROUTES: dict[str, Callable[[Handler], None]] = {
     FAULTS["oversized"].path: Handler._oversized,
     FAULTS["redirect_loop"].path: lambda h: h._redirect(_REDIRECT_LOOP_2),
     _REDIRECT_LOOP_2: lambda h: h._redirect(FAULTS["redirect_loop"].path),
-    FAULTS["noai"].path: lambda h: h._jpeg({"X-Robots-Tag": "noai"}),
-    FAULTS["noimageai"].path: lambda h: h._jpeg({"X-Robots-Tag": "noimageai, noindex"}),
+    FAULTS["noai"].path: lambda h: h._signal_image("noai", {"X-Robots-Tag": "noai"}),
+    FAULTS["noimageai"].path: lambda h: h._signal_image("noimageai", {"X-Robots-Tag": "noimageai, noindex"}),
+    # robots.txt, tdmrep.json and ai.txt hold these faults' rules: the images themselves are plain.
+    **{FAULTS[kind].path: (lambda h, kind=kind: h._signal_image(kind))
+       for kind in ("robots_ours", "robots_other_ai", "tdmrep_json", "content_usage_robots", "ai_txt")},
+    FAULTS["tdm_header"].path: lambda h: h._signal_image("tdm_header", {"tdm-reservation": "1"}),
+    FAULTS["content_usage_header"].path: lambda h: h._signal_image("content_usage_header",
+                                                                   {"Content-Usage": "train-ai=n"}),
+    FAULTS["xmp_datamining"].path: lambda h: h._signed_image("xmp_datamining"),
+    FAULTS["c2pa_not_allowed"].path: lambda h: h._signed_image("c2pa_not_allowed"),
+    FAULTS["tdm_meta_page"].path: lambda h: h.send_body(
+        200, page_html(tdm_reserved_page(h.web.site, FAULTS["tdm_meta_page"].path), h.web.base_url).encode(),
+        "text/html; charset=utf-8"),
 }

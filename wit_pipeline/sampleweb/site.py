@@ -3,12 +3,17 @@
 Everything is a pure function of the seed, so a demo, a test and a benchmark
 run on the same seed see the same web. The HTTP server renders pages and images
 from this model on request; the Common Crawl writer describes the same pages.
+
+Besides well-captioned images the web holds what a model-based filter must remove, each declared on its
+``WebImage`` (and in ``eval/truth.json``, ``files.py``): mismatched pairs, whose English alt text describes
+another image (``caption_of``: a colour the image does not have), and near duplicates, an image served
+again under its own URL as a re-encoded, resized, slightly cropped copy (``copy_of``, ``copy_geometry``).
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .draw import COLOURS, SHAPES
 
@@ -30,6 +35,13 @@ FOREIGN_CAPTIONS = (
 )
 # Alt texts a caption filter must drop: file names, boilerplate, too short.
 BOILERPLATE_CAPTIONS = ("IMG_1234.JPG", "image", "logo", "DSC00042.jpg", "", "photo")
+# What a model-based filter must remove (``add_mismatches_and_copies``).
+MISMATCHED_SHARE = 0.2    # of the plain English-captioned images
+COPY_SHARE = 0.07         # of all images: ~16 near-duplicate copies on the default 240-image web
+COPY_MAX_CROP = 0.04      # a copy loses up to 4% of its source on each side,
+COPY_SCALE = (0.75, 1.5)  # is resized by this factor,
+COPY_MIN_SIDE = 224       # never below this shorter side (the download stage's default minimum is 200),
+COPY_QUALITY = (60, 90)   # and re-encoded at this JPEG quality
 
 
 @dataclass(frozen=True)
@@ -44,10 +56,17 @@ class WebImage:
     caption: str                  # the alt text used on its pages
     language: str                 # "en", "xx" (foreign) or "boilerplate"
     eval_copy_of: str | None = None   # eval image id (``colour/NNNNN.jpg``) this is a transformed copy of
+    caption_of: int | None = None     # a mismatched pair: the id of the other image its alt text describes
+    copy_of: int | None = None        # a near duplicate: the id of the image it is a transformed copy of
 
     @property
     def path(self) -> str:
         return f"/img/{self.id:05d}.{self.fmt}"
+
+    @property
+    def caption_matches(self) -> bool:
+        """Its alt text is English and describes this image (not another one)."""
+        return self.language == "en" and self.caption_of is None
 
 
 @dataclass(frozen=True)
@@ -65,6 +84,7 @@ class WebPage:
     base_href: str | None
     imgs: tuple[ImgTag, ...]
     links: tuple[str, ...]
+    tdm_reserved: bool = False    # carries <meta name="tdm-reservation" content="1"> (W3C TDMRep)
 
 
 @dataclass
@@ -109,8 +129,11 @@ def _size(rng: random.Random) -> tuple[int, int]:
 
 
 def build_site(seed: int = 0, n_images: int = 240, images_per_page: int = 8, n_eval_per_class: int = 8,
-               n_planted: int = 9) -> Site:
-    """The whole sample web as data. ``n_planted`` eval images also appear on the web, transformed.
+               n_planted: int = 9, mismatched_share: float = MISMATCHED_SHARE, copy_share: float = COPY_SHARE
+               ) -> Site:
+    """The whole sample web as data. ``n_planted`` eval images also appear on the web, transformed;
+    ``mismatched_share`` of the plain English-captioned images get another image's description and
+    ``copy_share`` of all images are near-duplicate copies of others (``add_mismatches_and_copies``).
 
     The eval set's classes are the colours of the drawn shapes: a tiny CLIP trained for seconds on a
     CPU learns colour words from these captions well before it tells shapes apart at 32 px, so a
@@ -126,7 +149,7 @@ def build_site(seed: int = 0, n_images: int = 240, images_per_page: int = 8, n_e
                 eval_id=f"{colour}/{len(eval_images):05d}.jpg", shape=shape, colour=colour,
                 background=background, size=(rng.randint(240, 400), rng.randint(240, 400)),
                 draw_seed=rng.randrange(2**31), planted_as=None))
-    planted_eval = rng.sample(range(len(eval_images)), min(n_planted, len(eval_images)))
+    planted_eval = rng.sample(range(len(eval_images)), min(n_planted, len(eval_images), n_images))
     planted_ids = rng.sample(range(n_images), len(planted_eval))
     plant_for_image = dict(zip(planted_ids, planted_eval, strict=True))
 
@@ -154,8 +177,72 @@ def build_site(seed: int = 0, n_images: int = 240, images_per_page: int = 8, n_e
             fmt="png" if rng.random() < 0.25 else "jpg", caption=caption, language=language,
             eval_copy_of=eval_images[eval_index].eval_id if eval_index is not None else None))
 
+    # A generator of its own, so the images drawn above and the page layout below stay what they were.
+    images = add_mismatches_and_copies(random.Random(seed * 7_368_787 + 1), images, seed, mismatched_share,
+                                       copy_share)
     pages = _build_pages(rng, images, images_per_page)
     return Site(seed=seed, images=images, pages=pages, eval_images=eval_images)
+
+
+def copy_geometry(seed: int, image_id: int, source_size: tuple[int, int]
+                  ) -> tuple[tuple[int, int, int, int], tuple[int, int], int]:
+    """How copy ``image_id`` is made from its source: crop box, size after resizing, JPEG quality.
+
+    A pure function of its arguments, so the site model (the copy's width and height) and the renderer agree.
+    """
+    rng = random.Random(seed * 15_485_863 + image_id)
+    width, height = source_size
+    box = (int(width * rng.uniform(0, COPY_MAX_CROP)), int(height * rng.uniform(0, COPY_MAX_CROP)),
+           width - int(width * rng.uniform(0, COPY_MAX_CROP)), height - int(height * rng.uniform(0, COPY_MAX_CROP)))
+    cropped = (box[2] - box[0], box[3] - box[1])
+    low = max(COPY_SCALE[0], COPY_MIN_SIDE / min(cropped))
+    scale = rng.uniform(low, max(low, COPY_SCALE[1]))
+    return box, (round(cropped[0] * scale), round(cropped[1] * scale)), rng.randint(*COPY_QUALITY)
+
+
+def _plain(image: WebImage) -> bool:
+    """A well-captioned, normal-sized image that is no planted eval copy: what mismatches and copies are made of."""
+    return (image.language == "en" and image.eval_copy_of is None
+            and min(image.width, image.height) >= COPY_MIN_SIDE)
+
+
+def add_mismatches_and_copies(rng: random.Random, images: list[WebImage], seed: int, mismatched_share: float,
+                              copy_share: float) -> list[WebImage]:
+    """Turn some plain images into near-duplicate copies of others and give some others a mismatched caption.
+
+    A copy shows its source's shape and colours under its own URL, with an English caption of its own that
+    describes it; a mismatched image's alt text describes another plain image whose shape colour is neither
+    its shape's nor its background's (nor is that image's background its shape colour). Copies, their sources
+    and mismatched images are disjoint sets, so each sample of a shard set is one of: good, mismatched, copy.
+    """
+    plain = [image.id for image in images if _plain(image)]
+    rng.shuffle(plain)
+    n_copies = min(round(len(images) * copy_share), len(plain) // 3)
+    copies, sources, rest = plain[:n_copies], plain[n_copies:2 * n_copies], plain[2 * n_copies:]
+    images = list(images)
+    for copy_id, source_id in zip(copies, sources, strict=True):
+        images[copy_id] = _copy(rng, images[copy_id], images[source_id], seed)
+    for image_id in rest[:round(len(rest) * mismatched_share)]:
+        images[image_id] = _mismatched(rng, images[image_id], [images[i] for i in plain if images[i].copy_of is None])
+    return images
+
+
+def _copy(rng: random.Random, image: WebImage, source: WebImage, seed: int) -> WebImage:
+    _, (width, height), _ = copy_geometry(seed, image.id, (source.width, source.height))
+    return replace(image, shape=source.shape, colour=source.colour, background=source.background, width=width,
+                   height=height, copy_of=source.id,
+                   caption=english_caption(rng, source.colour, source.shape, source.background))
+
+
+def _mismatched(rng: random.Random, image: WebImage, candidates: list[WebImage]) -> WebImage:
+    """``image`` captioned with a description of one of ``candidates`` whose colours cannot pass for its own."""
+    others = [other for other in candidates if other.colour not in (image.colour, image.background)
+              and other.background != image.colour]
+    if not others:
+        return image
+    other = rng.choice(others)
+    return replace(image, caption_of=other.id, caption=english_caption(rng, other.colour, other.shape,
+                                                                        other.background))
 
 
 def _img_src(rng: random.Random, image: WebImage, page_index: int, base_href: str | None) -> tuple[str, str | None]:
@@ -204,6 +291,15 @@ def _build_pages(rng: random.Random, images: list[WebImage], per_page: int) -> l
     return pages
 
 
+def tdm_reserved_page(site: Site, path: str) -> WebPage:
+    """A page reserving text-and-data-mining rights in its ``<meta>``: two of the site's images, with alt
+    texts no other page uses, so a pair of it that ``wit candidates`` kept would show."""
+    imgs = tuple(ImgTag(src=image.path, alt=f"{image.caption} (on a page that reserves TDM rights)",
+                        image_id=image.id) for image in site.images[:2])
+    return WebPage(path=path, title="A page that reserves TDM rights", base_href=None, imgs=imgs, links=("/",),
+                   tdm_reserved=True)
+
+
 def resolve_placeholders(src: str, origin: str) -> str:
     """Fill in the ``{origin}``/``{authority}`` of absolute and protocol-relative URLs for a served site."""
     return src.replace("{origin}", origin).replace("{authority}", origin.split("://", 1)[1])
@@ -214,6 +310,8 @@ def page_html(page: WebPage, origin: str) -> str:
     import html
 
     head = [f"<title>{html.escape(page.title)}</title>", '<meta charset="utf-8">']
+    if page.tdm_reserved:
+        head.append('<meta name="tdm-reservation" content="1">')
     if page.base_href:
         head.append(f'<base href="{page.base_href}">')
     body = [f"<h1>{html.escape(page.title)}</h1>"]

@@ -29,8 +29,9 @@ import apache_beam as beam
 
 from ... import fileio
 from ...beam import StageCounters
+from ...consent import OriginSignals
 from ...errors import UserError
-from ...http import RobotsCache, make_session
+from ...http import make_session
 from ...querylist import load_query_list
 from ...text import valid_unicode
 from .search import DEFAULT_PAGE_SIZE, HostRateLimiter, check_search, crawl_query, crawler_of
@@ -97,7 +98,8 @@ class CrawlQueriesFn(beam.DoFn):
         self.session = make_session(allow_private_networks=self.options.allow_private_networks,
                                     allow_proxy=self.options.allow_proxy, retries=3,
                                     backoff_s=0.5, max_bytes=32 << 20)
-        self.robots = RobotsCache(self.session)
+        # robots.txt only (RFC 9309, product token wit-pipeline): the crawl asks an API, not for images
+        self.robots = OriginSignals(self.session, signals=("robots",))
         self.counters = StageCounters(STAGE)
 
     def process(self, crawl):

@@ -17,7 +17,9 @@ configurable endpoint:
 Network: every request goes through the guarded session (``--allow-proxy`` to use the
 environment's proxy, each target still checked first). Politeness: retries with
 exponential backoff on 429/5xx and timeouts (``Retry-After`` honoured), the
-host's robots.txt is obeyed (a disallowed endpoint is never requested), and
+host's robots.txt is obeyed (``consent.OriginSignals``: RFC 9309 for the product token
+``wit-pipeline``; a disallowed endpoint is never requested, nor one whose robots.txt answers 5xx or
+cannot be reached), and
 the request rate to one host is bounded for the whole job: the queries are
 split among ``crawlers`` sequential crawls, each spacing its requests by
 ``crawlers / rate`` seconds (or ``crawlers`` robots.txt ``Crawl-delay``s when

@@ -11,7 +11,9 @@ Record outcomes (counter names): ``warc_records``, ``warc_not_response``,
 ``warc_not_html``, ``warc_html_pages``, ``warc_broken_html`` (a page whose HTML
 ends inside a tag or makes the parser fail: the images parsed before the damage
 are kept, the unfinished tag is dropped), ``warc_unreadable`` (the reader gave
-up on the file: a corrupt gzip member; counted once per file).
+up on the file: a corrupt gzip member; counted once per file). A page with
+``<meta name="tdm-reservation" content="1">`` (W3C TDMRep) gives no pairs: they are counted as read
+and dropped as ``opt_out_tdmrep`` (``wat.count_reserved``).
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from html.parser import HTMLParser
 from typing import Iterator
 
 from ... import fileio
+from ...consent import page_reserves_tdm
 from ...schemas import candidate_row
 from ..warc_records import iter_records
-from .wat import resolve
+from .wat import count_reserved, resolve
 
 _CHARSET = re.compile(rb"""charset\s*=\s*["']?([A-Za-z0-9_\-:.]+)""", re.IGNORECASE)
 
@@ -49,17 +52,21 @@ def largest_srcset(srcset: str) -> str | None:
 
 
 class ImgParser(HTMLParser):
-    """Collects ``<base href>`` and every ``<img>``'s (src, srcset, alt)."""
+    """Collects ``<base href>``, every ``<img>``'s (src, srcset, alt) and every ``<meta>``'s (name, content)."""
 
     def __init__(self):
         super().__init__(convert_charrefs=True)
         self.base: str | None = None
         self.images: list[tuple[str | None, str | None, str | None]] = []
+        self.metas: list[tuple[str | None, str | None]] = []
 
     def handle_starttag(self, tag, attrs):
         if tag == "img":
             values = dict(attrs)
             self.images.append((values.get("src"), values.get("srcset"), values.get("alt")))
+        elif tag == "meta":
+            values = dict(attrs)
+            self.metas.append((values.get("name"), values.get("content")))
         elif tag == "base" and self.base is None:
             href = dict(attrs).get("href")
             if href:
@@ -80,6 +87,12 @@ def decode_html(body: bytes, content_type: str = "") -> str:
 
 def page_images(html: str, page_url: str) -> tuple[list[tuple[str, str | None]], bool]:
     """``([(absolute image url, alt or None), ...], broken)`` for one HTML page."""
+    pairs, broken, _reserved = parse_page(html, page_url)
+    return pairs, broken
+
+
+def parse_page(html: str, page_url: str) -> tuple[list[tuple[str, str | None]], bool, bool]:
+    """``(pairs, broken, reserved)`` of one HTML page: ``page_images``' and whether it reserves TDM rights."""
     parser = ImgParser()
     broken = False
     try:
@@ -94,7 +107,7 @@ def page_images(html: str, page_url: str) -> tuple[list[tuple[str, str | None]],
         ref = (largest_srcset(srcset) if srcset else None) or src
         if ref and ref.strip():
             pairs.append((resolve(base, ref), alt))
-    return pairs, broken
+    return pairs, broken, page_reserves_tdm(parser.metas)
 
 
 def _http_response(payload: bytes) -> tuple[str, bytes] | None:
@@ -145,9 +158,11 @@ def read_warc(stream, source_file: str, counts: Counter) -> Iterator[dict]:
             counts["warc_not_html"] += 1
             continue
         counts["warc_html_pages"] += 1
-        pairs, broken = page_images(decode_html(response[1], response[0]), page_url)
+        pairs, broken, reserved = parse_page(decode_html(response[1], response[0]), page_url)
         if broken:
             counts["warc_broken_html"] += 1
+        if reserved:
+            pairs = count_reserved(pairs, counts)
         for url, alt in pairs:
             yield candidate_row(url, alt or "", source="warc", page_url=page_url, source_file=source_file)
 

@@ -13,7 +13,9 @@ Record outcomes (counter names): ``wat_records`` (all), ``wat_not_metadata``
 without parsing the JSON), ``wat_bad_json`` (truncated or malformed JSON; for
 records without image links, a payload that does not end in ``}``),
 ``wat_with_images``; file damage from ``warc_records`` (``bad_gzip_member``,
-``truncated_record``, ``bad_record``).
+``truncated_record``, ``bad_record``). A page whose ``Head.Metas`` hold
+``<meta name="tdm-reservation" content="1">`` (W3C TDMRep) gives no pairs: they are counted
+as read (``in``) and dropped as ``opt_out_tdmrep`` (``count_reserved``).
 """
 
 from __future__ import annotations
@@ -24,10 +26,26 @@ from typing import Iterator
 from urllib.parse import urljoin, urlsplit
 
 from ... import fileio
+from ...consent import page_reserves_tdm
 from ...schemas import candidate_row
 from ..warc_records import iter_records
 
 IMG_PATH = "IMG@/src"
+# A page-level drop: counted by the readers, outside the per-pair filters (see ``count_reserved``).
+PAGE_DROP_REASONS = ("opt_out_tdmrep",)
+
+
+def count_reserved(pairs: list, counts: Counter) -> list:
+    """The pairs of a page that reserves TDM rights: counted as read and dropped, none kept."""
+    counts["in"] += len(pairs)
+    counts["dropped_opt_out_tdmrep"] += len(pairs)
+    return []
+
+
+def head_metas(html_meta: dict) -> list[tuple[str | None, str | None]]:
+    """``(name, content)`` of each ``<meta>`` a WAT record's ``HTML-Metadata.Head.Metas`` lists."""
+    metas = (html_meta.get("Head") or {}).get("Metas") or []
+    return [(meta.get("name"), meta.get("content")) for meta in metas if isinstance(meta, dict)]
 
 
 def origin(base: str) -> str | None:
@@ -63,12 +81,16 @@ def resolve(base: str, ref: str, base_origin: str | None = None) -> str:
         return ref
 
 
+def _html_metadata(envelope: dict) -> dict:
+    env = envelope.get("Envelope") or {}
+    return ((env.get("Payload-Metadata") or {}).get("HTTP-Response-Metadata") or {}).get("HTML-Metadata") or {}
+
+
 def image_links(envelope: dict) -> tuple[str | None, list[tuple[str, str | None]]]:
     """``(page_url, [(absolute image url, alt or None), ...])`` from one parsed WAT record."""
     env = envelope.get("Envelope") or {}
     page_url = (env.get("WARC-Header-Metadata") or {}).get("WARC-Target-URI")
-    html_meta = (((env.get("Payload-Metadata") or {}).get("HTTP-Response-Metadata") or {})
-                 .get("HTML-Metadata") or {})
+    html_meta = _html_metadata(envelope)
     links = html_meta.get("Links") or []
     base = page_url or ""
     head_base = (html_meta.get("Head") or {}).get("Base")
@@ -107,6 +129,8 @@ def parse_wat_record(headers: dict, payload: bytes, counts: Counter) -> tuple[st
         return None, []
     page_url, pairs = image_links(envelope)
     counts["wat_with_images" if pairs else "wat_no_images"] += 1
+    if pairs and page_reserves_tdm(head_metas(_html_metadata(envelope))):
+        pairs = count_reserved(pairs, counts)
     return page_url or headers.get("WARC-Target-URI"), pairs
 
 
