@@ -51,6 +51,7 @@ from .blocklist import DEFAULT_PDQ_MAX_DISTANCE, PDQ_BITS, load_blocklist
 from .downloader import (
     ColumnKinds,
     DownloadConfig,
+    HashCheck,
     Previous,
     check_bbox_column,
     check_hash_column,
@@ -196,8 +197,7 @@ class DownloadOptions:
     def validate(self) -> None:
         """The command line's checks, for library callers too (``UserError`` naming the flag)."""
         check_values(self)
-        if self.verify_hash is not None:
-            parse_hash_check(self.verify_hash)
+        self.hash_check()
         for flag, parse, value in (("--opt-out-signals", parse_signals, self.opt_out_signals),
                                    ("--robots-agents", parse_agents, self.robots_agents),
                                    ("--user-agent", check_user_agent, self.user_agent)):
@@ -236,9 +236,13 @@ class DownloadOptions:
                                user_agent=self.user_agent, signals=parse_signals(self.opt_out_signals),
                                agents=self.agents()),
             encode_quality=self.encode_quality, drop_columns=frozenset(self.drop_columns),
-            verify_hash=parse_hash_check(self.verify_hash) if self.verify_hash is not None else None,
+            verify_hash=self.hash_check(),
             save_exif=self.save_exif, c2pa_constrained=self.c2pa_constrained, blocklist=self.blocklist(),
             blur_bbox_col=self.blur_bbox_col)
+
+    def hash_check(self) -> HashCheck | None:
+        """``--verify-hash`` parsed (``UserError`` naming the flag when malformed), or None."""
+        return parse_hash_check(self.verify_hash) if self.verify_hash is not None else None
 
     def blocklist_identity(self) -> str | None:
         """``--blocklist-hashes`` as a resume compares it: the path and its content's digest (an edited list
@@ -299,9 +303,10 @@ def complete_shard_meta(out: str, shard_id: int, rows: int, input_sha256: str) -
     return meta if whole else None
 
 
-def check_same_settings(options: DownloadOptions, shard_id: int, meta: dict) -> None:
-    """A complete shard made with other image settings stops the run: resuming would mix the two."""
-    written, wanted = meta.get("settings"), options.output_settings()
+def check_same_settings(options: DownloadOptions, shard_id: int, meta: dict, wanted: dict) -> None:
+    """A complete shard made with other image settings (``wanted``: ``options.output_settings()``) stops the
+    run: resuming would mix the two."""
+    written = meta.get("settings")
     if written is None or written == wanted:
         return
     changed = ", ".join(f"--{name.replace('_', '-')} {written.get(name)} (now {value})"
@@ -328,13 +333,13 @@ def read_work(path: str) -> list[InputRow]:
                                strict=True)]
 
 
-def _shard_work(options: DownloadOptions, shard_id: int, rows: list[InputRow], digest: str) -> str:
+def _shard_work(options: DownloadOptions, settings: dict, shard_id: int, rows: list[InputRow], digest: str) -> str:
     """``"done"`` (complete: it stays), ``"write"`` (missing or incomplete) or ``"retry"`` (complete, with
     failures ``--retry-failed`` asks for)."""
     meta = complete_shard_meta(options.out, shard_id, len(rows), digest)
     if meta is None:
         return "write"
-    check_same_settings(options, shard_id, meta)
+    check_same_settings(options, shard_id, meta, settings)
     if options.retry_failed is not None and _has_retryable(options.out, shard_id, options.retry_failed):
         return "retry"
     return "done"
@@ -348,15 +353,16 @@ def plan(options: DownloadOptions) -> Plan:
     rows_in = iter_rows(options.input, strict=options.strict, counts=bad, url_col=options.url_col,
                         caption_col=options.caption_col)
     columns = ColumnKinds(frozenset(options.drop_columns))
+    settings = options.output_settings()       # once: it reads the --blocklist-hashes file
     for shard_id, rows in shard_rows(rows_in, options.samples_per_shard):
         shards, total = shard_id + 1, total + len(rows)
         if shard_id == 0:
-            check_hash_column(rows[0], options.config().verify_hash)
+            check_hash_column(rows[0], options.hash_check())
             check_bbox_column(rows[0], options.blur_bbox_col)
         for row in rows:
             columns.observe(row)
         digest = rows_digest(rows)
-        kind = _shard_work(options, shard_id, rows, digest)
+        kind = _shard_work(options, settings, shard_id, rows, digest)
         if kind == "done":
             continue
         path = fileio.join(work, f"{shard_name(shard_id)}.parquet")

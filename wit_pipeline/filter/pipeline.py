@@ -3,9 +3,9 @@
 ``run_filter(FilterOptions(shards, out, embeddings=..., rules...))`` is one Beam job::
 
     shards --ReadSamples (one shard per element)--> facts: key, clip score, embedding, sha256, region hashes
-      --ClipScore---------> low_clip_score      (threshold: CombineGlobally(TopFraction))
+      --ClipScore---------> low_clip_score      (threshold: ToList of the scores, a quantile)
       --ExactDuplicates---> exact_duplicate     (GroupByKey by sha256)
-      --NearDuplicates----> near_duplicate      (CombineGlobally(NearDuplicateFn): MinHash LSH over the set)
+      --NearDuplicates----> near_duplicate      (ToList of the signatures: MinHash LSH over the set)
       --SemanticDuplicates-> semantic_duplicate (CombineGlobally(KMeansFn) centroids, GroupByKey by cluster)
       --OffDistribution---> off_distribution    (the eval images' nearest centroids)
     drops --CoGroupByKey(shard)--> WriteShard (one shard per element): tar, status parquet, NNNNN_stats.json
@@ -199,48 +199,12 @@ class ReadSamples(beam.DoFn):
 
 # -- the rules, each over what the rules before kept -------------------------------------------------------
 
-class TopFraction(beam.CombineFn):
-    """The CLIP-score threshold that keeps the top fraction of the whole set (all scores are gathered:
-    4 bytes a sample)."""
-
-    def __init__(self, fraction: float):
-        self.fraction = fraction
-
-    def create_accumulator(self):
-        return []
-
-    def add_input(self, accumulator, score):
-        accumulator.append(score)
-        return accumulator
-
-    def merge_accumulators(self, accumulators):
-        return [score for accumulator in accumulators for score in accumulator]
-
-    def extract_output(self, accumulator):
-        return rules.top_fraction_threshold(accumulator, self.fraction)
-
-
-class NearDuplicateFn(beam.CombineFn):
+def _near_duplicates(items: list, threshold: float) -> dict:
     """``(key, region hashes, sample ref)`` of the whole set -> ``{"dropped": {key: (kept, similarity)},
     "pairs": [(ref, ref, similarity)]}`` (the pairs for filter.html)."""
-
-    def __init__(self, threshold: float):
-        self.threshold = threshold
-
-    def create_accumulator(self):
-        return []
-
-    def add_input(self, accumulator, item):
-        accumulator.append(item)
-        return accumulator
-
-    def merge_accumulators(self, accumulators):
-        return [item for accumulator in accumulators for item in accumulator]
-
-    def extract_output(self, accumulator):
-        refs = {key: ref for key, _, ref in accumulator}
-        dropped, pairs = rules.near_duplicates([(key, codes) for key, codes, _ in accumulator], self.threshold)
-        return {"dropped": dropped, "pairs": [(refs[a], refs[b], similarity) for a, b, similarity in pairs]}
+    refs = {key: ref for key, _, ref in items}
+    dropped, pairs = rules.near_duplicates([(key, codes) for key, codes, _ in items], threshold)
+    return {"dropped": dropped, "pairs": [(refs[a], refs[b], similarity) for a, b, similarity in pairs]}
 
 
 class KMeansFn(beam.CombineFn):
@@ -354,9 +318,11 @@ class ApplyRules(beam.PTransform):
                                                                            "value": f["score"]}))
             threshold = None
             if options.clip_score_top is not None:
+                # every score is gathered on one worker for the quantile
                 threshold = pvalue.AsSingleton(facts | "Scores" >> beam.Map(lambda f: f["score"])
-                                               | "TopFraction" >> beam.CombineGlobally(
-                                                   TopFraction(options.clip_score_top)))
+                                               | "AllScores" >> beam.combiners.ToList()
+                                               | "TopFraction" >> beam.Map(rules.top_fraction_threshold,
+                                                                           options.clip_score_top))
                 report.append(threshold.pvalue | "ThresholdForReport" >> beam.Map(
                     lambda t: {"rule": "clip_threshold", "value": t}))
             kept, out = self._split(kept, "ClipScore", beam.ParDo(_clip_rule, threshold, options.clip_score_min))
@@ -369,7 +335,8 @@ class ApplyRules(beam.PTransform):
         if options.dedup == "near":
             found = (kept | "Signatures" >> beam.Filter(lambda f: f["codes"] is not None)
                      | "KeyCodes" >> beam.Map(lambda f: (f["key"], f["codes"], _ref(f)))
-                     | "NearDuplicates" >> beam.CombineGlobally(NearDuplicateFn(options.near_threshold)))
+                     | "AllCodes" >> beam.combiners.ToList()
+                     | "NearDuplicates" >> beam.Map(_near_duplicates, options.near_threshold))
             report.append(found | "NearPairs" >> beam.FlatMap(
                 lambda r: [{"rule": "near", "a": a, "b": b, "value": s} for a, b, s in r["pairs"]]))
             kept, out = self._split(kept, "DropNear", beam.FlatMap(_drop_listed, pvalue.AsSingleton(found),
