@@ -13,8 +13,9 @@ COPY wit_pipeline ./wit_pipeline
 COPY queries ./queries
 COPY dedup ./dedup
 COPY trainer ./trainer
-# The same two steps .ci/run proves: the CPU torch wheel first, then the package.
-RUN pip install torch==2.13.0 && pip install -e .
+# The same two steps .ci/run proves: the CPU torch wheel first, then the package with the word
+# segmenters a worker of a Chinese, Japanese or Thai build needs ([world]: jieba, fugashi + unidic-lite, PyThaiNLP).
+RUN pip install torch==2.13.0 && pip install -e '.[world]'
 
 # Runners start SDK workers with flags only (--id=..., --provision_endpoint=...): those go to the
 # base image's Beam boot binary. Anything else runs as a command, `wit` by default.

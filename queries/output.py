@@ -2,14 +2,15 @@
 
 A queries DIR holds:
 
-* ``queries.parquet``: one row per query, sorted by ``query`` (unique), with
+* ``queries.parquet``: one row per (``lang``, ``query``), sorted by language then query
+  (``query`` is unique per language; ``lang`` is never null: ``en`` for a bare input), with
   ``sources`` (list of ``unigram``/``bigram``/``title``/``wordnet``) and the
   statistics it was admitted on: ``count`` (Wikipedia count of the word or
   bigram), ``pmi`` (bigrams), ``views`` (titles), ``synsets`` (WordNet);
-* ``queries.txt``: the queries, one per line, same order;
+* ``queries.txt``: the distinct queries of every language, one per line, sorted;
 * ``stats.json``: the stage record every stage writes (``wit_pipeline.stage``: ``in`` candidate
   entries, ``out`` rows, ``dropped`` by reason, ...) with entries per source, overlaps, input
-  counts and thresholds beside it.
+  counts, thresholds and ``languages`` (per-language figures) beside it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ MAX_QUERY_BYTES = 4096
 
 SCHEMA = pa.schema([
     ("query", pa.string()),
+    pa.field("lang", pa.string(), nullable=False),
     ("sources", pa.list_(pa.string())),
     ("count", pa.int64()),
     ("pmi", pa.float64()),
@@ -42,11 +44,16 @@ SCHEMA = pa.schema([
 
 
 def write_query_files(rows: list[dict], out: str) -> int:
-    """Write queries.parquet and queries.txt (sorted, atomic); returns the number of rows."""
-    rows = sorted(rows, key=lambda row: row["query"])
+    """Write queries.parquet and queries.txt (sorted, atomic); returns the number of rows.
+
+    A row without ``lang`` (a caller that builds one language) is English's.
+    """
+    rows = sorted(({**row, "lang": row.get("lang") or "en"} for row in rows),
+                  key=lambda row: (row["lang"], row["query"]))
     fileio.makedirs(out)
     fileio.write_parquet_atomic(fileio.join(out, PARQUET_NAME), pa.Table.from_pylist(rows, schema=SCHEMA))
-    fileio.write_text_atomic(fileio.join(out, TEXT_NAME), "".join(row["query"] + "\n" for row in rows))
+    text = sorted({row["query"] for row in rows})
+    fileio.write_text_atomic(fileio.join(out, TEXT_NAME), "".join(query + "\n" for query in text))
     return len(rows)
 
 
@@ -73,7 +80,7 @@ def load_queries(path: str, keep_case: bool = False, skipped: Counter | None = N
     is_dir = os.path.isdir(path) if not fileio.is_remote(path) else fileio.exists(fileio.join(path, PARQUET_NAME))
     skipped = Counter() if skipped is None else skipped
     if is_dir:
-        queries = _short(read_query_table(path).column("query").to_pylist(), skipped)
+        queries = _short(dict.fromkeys(read_query_table(path).column("query").to_pylist()), skipped)   # all langs
     elif format_or_none(path) == "parquet":
         queries = _short((row["query"] for row in iter_table_rows(path, columns=["query"], required=["query"])),
                          skipped)
@@ -134,6 +141,13 @@ def format_stats(stats: dict) -> str:
     lines.append("")
     lines.append(f"candidates {stats['in']:,}: {stats['out']:,} rows, dropped {dropped}"
                  + ("" if stats["accounted"] else " (NOT accounted)"))
+    languages = stats.get("languages", {})
+    if len(languages) > 1:
+        lines.append("")
+        lines.append(f"{'language':<10} {'entries':>10} {'tokens':>12}  thresholds")
+        for lang, figures in languages.items():
+            limits = ", ".join(f"{k} {v}" for k, v in figures["thresholds"].items())
+            lines.append(f"{lang:<10} {figures['entries']:>10,} {figures['tokens']:>12,}  {limits}")
     thresholds = stats.get("thresholds", {})
     if thresholds:
         lines.append("")

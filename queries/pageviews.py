@@ -1,7 +1,9 @@
 """Wikimedia hourly pageview dumps (``pageviews-YYYYMMDD-HH0000.gz``).
 
 Each line is ``domain_code page_title count_views response_size``. Only the
-English Wikipedia's rows count (``en`` desktop and ``en.m`` mobile); titles in a
+rows of the build's languages count: Wikipedia's ``xx`` (desktop) and ``xx.m``
+(mobile) project codes for each language ``xx`` (``view_lang``; English alone:
+``en`` and ``en.m``); titles in a
 namespace (``Talk:``, ``File:``, ``Special:`` ...) are not articles and are
 ignored. Titles are percent-decoded when they are percent-encoded, and use
 underscores for spaces. A line is malformed (counted, skipped) when it has
@@ -17,6 +19,7 @@ from urllib.parse import unquote
 
 from wit_pipeline import fileio
 from wit_pipeline.errors import UserError
+from wit_pipeline.langcodes import normalise
 from wit_pipeline.tables import bounded_lines
 
 from .wikidump import namespace_prefix
@@ -59,6 +62,18 @@ def is_article_view(row: PageviewLine, domains: frozenset[str] = ENGLISH_DOMAINS
     if namespace_prefix(row.title) is not None:
         return "namespace"
     return None
+
+
+def view_lang(row: PageviewLine, langs: frozenset[str]) -> tuple[str, str | None]:
+    """``(lang, None)`` when the row counts towards an article of one of ``langs`` (normalised codes), else
+    ``("", reason)``: project ``xx`` or ``xx.m`` of Wikipedia only (``xx.d``, ``xx.b`` ... are other wikis)."""
+    code, dot, rest = row.domain.partition(".")
+    lang = normalise(code)
+    if (dot and rest != "m") or lang not in langs:
+        return "", "other_wiki"
+    if namespace_prefix(row.title) is not None:
+        return "", "namespace"
+    return lang, None
 
 
 def iter_pageview_file(path: str) -> Iterator[PageviewLine | None]:

@@ -19,6 +19,12 @@ A single page that is not well-formed XML or not UTF-8 is skipped and counted
 (``malformed``, ``undecodable``): the rest of the file is still readable. So is
 a "page" over ``MAX_PAGE_BYTES`` (``too_large``; MediaWiki stores at most 2 MiB
 of wikitext a page): its bytes are let go as they are scanned, never held whole.
+
+A page's namespace is its ``<ns>``. The namespace *names* a wiki uses (``Datei``,
+``ファイル``) are in the file's header, ``<siteinfo><namespaces>``, which only the
+range at offset 0 passes through: ``SiteNamespaces`` reads them from the file's
+start for any range, once, when the range has a page to use them on (see
+``namespaces``). A dump without siteinfo has only the canonical names.
 """
 
 from __future__ import annotations
@@ -28,10 +34,13 @@ import logging
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable, Iterator
 
 from wit_pipeline import fileio
 from wit_pipeline.errors import UserError
+
+from .namespaces import dropped_link_names, normalise_name, parse_siteinfo_namespaces
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +52,9 @@ _PAGE_OPEN = b"<page>"
 _PAGE_CLOSE = b"</page>"
 _DOC_OPEN = b"<mediawiki"
 _DOC_CLOSE = b"</mediawiki>"
+_SITEINFO_OPEN = b"<siteinfo"
+_SITEINFO_CLOSE = b"</siteinfo>"
+SITEINFO_MAX_BYTES = 1 << 20   # a header without </siteinfo> this far in has none to read (real ones: ~5 KB)
 # A bz2 stream header ("BZh" + block size digit) followed by the first block's magic (pi in BCD).
 _BZ2_STREAM_START = re.compile(rb"BZh[1-9]\x31\x41\x59\x26\x53\x59")
 _BZ2_MAGIC_LEN = 10
@@ -113,8 +125,12 @@ def plan_ranges(path: str, size: int, range_bytes: int = DEFAULT_RANGE_BYTES) ->
     return [ReadRange(path, start, min(start + range_bytes, size), kind) for start in range(0, size, range_bytes)]
 
 
-def parse_page(data: bytes) -> Page:
-    """One ``<page>...</page>`` element -> Page (the last revision's text); raises PageSkipped."""
+def parse_page(data: bytes, namespaced: Callable[[str], bool] | None = None) -> Page:
+    """One ``<page>...</page>`` element -> Page (the last revision's text); raises PageSkipped.
+
+    ``namespaced(title)`` tells, for a page without ``<ns>``, whether its title names a namespace
+    (default: one of English Wikipedia's, ``namespace_prefix``).
+    """
     try:
         source = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -128,7 +144,8 @@ def parse_page(data: bytes) -> Page:
     if ns_text is not None and ns_text.strip().lstrip("-").isdigit():
         ns = int(ns_text)
     else:  # very old exports have no <ns>: infer it from the title
-        ns = 0 if namespace_prefix(title) is None else -1
+        is_namespaced = namespaced(title) if namespaced is not None else namespace_prefix(title) is not None
+        ns = -1 if is_namespaced else 0
     revisions = element.findall("revision")
     text = (revisions[-1].findtext("text") or "") if revisions else ""
     redirect = element.find("redirect") is not None or text.lstrip()[:9].upper() == "#REDIRECT"
@@ -363,40 +380,88 @@ class _PageScanner:
         return True
 
 
+def _range_chunks(handle, read_range: ReadRange) -> tuple[Iterator[tuple[bytes, bool]], Callable[[int], str]]:
+    """The byte source of ``read_range`` over an open ``handle`` (raw unless ``whole``), and how an
+    offset in its logical stream is named in messages."""
+    path, start = read_range.path, read_range.start
+    if read_range.kind == "plain":
+        return _plain_chunks(handle, start, read_range.end), lambda offset: f"byte {start + offset}"
+    if read_range.kind == "bz2":
+        return _bz2_chunks(handle, path, start, read_range.end), lambda offset: (
+            f"uncompressed byte {offset} counted from the first bz2 stream at or after byte {start}")
+    return _whole_chunks(_guard_decompression(handle, path)), lambda offset: f"uncompressed byte {offset}"
+
+
 def iter_range_pages(
     read_range: ReadRange,
     on_skip: Callable[[str, str], None] | None = None,
+    site: SiteNamespaces | None = None,
 ) -> Iterator[Page]:
-    """Every page (all namespaces) owned by ``read_range``; skipped pages go to ``on_skip(reason, detail)``."""
+    """Every page (all namespaces) owned by ``read_range``; skipped pages go to ``on_skip(reason, detail)``.
+
+    ``site``: the file's namespace names (read on first use), for the pages of old exports without ``<ns>``.
+    """
     path = read_range.path
-    raw = read_range.kind != "whole"
-    with fileio.open_read(path, decompress=not raw) as handle:
-        if read_range.kind == "plain":
-            chunks = _plain_chunks(handle, read_range.start, read_range.end)
-            base = read_range.start
-
-            def where(offset: int) -> str:
-                return f"byte {base + offset}"
-        elif read_range.kind == "bz2":
-            chunks = _bz2_chunks(handle, path, read_range.start, read_range.end)
-
-            def where(offset: int) -> str:
-                return (f"uncompressed byte {offset} counted from the first bz2 stream at or after "
-                        f"byte {read_range.start}")
-        else:
-            chunks = _whole_chunks(_guard_decompression(handle, path))
-
-            def where(offset: int) -> str:
-                return f"uncompressed byte {offset}"
+    site = site if site is not None else SiteNamespaces(read_range)
+    with fileio.open_read(path, decompress=read_range.kind == "whole") as handle:
+        chunks, where = _range_chunks(handle, read_range)
         for offset, data in scan_pages(chunks, path=path, first_range=read_range.start == 0, where=where):
             try:
                 if data is None:
                     raise PageSkipped("too_large", f"a page longer than {MAX_PAGE_BYTES} bytes")
-                yield parse_page(data)
+                yield parse_page(data, site.is_namespaced)
             except PageSkipped as skipped:
                 log.warning("%s: skipping the page at %s: %s", path, where(offset), skipped)
                 if on_skip is not None:
                     on_skip(skipped.reason, f"{path}: {where(offset)}: {skipped}")
+
+
+def read_site_namespaces(read_range: ReadRange) -> dict[int, str]:
+    """``{key: name}`` of the ``<siteinfo><namespaces>`` at the start of ``read_range``'s file; ``{}`` when the
+    header has none (no ``</siteinfo>`` before the first ``<page>`` or within ``SITEINFO_MAX_BYTES``)."""
+    header = ReadRange(read_range.path, 0, 1, read_range.kind)
+    buf = b""
+    with fileio.open_read(header.path, decompress=header.kind == "whole") as handle:
+        chunks, _ = _range_chunks(handle, header)
+        for chunk, _owned in chunks:
+            buf += chunk
+            close = buf.find(_SITEINFO_CLOSE)
+            opened = buf.find(_SITEINFO_OPEN)
+            page = buf.find(_PAGE_OPEN)
+            if close >= 0 and 0 <= opened < close and (page < 0 or close < page):
+                return parse_siteinfo_namespaces(buf[opened:close + len(_SITEINFO_CLOSE)])
+            if page >= 0 or len(buf) > SITEINFO_MAX_BYTES:
+                break
+    return {}
+
+
+class SiteNamespaces:
+    """The namespace names of one range's dump file, read from the file's header on first use."""
+
+    def __init__(self, read_range: ReadRange):
+        self.read_range = read_range
+        self._link_names: dict[str, frozenset[str]] = {}
+
+    @cached_property
+    def names(self) -> dict[int, str]:
+        """``{key: name}`` from the dump's siteinfo (``{}`` without one)."""
+        return read_site_namespaces(self.read_range)
+
+    @cached_property
+    def _prefixes(self) -> frozenset[str]:
+        return NAMESPACE_PREFIXES | {normalise_name(name) for key, name in self.names.items() if key != 0}
+
+    def is_namespaced(self, title: str) -> bool:
+        """Whether ``title``'s prefix names a namespace: an English one or one of the dump's own."""
+        prefix, colon, _ = title.partition(":")
+        return bool(colon) and normalise_name(prefix) in self._prefixes
+
+    def link_names(self, lang: str) -> frozenset[str]:
+        """The link prefixes dropped in this dump's wikitext (``namespaces.dropped_link_names``)."""
+        names = self._link_names.get(lang)
+        if names is None:
+            names = self._link_names[lang] = dropped_link_names(self.names, lang)
+        return names
 
 
 class _guard_decompression:

@@ -7,10 +7,13 @@ goes. In order:
    ``<gallery>``, ``<syntaxhighlight>``, ...), self-closing ones included.
 2. Templates ``{{...}}`` (nested, parameters ``{{{1}}}`` included) and tables
    ``{| ... |}`` (nested), by a depth-counting scan, not a recursive regex.
-3. Internal links, innermost first: ``[[File:...]]``, ``[[Image:...]]``,
-   ``[[Category:...]]`` and interlanguage links (``[[de:...]]``) are removed
-   with their captions; ``[[target|text]]`` becomes ``text``, ``[[target]]``
-   becomes ``target`` (link trails such as ``[[bus]]es`` join naturally).
+3. Internal links, innermost first: links into the File, Media and Category
+   namespaces (``[[File:...]]``, ``[[Image:...]]``, ``[[Category:...]]``, and
+   in another wiki's dump its own names, ``[[Datei:...]]``, ``[[ファイル:...]]``:
+   ``link_namespaces``, see ``namespaces``) and interlanguage links
+   (``[[de:...]]``) are removed with their captions; ``[[target|text]]``
+   becomes ``text``, ``[[target]]`` becomes ``target`` (link trails such as
+   ``[[bus]]es`` join naturally).
 4. External links ``[http://x text]`` keep ``text``; bare URLs are dropped.
 5. Headings keep their text on a line of their own; list/indent markers,
    bold/italic quotes, remaining HTML tags, magic words (``__TOC__``) and
@@ -27,6 +30,9 @@ from __future__ import annotations
 
 import html
 import re
+from functools import partial
+
+from .namespaces import CANONICAL_LINK_NAMES
 
 # Tags whose whole content is dropped (the content is markup, code or citations, not prose).
 _DROP_TAGS = (
@@ -51,8 +57,6 @@ _ANY_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9]*\b[^>]*>")
 _MAGIC_WORD = re.compile(r"__[A-Z]+__")
 _BLANK_LINES = re.compile(r"\n[ \t]*(?:\n[ \t]*)+")
 
-# Link prefixes whose links are not prose: the link and its caption are dropped.
-_DROPPED_LINK_NAMESPACES = frozenset({"file", "image", "category", "media"})
 # Interlanguage/interwiki prefixes look like language codes: "de", "zh-yue", "simple".
 _LANGUAGE_CODE = re.compile(r"^(?:[a-z]{2,3}(?:-[a-z0-9]+)*|simple)$")
 
@@ -85,7 +89,7 @@ def remove_nested(text: str, tokens: re.Pattern[str], opener: str) -> str:
     return "".join(pieces)
 
 
-def _link_text(match: re.Match[str]) -> str:
+def _link_text(match: re.Match[str], dropped: frozenset[str]) -> str:
     inner = match.group(1)
     target, _, label = inner.partition("|")
     colon_prefixed = target.startswith(":")
@@ -93,7 +97,7 @@ def _link_text(match: re.Match[str]) -> str:
     prefix, has_colon, rest = target.partition(":")
     if has_colon and not colon_prefixed:
         lowered = prefix.strip().lower()
-        if lowered in _DROPPED_LINK_NAMESPACES:
+        if lowered in dropped or ("_" in lowered and lowered.replace("_", " ") in dropped):
             return ""
         if not label and _LANGUAGE_CODE.match(prefix.strip()):
             return ""  # interlanguage link: the article in another language, not text
@@ -105,8 +109,15 @@ def _link_text(match: re.Match[str]) -> str:
     return target
 
 
-def strip_wikitext(text: str) -> str:
-    """Plain prose of a wikitext page; lines are kept so sentence splitting can use them."""
+_CANONICAL_LINK_TEXT = partial(_link_text, dropped=CANONICAL_LINK_NAMES)
+
+
+def strip_wikitext(text: str, link_namespaces: frozenset[str] = CANONICAL_LINK_NAMES) -> str:
+    """Plain prose of a wikitext page; lines are kept so sentence splitting can use them.
+
+    ``link_namespaces``: the lower-cased prefixes whose links are dropped with their captions
+    (``namespaces.dropped_link_names`` of the dump's wiki; the canonical English names by default).
+    """
     if not text:
         return ""
     text = _COMMENT.sub("", text)
@@ -116,8 +127,10 @@ def strip_wikitext(text: str) -> str:
         text = remove_nested(text, _TEMPLATE_TOKENS, "{{")
     if "{|" in text:
         text = remove_nested(text, _TABLE_TOKENS, "{|")
+    link_text = _CANONICAL_LINK_TEXT if link_namespaces is CANONICAL_LINK_NAMES else partial(
+        _link_text, dropped=link_namespaces)
     while "[[" in text:
-        replaced = _INNER_LINK.sub(_link_text, text)
+        replaced = _INNER_LINK.sub(link_text, text)
         if replaced == text:
             break
         text = replaced

@@ -1,4 +1,5 @@
-"""WordNet databases in the ``wndb`` format (``data.noun``, ``data.verb``, ``data.adj``, ``data.adv``).
+"""WordNet databases: Princeton's ``wndb`` format (``data.noun``, ``data.verb``, ``data.adj``, ``data.adv``)
+and the Open Multilingual Wordnet's tab-separated files (``wn-data-LANG.tab``, ``iter_omw_lemmas``).
 
 Read directly, line by line: nltk's reader insists on a ``lexnames`` file that
 Debian's ``wordnet-base`` does not ship. A data line (wndb(5WN)) is::
@@ -11,6 +12,11 @@ the licence header. ``synset_offset`` is the byte offset of the line in its
 file; a mismatch means the file was altered (e.g. line endings converted) and
 is counted. A line longer than ``MAX_LINE_BYTES`` is malformed: skipped unread
 (the offsets after it are then not checked).
+
+An OMW file has a ``#`` header line and one line per fact, ``offset-pos<TAB>type<TAB>value``; the
+lines whose type is ``lemma`` or ``LANG:lemma`` name a lemma of that synset (``def`` and ``exe``
+lines, definitions and examples, are not lemmas and are passed over). Such a file is given as
+``--wordnet LANG=PATH``; ``wordnet_files`` tells the two kinds apart (a directory is wndb).
 """
 
 from __future__ import annotations
@@ -58,6 +64,49 @@ def data_files(directory: str) -> list[str]:
         raise UserError(f"--wordnet {directory!r} has none of {', '.join(DATA_FILES)} (a WordNet 'dict' directory, "
                         f"e.g. /usr/share/wordnet from Debian's wordnet-base)")
     return found
+
+
+_OMW_SYNSET = re.compile(r"^\d{1,10}-[nvasr]$")
+
+
+def wordnet_files(lang: str, path: str) -> list[str]:
+    """The files of one ``--wordnet`` value: a wndb directory's data.* files, or one OMW ``.tab`` file."""
+    if fileio.is_remote(path) or not os.path.isdir(path):
+        if fileio.exists(path):
+            return [path]
+        if lang != "en":
+            raise UserError(f"--wordnet {lang}={path}: no such file (an Open Multilingual Wordnet "
+                            f"wn-data-LANG.tab file, or a wndb directory)")
+    return data_files(path)
+
+
+def parse_omw_line(line: str) -> tuple[str, str] | None | str:
+    """One OMW line -> ``(synset, lemma)``; None for a line that is not a lemma (header, def, exe, blank);
+    an error message for a line of another shape."""
+    if not line.strip() or line.startswith("#"):
+        return None
+    fields = line.split("\t")
+    if len(fields) < 3 or not _OMW_SYNSET.match(fields[0]):
+        return "not offset-pos<TAB>type<TAB>value"
+    kind = fields[1].rsplit(":", 1)[-1]
+    if kind != "lemma":
+        return None
+    lemma = fields[2].strip()
+    return (fields[0], lemma) if lemma else "an empty lemma"
+
+
+def iter_omw_lemmas(path: str) -> Iterator[tuple[str, str] | str]:
+    """``(synset, lemma)`` of every lemma line of one OMW file; a malformed line yields a message naming it."""
+    with fileio.open_read(path) as handle:
+        for number, raw in enumerate(bounded_lines(handle, MAX_LINE_BYTES), start=1):
+            if raw is None:
+                yield f"{os.path.basename(path)}:{number}: a line longer than {MAX_LINE_BYTES} bytes"
+                continue
+            parsed = parse_omw_line(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
+            if isinstance(parsed, str):
+                yield f"{os.path.basename(path)}:{number}: {parsed}"
+            elif parsed is not None:
+                yield parsed
 
 
 def iter_synsets(path: str) -> Iterator[Synset | str]:

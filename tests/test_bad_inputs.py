@@ -334,6 +334,8 @@ CASES += [
     Case("select-query-line-too-long", lambda tmp, request: qcs_select(
         tmp, queries=write(tmp / "q.txt", b"red car\n" + b"a " * (1 << 20) + b"\nhouse\n")), exit=0,
         check=qcs_query_lines_skipped),
+    Case("select-lang-list-with-a-bad-code", lambda tmp, request: [*qcs_select(tmp), "--lang", "en,,de"],
+         message=r"--lang must be 'any', 'all', a language code like 'en' or a comma list like 'en,de,zh'"),
 
     Case("queries-pageview-count-overflows-int64", lambda tmp, request: qcs_queries(
         tmp, "--pageviews", qcs_pageviews(tmp, b"en House 99999999999999999999999999 0")), exit=0,
@@ -351,6 +353,20 @@ CASES += [
          message=r"--wordnet: http\(s\) URLs are not supported"),
     Case("queries-wordnet-missing", lambda tmp, request: qcs_queries(tmp, "--wordnet", str(tmp / "no-wordnet")),
          message=r"--wordnet .*has none of data\.noun"),
+    Case("queries-wordnet-omw-file-missing", lambda tmp, request: qcs_queries(
+        tmp, "--wordnet", f"ja={tmp / 'wn-data-jpn.tab'}"), message=r"--wordnet ja=.*no such file"),
+    Case("queries-wikipedia-lang-without-path", lambda tmp, request: qcs_queries(tmp, "--wikipedia", "zh="),
+         message=r"--wikipedia 'zh=': no path after zh="),
+    Case("queries-lang-thresholds-missing", lambda tmp, request: qcs_queries(
+        tmp, "--lang-thresholds", str(tmp / "none.json")), message=r"--lang-thresholds .*none\.json' is not a file"),
+    Case("queries-lang-thresholds-not-json", lambda tmp, request: qcs_queries(
+        tmp, "--lang-thresholds", write(tmp / "t.json", b"{zh: 5")), message=r"t\.json.*not JSON"),
+    Case("queries-lang-thresholds-unknown-threshold", lambda tmp, request: qcs_queries(
+        tmp, "--lang-thresholds", write(tmp / "t.json", b'{"en": {"min_cnt": 5}}')),
+        message=r"--lang-thresholds: en: unknown threshold\(s\) min_cnt"),
+    Case("queries-lang-thresholds-bad-value", lambda tmp, request: qcs_queries(
+        tmp, "--lang-thresholds", write(tmp / "t.json", b'{"en": {"min_count": 0}}')),
+        message=r"--lang-thresholds: en\.min_count must be a whole number of at least 1, not 0"),
     Case("queries-truncated-bz2-dump", lambda tmp, request: [
         "queries", "build", "--wikipedia", qcs_truncated_bz2(tmp), "--out", str(tmp / "out")],
         message=r"wiki\.xml\.bz2: truncated bz2 stream"),

@@ -25,6 +25,13 @@ def test_demo_runs_end_to_end(tmp_path):
     assert (out / "shards" / "manifest.json").exists()
     assert (out / "overlap" / "overlap.json").exists()
 
+    # Worldwide: one query list over the four dumps, and select --lang all keeps pairs in every language.
+    for step, what in (("queries", "per language"), ("select", "selected per language")):
+        line = next(line for line in result.stdout.splitlines() if line.startswith(f"  {step} ") and what in line)
+        counts = {lang: int(n) for lang, n in re.findall(r"\b([a-z]{2}) (\d+)", line.split(what, 1)[1])}
+        assert set(counts) == {"en", "de", "zh", "ja"}, line
+        assert min(counts.values()) >= 5 and counts["en"] == max(counts.values()), line
+
     # The download step names every opt-out signal's count, and its consent check shows each one refusing.
     from wit_pipeline.sampleweb import FAULTS
     from wit_pipeline.sampleweb.faults import SIGNAL_FAULTS

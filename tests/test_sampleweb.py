@@ -97,7 +97,7 @@ def test_captions_describe_the_drawn_shapes(sample_web):
     assert len(matching) > 120
     assert all(i.shape in i.caption and i.colour in i.caption for i in matching)
     kinds = {i.language for i in sample_web.site.images}
-    assert kinds == {"en", "xx", "boilerplate"}
+    assert kinds == {"en", "xx", "boilerplate", "de", "zh", "ja"}
 
 
 def test_mismatched_captions_describe_another_image_in_colours_this_one_lacks(sample_web):
@@ -446,3 +446,123 @@ def test_consent_web_serves_by_hand_until_interrupted(tmp_path):
         wit.send_signal(signal.SIGINT)
         assert wit.wait(timeout=20) == 0
 
+
+
+# --- the web in German, Chinese and Japanese -------------------------------------------------
+
+
+def test_world_languages_leave_the_english_web_of_a_seed_as_it_was():
+    english, world_too = build_site(4, world_share=0), build_site(4)
+    assert world_too.images[:len(english.images)] == english.images
+    assert world_too.pages[-len(english.pages):] == english.pages
+    assert world_too.eval_images == english.eval_images
+    added = world_too.images[len(english.images):]
+    assert [image.language for image in added] == ["de"] * 10 + ["zh"] * 10 + ["ja"] * 10
+
+
+def test_every_world_alt_text_is_identified_as_its_own_language():
+    import itertools
+
+    from wit_pipeline.langcodes import normalise
+    from wit_pipeline.language import detect_languages
+    from wit_pipeline.sampleweb import world
+    from wit_pipeline.sampleweb.draw import COLOURS, SHAPES
+
+    for lang in world.LANGUAGES:
+        texts = [text for colour, shape, background in itertools.product(COLOURS, SHAPES, COLOURS)
+                 if colour != background for text in world.all_captions(lang, colour, shape, background)]
+        wrong = [(text, got) for text, got in zip(texts, detect_languages(texts), strict=True)
+                 if normalise(got) != lang]
+        assert not wrong, wrong[:5]
+
+
+def test_world_alt_texts_name_the_drawn_colour_and_shape_in_their_language(sample_web):
+    from wit_pipeline.sampleweb import world
+
+    world_images = [image for image in sample_web.site.images if image.language in world.LANGUAGES]
+    assert len(world_images) == 30
+    for image in world_images:
+        assert world.shape_name(image.language, image.shape) in image.caption, image
+        assert world.colour_word(image.language, image.colour) in image.caption.lower(), image
+        assert not image.caption_matches   # the filter's truth counts English pairs only
+
+
+def test_world_pages_are_served_with_their_alt_texts_and_images(sample_web):
+    pages = [page for page in sample_web.site.pages if page.path.startswith(("/de/", "/zh/", "/ja/"))]
+    assert [page.path for page in pages] == [f"/{lang}/page/{i:03d}.html" for lang in ("de", "zh", "ja")
+                                             for i in (0, 1)]
+    with requests.Session() as http:
+        for page in pages:
+            url = sample_web.url(page.path)
+            response = http.get(url, timeout=5)
+            assert response.status_code == 200 and "charset=utf-8" in response.headers["Content-Type"].lower()
+            for tag in page.imgs:
+                if tag.image_id is None:
+                    continue
+                assert f'alt="{tag.alt}"' in response.text
+                src = tag.src.replace("{origin}", sample_web.base_url).replace(
+                    "{authority}", sample_web.base_url.split("://")[1])
+                assert http.get(urljoin(url, src), timeout=5).status_code == 200, (page.path, tag.src)
+
+
+def _dump_pages(path: str) -> dict[str, tuple[int, str]]:
+    import bz2
+    import xml.etree.ElementTree as ET
+
+    ns = {"mw": "http://www.mediawiki.org/xml/export-0.10/"}
+    root = ET.fromstring(bz2.decompress(open(path, "rb").read()))
+    return {page.find("mw:title", ns).text: (int(page.find("mw:ns", ns).text),
+                                             page.find("mw:revision/mw:text", ns).text)
+            for page in root.findall("mw:page", ns)}
+
+
+def test_each_language_has_a_mini_wikipedia_with_its_pageviews(sample_files):
+    import gzip
+
+    from wit_pipeline.sampleweb import world
+
+    assert set(sample_files.wikipedia_by_lang) == {"en", "de", "zh", "ja"}
+    assert sample_files.wikipedia_by_lang["en"] == sample_files.wikipedia[0]
+    views = [line.split(" ") for path in sample_files.pageviews
+             for line in gzip.decompress(open(path, "rb").read()).decode("utf-8").splitlines()]
+    from urllib.parse import unquote
+
+    for lang in world.LANGUAGES:
+        path = sample_files.wikipedia_by_lang[lang]
+        assert os.path.basename(path) == f"{lang}wiki-sample-pages-articles-multistream.xml.bz2"
+        assert os.path.exists(path.replace(".xml.bz2", "-index.txt.bz2"))
+        pages = _dump_pages(path)
+        articles = [title for title, (ns, text) in pages.items() if ns == 0 and not text.startswith("#")]
+        assert len(articles) == 14 and any(ns != 0 for ns, _ in pages.values())
+        text = "".join(text for _, text in pages.values())
+        for shape in ("circle", "square", "diamond"):
+            assert text.count(world.shape_name(lang, shape)) >= 10, (lang, shape)
+        viewed = {unquote(line[1]).replace("_", " ") for line in views if line[0] in (lang, f"{lang}.m")}
+        assert set(articles) <= viewed, (lang, set(articles) - viewed)
+        assert {line[0] for line in views} >= {lang, f"{lang}.m"}
+
+
+def test_each_language_dump_gives_the_queries_its_alt_texts_contain(sample_web, sample_files, tmp_path):
+    """The query list built from the four dumps (the demo's thresholds) names every shape in every language,
+    and every German, Chinese and Japanese alt text of the web matches its shape's query (a whole word in
+    German, a substring in Chinese and Japanese)."""
+    import pyarrow.parquet as pq
+
+    from queries.demo import DEMO_THRESHOLDS
+    from queries.pipeline import QueryOptions, run_queries
+    from wit_pipeline.sampleweb import world
+    from wit_pipeline.sampleweb.draw import SHAPES
+    from wit_pipeline.text import canonical
+
+    run_queries(QueryOptions(wikipedia=[f"{lang}={path}" for lang, path in sample_files.wikipedia_by_lang.items()],
+                             pageviews=list(sample_files.pageviews), out=str(tmp_path), **DEMO_THRESHOLDS))
+    by_lang: dict[str, set[str]] = {}
+    for row in pq.read_table(tmp_path / "queries.parquet", columns=["lang", "query"]).to_pylist():
+        by_lang.setdefault(row["lang"], set()).add(row["query"])
+    assert set(by_lang) == {"en", *world.LANGUAGES}
+    for lang in world.LANGUAGES:
+        assert {canonical(world.shape_name(lang, shape)) for shape in SHAPES} <= by_lang[lang], lang
+    for image in sample_web.site.images:
+        if image.language in world.LANGUAGES:
+            text, query = canonical(image.caption), canonical(world.shape_name(image.language, image.shape))
+            assert f" {query} " in f" {text} " if image.language == "de" else query in text, image

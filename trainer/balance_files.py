@@ -74,7 +74,8 @@ def _counts_digest(counts: dict[str, int]) -> str:
 
 
 def read_counts_file(path: str) -> QueryCounts:
-    """``{query: matched}`` from ``wit select``'s ``query_counts.parquet``; a ``UserError`` for a file that is
+    """``{query: matched}`` from ``wit select``'s ``query_counts.parquet`` (a query string listed for several
+    languages counts their matches together: samples list their queries by string); a ``UserError`` for a file that is
     missing, lacks the columns, or has a count that is not a whole number >= 0."""
     from wit_pipeline.tables import iter_table_rows
 

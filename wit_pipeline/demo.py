@@ -13,9 +13,12 @@ import argparse
 import logging
 import os
 import time
+from collections import Counter
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
+
+import pyarrow.parquet as pq
 
 from .beam import pipeline_options
 from .errors import UserError
@@ -58,6 +61,12 @@ def demo_queries(ctx) -> str:
     ctx.outputs["queries"] = path
     ctx.report("select", "queries", f"no queries step output: {len(words)} queries from the sample vocabulary")
     return path
+
+
+def counts_per_language(path: str) -> str:
+    """``en 120, de 9, ...``: the rows per ``lang`` of a parquet file or directory, most first."""
+    counts = Counter(pq.read_table(path, columns=["lang"]).column("lang").to_pylist())
+    return ", ".join(f"{lang} {n}" for lang, n in sorted(counts.items(), key=lambda c: (-c[1], str(c[0]))))
 
 
 def step_sample_web(ctx: DemoContext) -> None:

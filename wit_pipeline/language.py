@@ -1,4 +1,23 @@
-"""Language identification: langdetect's answers, seeded, for many texts at once.
+"""Language identification for many texts at once: two detectors, one code space.
+
+``detect_languages(texts, seed, batch, detector)`` answers with one code per text in
+``wit_pipeline.langcodes.normalise`` form (``zh``, never ``zh-cn``), or ``"unknown"``, whichever
+detector (``DETECTORS``) answers:
+
+- ``langdetect``: langdetect's own answers, bit for bit, seeded (``--seed``), 55 profiles (its
+  ``zh-cn`` and ``zh-tw`` are both ``zh``: ``LANGDETECT_LANGUAGES``, 54 codes);
+- ``py3langid``: py3langid's naive Bayes classifier (model in its wheel) restricted to the same 54
+  languages, so both detectors route texts to the same query lists; its ``zh`` covers both
+  scripts. It has no randomness: the seed does not affect it. A text without a letter (digits,
+  punctuation, symbols only) or without one of its features is ``"unknown"``, as langdetect says
+  for a featureless text. Its answers are ``LanguageIdentifier.classify``'s, computed for a batch:
+  the byte automaton walks all texts in lockstep in numpy, and one sparse product scores them.
+
+``py3langid`` is the default (``DEFAULT_DETECTOR``, ``--lang-detector``): on short alt texts it is ~30x
+faster than our batched langdetect and more accurate (bench/bench_language_id.py, docs/benchmarks.md);
+``--lang-detector langdetect`` reproduces earlier runs exactly.
+
+The rest of this map is the langdetect port.
 
 langdetect manages only ~700 short texts per second per core, so callers ask
 once per *distinct* text and, in ``wit select``, only for texts that matched a
@@ -24,12 +43,26 @@ import random
 import re
 import sys
 import threading
+import unicodedata
 
 import numpy as np
 from langdetect import detector_factory
 from langdetect.detector import Detector
 from langdetect.lang_detect_exception import LangDetectException
 from langdetect.utils.ngram import NGram
+
+from .errors import UserError
+from .langcodes import normalise
+
+DETECTORS = ("py3langid", "langdetect")
+DEFAULT_DETECTOR = "py3langid"   # faster and more accurate on short alt texts (docs/benchmarks.md)
+UNKNOWN = "unknown"
+# langdetect's 55 profiles in normalised codes (zh-cn and zh-tw are one zh): what both detectors may answer.
+LANGDETECT_LANGUAGES = (
+    "af", "ar", "bg", "bn", "ca", "cs", "cy", "da", "de", "el", "en", "es", "et", "fa", "fi", "fr", "gu", "he",
+    "hi", "hr", "hu", "id", "it", "ja", "kn", "ko", "lt", "lv", "mk", "ml", "mr", "ne", "nl", "no", "pa", "pl",
+    "pt", "ro", "ru", "sk", "sl", "so", "sq", "sv", "sw", "ta", "te", "th", "tl", "tr", "uk", "ur", "vi", "zh",
+)
 
 _lock = threading.Lock()
 _ready = False
@@ -379,31 +412,179 @@ def language_probabilities(texts: list[str], seed: int = 0, batch: int = 512) ->
     return _Lockstep(model, stream, texts, min(batch, len(texts))).run()
 
 
-def detect_languages(texts: list[str], seed: int = 0, batch: int = 512) -> list[str]:
-    """``[detect_language(t, seed) for t in texts]``, with up to ``batch`` texts advanced in lockstep."""
-    langs = _shared(seed)[0].langs
+def _langdetect_answers(texts: list[str], seed: int, batch: int) -> list[str]:
+    """langdetect's answer for each text (normalised codes), up to ``batch`` texts advanced in lockstep."""
+    codes = [normalise(lang) for lang in _shared(seed)[0].langs]
     answers = []
     for prob in language_probabilities(texts, seed, batch):
-        best, best_p = "unknown", Detector.PROB_THRESHOLD
+        best, best_p = UNKNOWN, Detector.PROB_THRESHOLD
         if prob is not None:    # langdetect sorts the languages above the threshold, first on a tie
-            for lang, p in zip(langs, prob.tolist(), strict=True):
+            for code, p in zip(codes, prob.tolist(), strict=True):
                 if p > best_p:
-                    best, best_p = lang, p
+                    best, best_p = code, p
         answers.append(best)
     return answers
 
 
-def detect_language(text: str, seed: int = 0) -> str:
-    """The most probable language code of ``text`` ("en", "fr", ...), or "unknown" when undecidable."""
-    return detect_languages([text], seed)[0]
+# -- py3langid over langdetect's languages, many texts in lockstep -----------------------------------
+_PY3LANGID = "py3langid>=0.4,<0.5"
+_LETTER = re.compile(r"[^\W\d_]")   # a word character that is neither a digit nor "_"
+_FEW_WALKING = 8                    # below this many texts still walking, the rest finish one by one
+
+
+class _Py3Langid:
+    """py3langid's model restricted to ``LANGDETECT_LANGUAGES`` (``set_languages``), as flat arrays.
+
+    The model is a byte automaton (state, byte) -> state whose states may emit one feature, and a
+    naive Bayes table feature -> log-probability per language. A text's scores are
+    ``log1p(count of each feature) @ table + prior``, the largest wins (``classify``).
+    """
+
+    def __init__(self):
+        try:
+            from py3langid import langid
+        except ImportError as exc:
+            raise UserError(f"the py3langid language detector is not installed: pip install '{_PY3LANGID}'") from exc
+        identifier = langid.LanguageIdentifier.from_model_file(langid.MODEL_FILE)
+        identifier.set_languages(LANGDETECT_LANGUAGES)   # py3langid has every one of them, under the same code
+        # A language may own several columns (script variants); the argmax then picks one of them,
+        # which names the same language, as classify's folding of those columns does.
+        self.labels = [normalise(code) for code in identifier.nb_classes]
+        self.table = np.ascontiguousarray(identifier.nb_ptc, dtype=np.float32)   # float32, as classify computes
+        self.prior = np.asarray(identifier.nb_pc, dtype=np.float32)
+        self.next_move = identifier.tk_nextmove          # a stdlib array: fast to index from Python (_walk_one)
+        self.row_base = [row << 8 for row in identifier.tk_row]
+        self.output = identifier.tk_output
+        self.next_move_np = np.frombuffer(self.next_move, dtype=f"u{self.next_move.itemsize}")
+        self.row_base_np = np.asarray(self.row_base, dtype=np.int64)
+        self.output_np = np.asarray(self.output, dtype=np.int64)
+
+    def walk(self, data: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+        """``(text, feature)`` for every feature the automaton emits over each text (``visit_counts``).
+
+        The texts walk byte by byte in lockstep, longest first, so the texts still walking are a
+        prefix; the last few finish in plain Python, so one long text costs no numpy call per byte.
+        """
+        lengths = np.fromiter(map(len, data), dtype=np.int64, count=len(data))
+        order = np.argsort(-lengths, kind="stable")
+        lengths = lengths[order]
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        data = [data[i] for i in order.tolist()]
+        buffer = np.frombuffer(b"".join(data), dtype=np.uint8)
+        states = np.zeros(len(data), dtype=np.int64)
+        texts, features = [], []
+        walking, pos = len(data), 0
+        while True:
+            while walking and lengths[walking - 1] <= pos:
+                walking -= 1
+            if walking < _FEW_WALKING:
+                break
+            moved = self.next_move_np[self.row_base_np[states[:walking]] + buffer[starts[:walking] + pos]]
+            states[:walking] = moved
+            emitted = self.output_np[moved]
+            hit = np.flatnonzero(emitted >= 0)
+            texts.append(hit)
+            features.append(emitted[hit])
+            pos += 1
+        for slot in range(walking):
+            found = self._walk_one(data[slot], pos, int(states[slot]))
+            texts.append(np.full(len(found), slot, dtype=np.int64))
+            features.append(np.asarray(found, dtype=np.int64))
+        if not texts:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+        return order[np.concatenate(texts)], np.concatenate(features)
+
+    def _walk_one(self, text: bytes, pos: int, state: int) -> list[int]:
+        next_move, row_base, output, found = self.next_move, self.row_base, self.output, []
+        for byte in text[pos:]:
+            state = next_move[row_base[state] + byte]
+            if output[state] >= 0:
+                found.append(output[state])
+        return found
+
+    def best(self, data: list[bytes]) -> list[str | None]:
+        """The language of each encoded text; None where the automaton emits no feature."""
+        from scipy.sparse import csr_matrix  # imported here: only this detector needs it
+
+        texts, features = self.walk(data)
+        n_features = len(self.table)
+        keys, counts = np.unique(texts * n_features + features, return_counts=True)
+        rows = keys // n_features
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(data)))])
+        weights = csr_matrix((np.log1p(counts.astype(np.float32)), keys % n_features, indptr),
+                             shape=(len(data), n_features))
+        best = np.asarray(weights @ self.table + self.prior).argmax(axis=1).tolist()
+        found = np.diff(indptr) > 0
+        return [self.labels[b] if f else None for b, f in zip(best, found.tolist(), strict=True)]
+
+
+def _encoded(text: str) -> bytes:
+    """``LanguageIdentifier._encode``: an all-capitals text lower-cased, NFC, UTF-8 (lone surrogates kept)."""
+    if text.isupper():
+        text = text.lower()
+    return unicodedata.normalize("NFC", text).encode("utf8", errors="surrogatepass")
+
+
+_py3langid: _Py3Langid | None = None
+_py3langid_lock = threading.Lock()
+
+
+def _py3langid_model() -> _Py3Langid:
+    """The one restricted py3langid model of this process (loaded on first use, ~1 s; thread-safe)."""
+    global _py3langid
+    if _py3langid is None:
+        with _py3langid_lock:
+            if _py3langid is None:
+                _py3langid = _Py3Langid()
+    return _py3langid
+
+
+def _py3langid_answers(texts: list[str], batch: int) -> list[str]:
+    """py3langid's answer for each text, ``batch`` texts walked at a time; "unknown" for a text with no
+    letter or no feature."""
+    model = _py3langid_model()
+    answers = [UNKNOWN] * len(texts)
+    lettered = [i for i, text in enumerate(texts) if _LETTER.search(text)]
+    for first in range(0, len(lettered), batch):
+        chunk = lettered[first:first + batch]
+        for i, best in zip(chunk, model.best([_encoded(texts[i]) for i in chunk]), strict=True):
+            if best is not None:
+                answers[i] = best
+    return answers
+
+
+def detect_languages(texts: list[str], seed: int = 0, batch: int = 512,
+                     detector: str = DEFAULT_DETECTOR) -> list[str]:
+    """``[detect_language(t, seed, detector) for t in texts]``, ``batch`` texts at a time: each text's
+    language as a ``langcodes.normalise`` code, or "unknown". ``seed`` matters to langdetect only."""
+    if detector == "langdetect":
+        return _langdetect_answers(texts, seed, batch)
+    if detector == "py3langid":
+        return _py3langid_answers(texts, max(1, batch))
+    raise ValueError(f"detector must be one of {', '.join(DETECTORS)}, not {detector!r}")
+
+
+def detect_language(text: str, seed: int = 0, detector: str = DEFAULT_DETECTOR) -> str:
+    """The most probable language code of ``text`` ("en", "zh", ...), or "unknown" when undecidable."""
+    return detect_languages([text], seed, detector=detector)[0]
+
+
+def detector_languages(detector: str) -> tuple[str, ...]:
+    """Every code ``detector`` may answer besides "unknown", sorted (``LANGDETECT_LANGUAGES`` for both)."""
+    if detector == "langdetect":
+        return tuple(sorted({normalise(lang) for lang in _factory().langlist}))
+    if detector == "py3langid":
+        return tuple(sorted(set(_py3langid_model().labels)))
+    raise ValueError(f"detector must be one of {', '.join(DETECTORS)}, not {detector!r}")
 
 
 def detect_language_reference(text: str, seed: int = 0) -> str:
-    """The same decision with langdetect's own (slower) detector: the reference for tests and the bench."""
+    """The same decision with langdetect's own (slower) detector, code normalised: the reference for
+    tests and the bench."""
     detector = _factory().create()
     detector.seed = seed
     try:
         detector.append(text)
-        return detector.detect()
+        return normalise(detector.detect())
     except LangDetectException:
-        return "unknown"
+        return UNKNOWN

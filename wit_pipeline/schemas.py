@@ -6,9 +6,9 @@ keys (``None`` for a missing nullable value).
 
 - ``CANDIDATE_SCHEMA``: one (image URL, text) pair found by ``wit candidates``.
 - ``SELECTED_SCHEMA``: a candidate kept by ``wit select``, plus the queries it
-  matched. ``wit download`` reads ``url`` and ``text`` (and carries the rest as
+  matched, and its ``lang``. ``wit download`` reads ``url`` and ``text`` (and carries the rest as
   provenance).
-- ``QUERY_COUNTS_SCHEMA``: per-query matched/kept/selected counts of ``wit select``.
+- ``QUERY_COUNTS_SCHEMA``: per-(lang, query) matched/kept/selected counts of ``wit select``.
 - ``STATUS_SCHEMA``: one row per *input* row of a ``wit download`` shard (its status parquet):
   ``status`` is ``success`` or one of ``STATUS_REASONS`` (fetch reasons, image checks, ``duplicate``)
   or ``http_<status>``; ``exif`` is the image's EXIF as JSON text (``--save-exif``). The input's other
@@ -47,9 +47,11 @@ CANDIDATE_SCHEMA = pa.schema([
 SELECTED_SCHEMA = pa.schema([
     *CANDIDATE_SCHEMA,
     pa.field("queries", pa.list_(pa.string()), nullable=False),   # every query the text matched, sorted
+    pa.field("lang", pa.string()),      # the text's detected language (langcodes form); null under --lang any
 ])
 
 QUERY_COUNTS_SCHEMA = pa.schema([
+    pa.field("lang", pa.string()),      # the query's language; null for a list without languages
     pa.field("query", pa.string(), nullable=False),
     pa.field("matched", pa.int64(), nullable=False),   # candidate pairs whose text matched the query
     pa.field("kept", pa.int64(), nullable=False),      # pairs kept through this query's own cap

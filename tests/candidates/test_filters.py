@@ -57,6 +57,18 @@ def test_datacomp_basic_thresholds():
     assert clean(URL, "word " * 300, max_chars=0)[2] is None
 
 
+@pytest.mark.parametrize("text", ["长城的美丽照片，第3张", "東京タワーの夜景", "แมวนอนบนโต๊ะ", "長城 photo"])
+def test_texts_in_scripts_without_spaces_count_a_word_per_character(text):
+    assert clean(URL, text)[2] is None
+
+
+def test_few_words_still_drops_short_texts_in_every_script():
+    assert clean(URL, "长城照", min_chars=1)[2] is None              # three characters: three words
+    assert clean(URL, "长城", min_chars=1)[2] == "few_words"
+    assert clean(URL, "café olé", min_chars=1)[2] == "few_words"     # spaced scripts: as before
+    assert clean(URL, "नमस्ते दुनिया", min_chars=1)[2] == "few_words"   # vowel signs sit inside words
+
+
 def test_normalisation_folds_unicode_space_and_entities_but_keeps_case():
     url, text, reason = clean("  http://example.com/x.jpg\n", "Ｒｅｄ\u00a0 circle &amp; the\tSquare\x00 ")
     assert (url, text, reason) == ("http://example.com/x.jpg", "Red circle & the Square", None)

@@ -4,6 +4,7 @@ import gzip
 import re
 
 from wit_pipeline.language import (
+    DETECTORS,
     _factory,
     _Stream,
     detect_language,
@@ -82,10 +83,12 @@ def test_the_shared_stream_draws_what_random_draws():
 
 def test_detection_is_seeded_and_repeatable():
     for text in _texts():
-        assert detect_language(text, 3) == detect_language(text, 3) == detect_language_reference(text, 3)
-    assert detect_language("a large red circle drawn on blue paper") == "en"
-    assert [detect_language(t) for t in FOREIGN_CAPTIONS] == ["fr", "de", "es", "it", "pt"]
-    assert detect_language("") == "unknown"
+        once, again = (detect_language(text, 3, detector="langdetect") for _ in range(2))
+        assert once == again == detect_language_reference(text, 3)
+    for detector in DETECTORS:
+        assert detect_language("a large red circle drawn on blue paper", detector=detector) == "en"
+        assert [detect_language(t, detector=detector) for t in FOREIGN_CAPTIONS] == ["fr", "de", "es", "it", "pt"]
+        assert detect_language("", detector=detector) == "unknown"
 
 
 def test_batched_detection_answers_like_langdetect_text_by_text():
@@ -98,5 +101,5 @@ def test_batched_detection_answers_like_langdetect_text_by_text():
     texts += [" ".join(rng.sample(texts[:20], 2)) for _ in range(40)]     # mixed-language texts too
     for seed in (0, 3):
         expected = [detect_language_reference(t, seed) for t in texts]
-        assert detect_languages(texts, seed, batch=7) == expected          # slots refilled many times
-        assert detect_languages(texts, seed) == expected
+        assert detect_languages(texts, seed, batch=7, detector="langdetect") == expected   # slots refilled often
+        assert detect_languages(texts, seed, detector="langdetect") == expected

@@ -134,3 +134,111 @@ def test_table_source_counts_bad_rows_and_strict_stops_at_the_first(tmp_path, ca
     assert main(argv + ["--strict"]) == 2
     err = capsys.readouterr().err.strip()
     assert f"{table}:2" in err and len(err.splitlines()) == 1
+
+
+# -- batches: the job's elements are lists of raw rows and Arrow tables, with the rows' outcomes unchanged --
+
+def _candidate(url, text, **provenance):
+    from wit_pipeline.schemas import candidate_row, pair_uid
+
+    return dict(candidate_row(url, text, source=provenance.pop("source", "wat"), **provenance),
+                uid=pair_uid(url, text))
+
+
+def test_distinct_table_keeps_the_row_first_by_provenance_keeps_whatever_the_order():
+    import random
+
+    from wit_pipeline.pairs import distinct_table, first_by_provenance
+    from wit_pipeline.schemas import CANDIDATE_SCHEMA
+
+    rng = random.Random(0)
+    rows = [_candidate(f"http://a.example/{rng.randrange(40)}.jpg", "a red circle on white",
+                       page_url=rng.choice([None, "", "http://p/a", "http://p/b"]),
+                       source_file=rng.choice([None, "x.wat.gz", "y.wat.gz"]), creator=rng.choice([None, "é", "z"]))
+            for _ in range(300)]
+    expected = {}
+    for row in rows:
+        expected.setdefault(row["uid"], []).append(row)
+    expected = {uid: first_by_provenance(copies) for uid, copies in expected.items()}
+    for _ in range(3):
+        rng.shuffle(rows)
+        kept = distinct_table(pa.Table.from_pylist(rows, schema=CANDIDATE_SCHEMA)).to_pylist()
+        assert len(kept) == len(expected)
+        # a null and an empty provenance value tie, as in first_by_provenance: compare with nulls as ""
+        assert sorted((row["uid"], *(v or "" for v in row.values())) for row in kept) == sorted(
+            (row["uid"], *(v or "" for v in row.values())) for row in expected.values())
+
+
+def test_parts_are_the_same_bytes_however_the_rows_are_batched(tmp_path):
+    import apache_beam as beam
+
+    from wit_pipeline.parquet_parts import WriteParquetParts, WriteParquetTables
+    from wit_pipeline.schemas import CANDIDATE_SCHEMA
+
+    rows = [_candidate(f"http://a.example/{i}.jpg", f"caption number {i} here", page_url=f"http://p/{i % 7}")
+            for i in range(1000)]
+    with beam.Pipeline() as pipeline:
+        (pipeline | "Rows" >> beam.Create(rows)
+         | "WriteRows" >> WriteParquetParts(str(tmp_path / "rows"), CANDIDATE_SCHEMA, rows_per_part=300))
+        (pipeline | "Tables" >> beam.Create([rows[i:i + 97] for i in range(0, len(rows), 97)])
+         | "ToTables" >> beam.Map(lambda batch: pa.Table.from_pylist(batch, schema=CANDIDATE_SCHEMA))
+         | "WriteTables" >> WriteParquetTables(str(tmp_path / "tables"), CANDIDATE_SCHEMA, rows_per_part=300))
+    parts = _parts(tmp_path / "rows")
+    assert len(parts) == 4 and parts == _parts(tmp_path / "tables")
+    table = pd.read_parquet(tmp_path / "rows")
+    assert sorted(table.uid) == sorted(row["uid"] for row in rows)
+    for name in parts:   # each part sorted by uid
+        uids = pq.read_table(tmp_path / "rows" / name).column("uid").to_pylist()
+        assert uids == sorted(uids)
+
+
+def test_copies_of_a_file_keep_the_smallest_source_file_and_count_the_duplicates(sample_files, tmp_path):
+    import shutil
+
+    first = str(tmp_path / "a.wat.gz")
+    second = str(tmp_path / "b.wat.gz")
+    shutil.copy(sample_files.wat[0], first)
+    shutil.copy(sample_files.wat[0], second)
+    one = run_candidates(CandidateOptions(source="wat", inputs=[first], out=str(tmp_path / "one")))
+    both = run_candidates(CandidateOptions(source="wat", inputs=[second, first], out=str(tmp_path / "both"),
+                                           rows_per_part=7))
+    table = pd.read_parquet(tmp_path / "both" / "parts")
+    assert both["out"] == one["out"] == len(table) and table.uid.is_unique
+    assert both["dropped"]["duplicate"] == one["out"] + one["dropped"]["duplicate"] * 2 and both["accounted"]
+    assert set(table.source_file) == {first}
+    assert sorted(table.uid) == sorted(pd.read_parquet(tmp_path / "one" / "parts").uid)
+
+
+def test_a_batched_read_keeps_the_rows_read_before_a_file_turns_out_damaged():
+    import apache_beam as beam
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from wit_pipeline.candidates.sources import ReadFilesFn
+    from wit_pipeline.schemas import candidate_row
+
+    def read(path, options, counts):
+        for i in range(5):
+            yield candidate_row(f"http://a.example/{path}/{i}.jpg", "text", source="wat")
+        if path == "broken":
+            raise OSError("cut off")
+
+    with beam.Pipeline() as pipeline:
+        batches = pipeline | beam.Create(["good", "broken"]) | beam.ParDo(ReadFilesFn(read, None, batch_rows=2))
+        assert_that(batches | beam.Map(len), equal_to([2, 2, 1, 2, 2, 1]))
+
+
+def test_many_inputs_de_duplicate_row_by_row_with_the_same_parts(sample_files, tmp_path, monkeypatch):
+    import shutil
+
+    from wit_pipeline import pairs
+
+    inputs = []
+    for name in ("a", "b"):
+        inputs.append(str(tmp_path / f"{name}.wat.gz"))
+        shutil.copy(sample_files.wat[0], inputs[-1])
+    bucketed = run_candidates(CandidateOptions(source="wat", inputs=inputs, out=str(tmp_path / "tables")))
+    monkeypatch.setattr(pairs, "MAX_BUCKETS", 4)   # two inputs now count as "many": DedupPairs on rows
+    assert pairs.dedup_buckets(2) is None
+    by_row = run_candidates(CandidateOptions(source="wat", inputs=inputs, out=str(tmp_path / "rows")))
+    assert _parts(tmp_path / "rows" / "parts") == _parts(tmp_path / "tables" / "parts")
+    assert by_row["dropped"] == bucketed["dropped"] and by_row["dropped"]["duplicate"] > 0

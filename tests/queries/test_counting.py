@@ -10,7 +10,7 @@ def test_words_and_bigrams_within_sentences_only():
     assert tokens == 7
     assert unigrams == Counter({"red": 2, "circle": 1, "square": 1, "blue": 2, "sky": 1})
     # "circle red", "square blue" would cross a sentence end: not counted.
-    assert bigrams == Counter({"red circle": 1, "red square": 1, "blue blue": 1, "blue sky": 1})
+    assert bigrams == Counter({"red\tcircle": 1, "red\tsquare": 1, "blue\tblue": 1, "blue\tsky": 1})
 
 
 def test_keep_case():
@@ -35,7 +35,7 @@ def test_title_query_drops_disambiguator_and_underscores():
 
 def test_merge_and_summarize():
     row = merge_entry("red", [("wordnet", 2), ("unigram", 7), ("title", 90)])
-    assert row == {"query": "red", "sources": ["unigram", "title", "wordnet"], "count": 7, "pmi": None,
+    assert row == {"query": "red", "lang": "en", "sources": ["unigram", "title", "wordnet"], "count": 7, "pmi": None,
                    "views": 90, "synsets": 2}
     summary = summarize_sources([row, merge_entry("red circle", [("bigram", (3, 4.5))])])
     assert summary["entries"] == 2

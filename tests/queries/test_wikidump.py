@@ -164,3 +164,67 @@ def test_scanner_stops_at_the_first_page_starting_in_bytes_it_does_not_own(tmp_p
     chunks = [(data[:fourth - 3], True), (data[fourth - 3:], False)]
     pages = list(scan_pages(iter(chunks), path="d.xml", first_range=True, where=str))
     assert len(pages) == 3 and b"Page 2" in pages[-1][1]
+
+
+SITEINFO = ('<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" xml:lang="de">\n  <siteinfo>\n'
+            '    <sitename>Wikipedia</sitename>\n    <namespaces>\n      <namespace key="0" case="first-letter" />\n'
+            '      <namespace key="-2" case="first-letter">Medium</namespace>\n'
+            '      <namespace key="1" case="first-letter">Diskussion</namespace>\n'
+            '      <namespace key="6" case="first-letter">Datei</namespace>\n'
+            '      <namespace key="14" case="first-letter">Kategorie</namespace>\n    </namespaces>\n  </siteinfo>\n')
+DE_SITE = {-2: "Medium", 1: "Diskussion", 6: "Datei", 14: "Kategorie"}
+
+
+def _write_gz(path: str, text: str) -> str:
+    import gzip
+
+    with gzip.open(path, "wb") as handle:
+        handle.write(text.encode("utf-8"))
+    return path
+
+
+def _bz2_streams(parts: list[str]) -> bytes:
+    import bz2
+
+    return b"".join(bz2.compress(part.encode("utf-8")) for part in parts)
+
+
+def test_every_range_reads_the_namespace_names_of_its_file_header(tmp_path):
+    body = "".join(_pages(30)) + "</mediawiki>\n"
+    plain = tmp_path / "d.xml"
+    plain.write_text(SITEINFO + body, encoding="utf-8")
+    multistream = tmp_path / "d.xml.bz2"   # Wikimedia's layout: the header is a stream of its own
+    multistream.write_bytes(_bz2_streams([SITEINFO, *_pages(30), "</mediawiki>\n"]))
+    gz = _write_gz(str(tmp_path / "d.xml.gz"), SITEINFO + body)
+    for path in (str(plain), str(multistream), gz):
+        ranges = plan_ranges(path, os.path.getsize(path), 300)
+        assert len(ranges) > 1 or path == gz
+        assert [wikidump.read_site_namespaces(r) for r in ranges] == [DE_SITE] * len(ranges)
+
+
+def test_a_header_without_namespaces_or_siteinfo_has_no_names(tmp_path):
+    bare = write_plain(str(tmp_path / "bare.xml"), _pages(2))   # <siteinfo> without <namespaces>
+    none = tmp_path / "none.xml"
+    none.write_bytes(HEADER_BYTES + "".join(_pages(2)).encode() + b"</mediawiki>\n")
+    late = tmp_path / "late.xml"   # a <siteinfo> after the first page is no header
+    late.write_text(HEADER_BYTES.decode() + _pages(1)[0] + SITEINFO.split("\n", 1)[1] + "</mediawiki>\n")
+    for path in (bare, str(none), str(late)):
+        assert wikidump.read_site_namespaces(plan_ranges(path, os.path.getsize(path))[0]) == {}
+
+
+def test_a_malformed_siteinfo_falls_back_to_the_canonical_names(tmp_path, caplog):
+    path = tmp_path / "d.xml"
+    path.write_text(SITEINFO.replace("</namespaces>", "</namespaces") + "".join(_pages(2)) + "</mediawiki>\n")
+    assert wikidump.read_site_namespaces(plan_ranges(str(path), os.path.getsize(path))[0]) == {}
+    assert "not well-formed" in caplog.text
+    assert [p.title for p in iter_pages(str(path))] == ["Page 0", "Page 1"]
+
+
+def test_a_page_without_ns_is_namespaced_by_the_dump_names_too(tmp_path):
+    pages = ["  <page><title>Diskussion:Katze</title><revision><text>x</text></revision></page>\n",
+             "  <page><title>Talk:Katze</title><revision><text>x</text></revision></page>\n",
+             "  <page><title>Katze: Ein Tier</title><revision><text>x</text></revision></page>\n"]
+    path = tmp_path / "old.xml"
+    path.write_text(SITEINFO + "".join(pages) + "</mediawiki>\n", encoding="utf-8")
+    assert [(p.title, p.ns) for p in iter_pages(str(path))] == [
+        ("Diskussion:Katze", -1), ("Talk:Katze", -1), ("Katze: Ein Tier", 0)]

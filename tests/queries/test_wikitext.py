@@ -27,3 +27,12 @@ def test_external_links_urls_headings_lists_quotes_tags_and_entities():
 def test_unclosed_template_does_not_swallow_the_page():
     assert strip_wikitext("Before {{broken template and after text") == "Before {{broken template and after text"
     assert strip_wikitext("stray }} closer stays") == "stray }} closer stays"
+
+
+def test_links_in_the_given_namespaces_are_dropped_whatever_their_case_or_underscores():
+    german = frozenset({"file", "image", "media", "category", "datei", "bild", "kategorie", "tập tin"})
+    text = ("Eine [[Katze]]. [[Datei:Foo.jpg|mini|Ein Bild]] [[KATEGORIE:Tiere]] [[bild:X.png|links]] "
+            "[[Tập_tin:Y.jpg|nhỏ]] [[:Kategorie:Tiere|alle Tiere]] [[Vorlage:Z|zeta]]")
+    assert strip_wikitext(text, german).split() == ["Eine", "Katze.", "alle", "Tiere", "zeta"]
+    # Without them only the canonical names go: a German file link shows its caption.
+    assert "Bild" in strip_wikitext(text).split()

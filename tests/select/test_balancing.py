@@ -2,6 +2,7 @@
 
 import random
 
+import numpy as np
 import pytest
 
 from wit_pipeline.select.balancing import keep_probabilistic, keep_probability, pair_rank, select_top
@@ -46,3 +47,30 @@ def test_probabilistic_rule_follows_metaclip():
     assert abs(kept - 1000) < 4 * (20_000 * 0.05 * 0.95) ** 0.5        # p = 100/2000: ~1000 ± 4σ
     assert [keep_probabilistic(u, [2000], 100, 5) for u in rng_uids[:50]] == \
            [keep_probabilistic(u, [2000], 100, 5) for u in rng_uids[:50]]
+
+
+def test_rank_thresholds_give_the_pure_top_rule():
+    from wit_pipeline.select.balancing import GatherIncidences, top_thresholds
+
+    matches = _matches()
+    names = ["head", "mid", "other", "tail"]
+    entries = [(names.index(q), pair_rank(uid, 3)) for uid, queries in matches.items() for q in queries]
+    gather = GatherIncidences(50)
+    gather.PRUNE_AT = 100                                            # prune on the way, as a large job does
+    acc = gather.create_accumulator()
+    for k in range(0, len(entries), 37):
+        chunk = entries[k:k + 37]
+        acc = gather.add_input(acc, (np.array([e for e, _r in chunk]), np.array([r for _e, r in chunk], np.uint64)))
+    ids, ranks = gather.extract_output(acc)
+    matched = np.bincount([e for e, _r in entries], minlength=4)
+    limits = top_thresholds(ids, ranks, matched, np.full(4, 50)).tolist()
+    kept = {uid: sorted(q for q in queries if pair_rank(uid, 3) <= limits[names.index(q)])
+            for uid, queries in matches.items()}
+    assert {uid: qs for uid, qs in kept.items() if qs} == select_top(matches, 50, seed=3)
+
+
+def test_per_query_caps_reduce_to_metaclips_single_cap():
+    from wit_pipeline.select.balancing import keep_probability_each
+
+    assert keep_probability_each([1000, 400], [100, 100]) == keep_probability([1000, 400], 100)
+    assert keep_probability_each([1000, 400], [100, 400]) == 1.0   # one query within its own cap

@@ -77,7 +77,8 @@ def test_top_selection_matches_the_pure_rule_and_reports_counts(candidates, tmp_
     assert stats["dropped"]["no_match"] == len(rows) - len(matches)
     counts = pd.read_parquet(os.path.join(out, "query_counts.parquet")).set_index("query")
     assert set(counts.index) == set(QUERIES)                            # zero-match queries listed too
-    assert counts.loc["never seen"].tolist() == [0, 0, 0]
+    assert counts.loc["never seen", ["matched", "kept", "selected"]].tolist() == [0, 0, 0]
+    assert counts.lang.isna().all()                                     # a plain list has no languages
     assert counts.loc["dog", "matched"] > 40 and counts.loc["dog", "kept"] == 40
     assert counts.loc["zebra crossing", "kept"] == counts.loc["zebra crossing", "matched"] > 0
     assert (counts.kept <= 40).all() and (counts.selected >= counts.kept).all()

@@ -1,23 +1,38 @@
-"""The selection graph's composite transforms, each on a few in-memory rows (no files, no sample web)."""
+"""The selection graph's steps, each on a few in-memory rows or records (no sample web)."""
+
+import pickle
 
 import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from wit_pipeline.beam import job_counters
-from wit_pipeline.schemas import candidate_row, pair_uid
+from wit_pipeline.schemas import CANDIDATE_SCHEMA, candidate_row, pair_uid
 from wit_pipeline.select import matching
-from wit_pipeline.select.balancing import CapPerQuery
-from wit_pipeline.select.matching import QueryMatcher
-from wit_pipeline.select.pipeline import CountPerQuery, KeepSelected, MatchQueries, OnePerPair, query_count_rows
+from wit_pipeline.select.balancing import pair_rank
+from wit_pipeline.select.matching import QueryIndex
+from wit_pipeline.select.pipeline import (
+    CapFn,
+    DecideFn,
+    IndexSpec,
+    MatchFileFn,
+    packed,
+    query_count_rows,
+    texts_of_bucket,
+)
 
-QUERIES = "memory:queries"   # a cache key only: the matcher is put in the cache, no file is read
+QUERIES = "memory:queries"   # a cache key only: the index is put in the cache, no file is read
+SPEC = IndexSpec(QUERIES, "word", False, None)
 
 
-@pytest.fixture
-def matcher(monkeypatch):
-    monkeypatch.setitem(matching._cache, (QUERIES, "word", False), QueryMatcher(["red", "red car", "dog"]))
+@pytest.fixture(autouse=True)
+def index(monkeypatch):
+    monkeypatch.setitem(matching._cache, ("index", QUERIES, "word", False, None),
+                        QueryIndex({None: ["red", "red car", "dog"]}))
 
 
 def _row(url, text, **provenance):
@@ -30,57 +45,65 @@ def _run(pipeline):
     return job_counters(result, "select")
 
 
-def test_match_queries_attaches_every_match_and_counts_the_rest(matcher):
+def test_match_file_gives_compact_records_of_matched_rows_and_counts_the_rest(tmp_path):
     rows = [_row("http://a/1.jpg", "A red car parked outside"), _row("http://a/2.jpg", "a dog"),
             _row("http://a/3.jpg", "nothing to see here")]
+    pq.write_table(pa.Table.from_pylist(rows, schema=CANDIDATE_SCHEMA), tmp_path / "c.parquet")
     pipeline = TestPipeline()
-    out = pipeline | beam.Create(rows) | MatchQueries(QUERIES, "word", False)
-    assert_that(out, equal_to([dict(rows[0], queries=["red", "red car"]), dict(rows[1], queries=["dog"])]))
+    records = (pipeline | beam.Create([(7, str(tmp_path / "c.parquet"))])
+               | beam.ParDo(MatchFileFn(SPEC, strict=False)) | beam.FlatMap(lambda item: pickle.loads(item[1]))
+               | beam.Map(lambda record: (record[0], record[3], record[4], record[5])))
+    # entry ids in (lang, query) order: dog 0, red 1, red car 2
+    assert_that(records, equal_to([("A red car parked outside", 7, 0, [1, 2]), ("a dog", 7, 1, [0])]))
     counts = _run(pipeline)
-    assert (counts["matched"], counts["dropped_no_match"]) == (2, 1)
+    assert (counts["in"], counts["matched"], counts["dropped_no_match"]) == (3, 2, 1)
 
 
-def test_one_per_pair_keys_one_copy_of_each_pair_by_uid():
-    rows = [_row("http://a/1.jpg", "a red car", page_url=p) for p in ("http://p/b", "http://p/a")]
-    rows += [_row("http://a/2.jpg", "una estrella azul sobre un fondo blanco")]
-    with TestPipeline() as pipeline:
-        out = pipeline | beam.Create(rows) | OnePerPair("any", 0)
-        assert_that(out, equal_to([(rows[1]["uid"], rows[1]), (rows[2]["uid"], rows[2])]))
+def _record(row, number, ids):
+    from wit_pipeline.pairs import provenance_key
+
+    return (row["text"], row["uid"], provenance_key(row), 0, number, ids)
 
 
-def test_one_per_pair_with_a_language_drops_other_languages():
-    rows = [_row("http://a/1.jpg", "a red car parked in the street"),
-            _row("http://a/2.jpg", "una estrella azul sobre un fondo blanco")]
+def test_decide_keeps_one_copy_of_each_pair_the_smallest_provenance():
+    copies = [_row("http://a/1.jpg", "a red car", page_url=p) for p in ("http://p/b", "http://p/a")]
+    other = _row("http://a/2.jpg", "una estrella azul sobre un fondo blanco")
+    bucket = [_record(copies[0], 0, [1]), _record(copies[1], 1, [1]), _record(other, 2, [1])]
     pipeline = TestPipeline()
-    out = pipeline | beam.Create(rows) | OnePerPair("en", 0)
-    assert_that(out, equal_to([(rows[0]["uid"], rows[0])]))
-    assert _run(pipeline)["dropped_lang"] == 1
+    out = (pipeline | beam.Create([[texts_of_bucket((0, [packed(bucket)]))]])
+           | beam.ParDo(DecideFn(SPEC, "any", 0)) | beam.FlatMap(lambda batch: batch))
+    assert_that(out, equal_to([(copies[0]["uid"], pair_rank(copies[0]["uid"]), None, [1], 0, 1),
+                               (other["uid"], pair_rank(other["uid"]), None, [1], 0, 2)]))
+    assert _run(pipeline)["dropped_duplicate"] == 1
 
 
-def test_keep_selected_joins_kept_uids_back_and_counts_the_capped():
-    rows = [("u1", {"uid": "u1"}), ("u2", {"uid": "u2"})]
+def test_decide_with_a_language_drops_the_others_and_tags_the_kept():
+    english = _row("http://a/1.jpg", "a red car parked in the street")
+    spanish = _row("http://a/2.jpg", "una estrella azul sobre un fondo blanco y un perro rojo")
+    bucket = [_record(english, 0, [1]), _record(spanish, 1, [1])]
     pipeline = TestPipeline()
-    by_uid = pipeline | "Rows" >> beam.Create(rows)
-    kept = pipeline | "Kept" >> beam.Create([("u2", ["red"])])
-    assert_that({"rows": by_uid, "kept": kept} | KeepSelected(), equal_to([{"uid": "u2"}]))
+    out = (pipeline | beam.Create([[texts_of_bucket((0, [packed(bucket)]))]])
+           | beam.ParDo(DecideFn(SPEC, "en", 0)) | beam.FlatMap(lambda batch: batch)
+           | beam.Map(lambda survivor: (survivor[0], survivor[2])))
+    assert_that(out, equal_to([(english["uid"], "en")]))
     counts = _run(pipeline)
-    assert (counts["out"], counts["dropped_cap"]) == (1, 1)
+    assert (counts["dropped_lang"], counts["lang_detect_calls"]) == (1, 2)
 
 
-def test_cap_per_query_keeps_at_most_cap_per_query():
-    pairs = [(f"u{i}", ["red"]) for i in range(5)] + [("v", ["dog"])]
-    with TestPipeline() as pipeline:
-        capped = pipeline | beam.Create(pairs) | CapPerQuery(2, seed=0, balance="top")
-        assert_that(capped["matched"], equal_to([("red", 5), ("dog", 1)]), label="Matched")
-        assert_that(capped["kept_counts"], equal_to([("red", 2), ("dog", 1)]), label="KeptCounts")
+def test_cap_keeps_ranks_within_a_threshold_and_counts_the_capped():
+    survivors = [("u1", 5, None, [0], 3, 10), ("u2", 9, None, [0, 1], 3, 11), ("u3", 20, None, [0], 4, 0)]
+    limits = (np.array([9, 2**64 - 1], dtype=np.uint64), np.array([2, 2]))
+    pipeline = TestPipeline()
+    out = (pipeline | beam.Create([survivors])
+           | beam.ParDo(CapFn("top", 2), beam.pvalue.AsSingleton(pipeline | "L" >> beam.Create([limits])))
+           .with_outputs("counts", main="kept"))
+    assert_that(out["kept"], equal_to([(3, [(10, None, [0]), (11, None, [0, 1])])]), label="Kept")
+    assert_that(out["counts"] | beam.Map(lambda a: a.tolist()), equal_to([[[2, 1], [2, 1]]]), label="Counts")
+    assert _run(pipeline)["dropped_cap"] == 1
 
 
-def test_count_per_query_gathers_the_three_counts_of_each_query():
-    with TestPipeline() as pipeline:
-        counts = {"matched": pipeline | "M" >> beam.Create([("red", 5), ("dog", 1)]),
-                  "kept": pipeline | "K" >> beam.Create([("red", 2), ("dog", 1)]),
-                  "selected": pipeline | "S" >> beam.Create([("red", 3)])}
-        rows = counts | CountPerQuery() | beam.Map(query_count_rows, ["red", "dog", "cat"])
-        assert_that(rows, equal_to([[{"query": "red", "matched": 5, "kept": 2, "selected": 3},
-                                     {"query": "dog", "matched": 1, "kept": 1, "selected": 0},
-                                     {"query": "cat", "matched": 0, "kept": 0, "selected": 0}]]))
+def test_query_count_rows_lists_every_entry_heaviest_first():
+    index = QueryIndex({"en": ["red", "dog"], "de": ["hund"], None: ["cat"]})
+    rows = query_count_rows(index, np.array([0, 1, 5, 5]), np.array([[0, 1, 2, 3], [0, 1, 3, 2]]))
+    assert [(r["lang"], r["query"], r["matched"], r["selected"]) for r in rows] == [
+        ("en", "dog", 5, 3), ("en", "red", 5, 2), ("de", "hund", 1, 1), (None, "cat", 0, 0)]

@@ -234,7 +234,7 @@ def test_counts_from_the_shards_are_cached_for_that_shard_list(small_set, tmp_pa
 def test_counts_file_uses_selects_matched_column(small_set, tmp_path):
     shards, _ = small_set
     path = tmp_path / "query_counts.parquet"
-    pq.write_table(pa.table({"query": ["alpha", "beta"], "matched": [5000, 40], "kept": [30, 30],
+    pq.write_table(pa.table({"lang": [None, None], "query": ["alpha", "beta"], "matched": [5000, 40], "kept": [30, 30],
                              "selected": [31, 30]}, schema=QUERY_COUNTS_SCHEMA), path)
     assert read_counts_file(str(path)).counts == {"alpha": 5000, "beta": 40}
     out = tmp_path / "run"

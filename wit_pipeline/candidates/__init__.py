@@ -6,6 +6,7 @@
 - ``filters.py``: text clean-up and the per-pair filter registry ``PAIR_FILTERS`` (pure, each
   switchable, each with its drop reason).
 - ``pipeline.py``: ``CandidateOptions`` (every flag) and the Beam job ``run_candidates``, built from
-  ``ReadSource``, ``CleanAndFilterPairs`` and ``wit_pipeline.pairs``' ``DedupPairs`` / ``LanguageAndDedup``.
+  ``ReadSourceBatches``, ``CleanAndFilterBatches`` and ``wit_pipeline.pairs``' ``DedupTables`` /
+  ``LanguageAndDedup`` (batches of rows, not rows, as elements).
 - ``cli.py``: the command; ``demo.py``: the ``wit demo`` step.
 """

@@ -11,7 +11,9 @@ are the registry ``PAIR_FILTERS`` (name, predicate), run in this order; ``FILTER
 ``empty_text``      no text at all (missing or empty alt)
 ``boilerplate``     the text is a file name (``IMG_1234.JPG``), a camera name or a stock word ("logo", "image")
 ``too_short``       fewer than ``min_chars`` characters (default 6: DataComp's "more than 5")
-``few_words``       fewer than ``min_words`` words (default 3: DataComp's "more than 2")
+``few_words``       fewer than ``min_words`` words (default 3: DataComp's "more than 2"); words are counted by
+                    ``segment.count_words``: in scripts written without spaces (Han, kana, Thai ...) each
+                    character is a word, so ``长城的美丽照片，第3张`` has ten
 ``too_long``        more than ``max_chars`` characters (default 1000)
 ==================  ==========================================================
 
@@ -32,7 +34,8 @@ from typing import Callable
 from urllib.parse import urlsplit
 
 from ..errors import UserError
-from ..text import normalize_text, words
+from ..segment import count_words
+from ..text import normalize_text
 
 MAX_URL_CHARS = 4096
 _HTTP_HOST = re.compile(r"https?://([^/?#]*)")
@@ -136,7 +139,7 @@ def is_too_short(url: str, text: str, config: FilterConfig) -> bool:
 
 
 def has_few_words(url: str, text: str, config: FilterConfig) -> bool:
-    return config.min_words > 0 and len(words(text)) < config.min_words
+    return config.min_words > 0 and count_words(text) < config.min_words
 
 
 def is_too_long(url: str, text: str, config: FilterConfig) -> bool:

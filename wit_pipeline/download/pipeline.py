@@ -9,9 +9,13 @@ them with Beam, and writes the manifest and ``stats.json``.
    It also types the carried input columns over every row (``ColumnKinds``), so
    every shard's status parquet gets the same schema.
 2. **Download** (Beam): ``Create(shards) | Reshuffle | ParDo(DownloadShard)``; a
-   shard is the unit of work, each worker holds one guarded session and a
-   thread pool. ``--processes N`` is the DirectRunner's worker count (the
-   shared Beam wiring, ``wit_pipeline.beam``).
+   shard is the unit of work, each worker (``ShardWorker``) holds one guarded
+   session and a thread pool. ``--processes N`` is the DirectRunner's worker
+   count (the shared Beam wiring, ``wit_pipeline.beam``); where that runner would
+   start N worker processes (its multi-process mode), the job runs in memory and
+   ``DownloadShard`` forks the N workers from the driver instead
+   (``local_worker_processes``: no new interpreter importing Beam per worker).
+   Other runners and running modes run ``DownloadShard`` in their own workers.
 3. **Drop duplicates** (optional, Beam): successes grouped by sha256 of the
    original bytes; all but the lowest key become ``duplicate`` and leave their tar.
 4. **Manifest and stats**: ``manifest.json`` (``wit_pipeline.shardset``: every shard's
@@ -30,17 +34,21 @@ import dataclasses
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 import shutil
+import signal
 import time
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import apache_beam as beam
 import pyarrow as pa
+from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
 
 from .. import USER_AGENT, __version__, fileio
-from ..beam import counter
+from ..beam import counter, pipeline_options
 from ..consent import check_user_agent, consent_file_counts, obeyed_agents, parse_agents, parse_signals
 from ..errors import UserError
 from ..options import check_values, option
@@ -134,8 +142,8 @@ class DownloadOptions:
     image_size: int = option(256, help="output side in pixels (default 256)", minimum=1)
     resize_mode: str = option("border", help="img2dataset's resize modes (default border)", choices=RESIZE_MODES)
     samples_per_shard: int = option(10000, help="input rows per shard (default 10000)", minimum=1)
-    processes: int | None = option(None, help="worker processes (Beam DirectRunner workers; default: one per core)",
-                                   minimum=1)
+    processes: int | None = option(None, help="worker processes (the DirectRunner's workers, forked from the driver; "
+                                   "default: one per core)", minimum=1)
     threads: int = option(32, help="download threads per process (default 32)", minimum=1)
     timeout: float = option(10.0, help="connect and read timeout in seconds (default 10)", above=0, maximum=3600)
     retries: int = option(2, help="retries on timeouts, connection errors, 429 and 5xx, with backoff (default 2)",
@@ -375,39 +383,18 @@ def plan(options: DownloadOptions) -> Plan:
 
 # -- 2. download ----------------------------------------------------------------------------------------
 
-class DownloadShard(beam.DoFn):
-    """Downloads whole shards; one guarded session (DNS cache, keep-alive pool) per worker.
-
-    Counters (this run's shards): ``in`` rows, ``out`` samples, ``dropped_<status>`` failed rows,
-    ``shards_written``, ``signal_file_<file>_<outcome>`` origins whose robots.txt/tdmrep.json/ai.txt was read
-    (``consent.FILE_OUTCOMES``; the worker's cache lives as long as the worker).
-    """
+class ShardWorker:
+    """What one download worker holds: one guarded session (DNS cache, keep-alive pool) and its origins'
+    signal files, for every shard it writes."""
 
     def __init__(self, out: str, config: DownloadConfig, retry_failed: tuple[str, ...] | None, settings: dict):
         self.out, self.config, self.retry_failed, self.settings = out, config, retry_failed, settings
-        self.session = None
+        self.session = open_session(config.fetch)
+        self.origins = open_origin_signals(self.session, config.fetch)
 
-    def setup(self):
-        self.session = open_session(self.config.fetch)
-        self.origins = open_origin_signals(self.session, self.config.fetch)
-        self.rows_in, self.samples_out = counter(STAGE, "in"), counter(STAGE, "out")
-        self.shards = counter(STAGE, "shards_written")
-        self.dropped = {}     # status -> counter, made on a status's first row (http_<status> has no fixed list)
-
-    def _count(self, statuses: Counter) -> None:
-        for status, n in statuses.items():
-            if status == "success":
-                self.samples_out.inc(n)
-                continue
-            if status not in self.dropped:
-                self.dropped[status] = counter(STAGE, f"dropped_{status}")
-            self.dropped[status].inc(n)
-        self.rows_in.inc(sum(statuses.values()))
-        self.shards.inc()
-        for (kind, outcome), n in self.origins.take_counts().items():
-            counter(STAGE, f"signal_file_{kind}_{outcome}").inc(n)
-
-    def process(self, task: ShardTask):
+    def download(self, task: ShardTask) -> tuple[Counter, Counter]:
+        """Write one shard; returns its status counts and the signal-file outcomes read meanwhile
+        (``OriginSignals.take_counts``)."""
         rows = read_work(task.work_path)
         previous: Previous | None = None
         if task.retry:
@@ -417,25 +404,142 @@ class DownloadShard(beam.DoFn):
         statuses = process_shard(self.out, task.shard_id, rows, self.config, self.session, previous, self.origins,
                                  extra_meta={"input_sha256": task.input_sha256, "settings": self.settings,
                                              "start_time": time.time()})
-        self._count(statuses)
         log.info("shard %s: %d rows, %d samples in %.1f s", shard_name(task.shard_id), len(rows),
                  statuses.get("success", 0), time.monotonic() - started)
-        yield task.shard_id
+        return statuses, self.origins.take_counts()
+
+    def close(self) -> None:
+        self.session.close()
+
+
+_forked_worker: ShardWorker | None = None       # a forked worker process's own (``DownloadShard.local_processes``)
+
+
+def _start_forked_worker(*args) -> None:
+    global _forked_worker
+    # Ctrl-C reaches the whole process group: the driver says "interrupted"; a worker just stops, no traceback.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    _forked_worker = ShardWorker(*args)
+
+
+def _download_in_forked_worker(task: ShardTask) -> tuple[Counter, Counter]:
+    return _forked_worker.download(task)
+
+
+def local_worker_processes(beam_args: list[str] | None, processes: int | None) -> int:
+    """The worker processes the download forks from the driver itself: the DirectRunner's worker count when it
+    would run in its multi-process mode, 0 otherwise (another runner or running mode: Beam's own workers).
+
+    Beam's multi-process mode starts each worker as a new interpreter that imports Beam and the stage (seconds
+    of CPU per worker, per job); a fork of the driver, which has imported them already, starts in milliseconds.
+    The job then runs on the in-memory DirectRunner (``in_memory_args``) and ``DownloadShard`` hands the shards
+    to the forked workers: same processes, one session and decode budget each, same counters."""
+    options = pipeline_options(beam_args, workers=processes)
+    if options.view_as(StandardOptions).runner not in ("DirectRunner", "direct"):
+        return 0
+    direct = options.view_as(DirectOptions)
+    if direct.direct_running_mode != "multi_processing" or (direct.direct_num_workers or 0) < 2:
+        return 0
+    return direct.direct_num_workers
+
+
+def in_memory_args(beam_args: list[str] | None) -> list[str]:
+    """``beam_args`` with the DirectRunner's running mode set to in-memory (its worker flags left out)."""
+    dropped = ("--direct_running_mode", "--direct_num_workers", "--direct-running-mode", "--direct-num-workers")
+    kept, skip = [], False
+    for arg in beam_args or []:
+        if skip:
+            skip = False
+            continue
+        if arg in dropped:
+            skip = True                      # its value is the next argument
+            continue
+        if not arg.startswith(tuple(f"{flag}=" for flag in dropped)):
+            kept.append(arg)
+    return [*kept, "--direct_running_mode=in_memory"]
+
+
+class DownloadShard(beam.DoFn):
+    """Downloads whole shards: in this worker (one ``ShardWorker``), or, with ``local_processes`` > 1, in that
+    many worker processes forked from it (``local_worker_processes``), each with its own ``ShardWorker``.
+
+    Counters (this run's shards): ``in`` rows, ``out`` samples, ``dropped_<status>`` failed rows,
+    ``shards_written``, ``signal_file_<file>_<outcome>`` origins whose robots.txt/tdmrep.json/ai.txt was read
+    (``consent.FILE_OUTCOMES``; a worker's cache lives as long as the worker).
+    """
+
+    def __init__(self, out: str, config: DownloadConfig, retry_failed: tuple[str, ...] | None, settings: dict,
+                 local_processes: int = 0):
+        self.out, self.config, self.retry_failed, self.settings = out, config, retry_failed, settings
+        self.local_processes = local_processes
+        self.worker = self.pool = None
+
+    def setup(self):
+        self.rows_in, self.samples_out = counter(STAGE, "in"), counter(STAGE, "out")
+        self.shards = counter(STAGE, "shards_written")
+        self.dropped = {}     # status -> counter, made on a status's first row (http_<status> has no fixed list)
+        self.pending = []
+        worker_args = (self.out, self.config, self.retry_failed, self.settings)
+        if self.local_processes > 1:
+            self.pool = ProcessPoolExecutor(self.local_processes, mp_context=multiprocessing.get_context("fork"),
+                                            initializer=_start_forked_worker, initargs=worker_args)
+        else:
+            self.worker = ShardWorker(*worker_args)
+
+    def _count(self, statuses: Counter, signal_files: Counter) -> None:
+        for status, n in statuses.items():
+            if status == "success":
+                self.samples_out.inc(n)
+                continue
+            if status not in self.dropped:
+                self.dropped[status] = counter(STAGE, f"dropped_{status}")
+            self.dropped[status].inc(n)
+        self.rows_in.inc(sum(statuses.values()))
+        self.shards.inc()
+        for (kind, outcome), n in signal_files.items():
+            counter(STAGE, f"signal_file_{kind}_{outcome}").inc(n)
+
+    def process(self, task: ShardTask):
+        if self.pool is None:
+            self._count(*self.worker.download(task))
+        else:
+            self.pending.append(self.pool.submit(_download_in_forked_worker, task))
+
+    def finish_bundle(self):
+        pending, self.pending = self.pending, []
+        for future in pending:
+            self._count(*future.result())
 
     def teardown(self):
-        if self.session is not None:
-            self.session.close()
-            self.session = None
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+        if self.worker is not None:
+            self.worker.close()
+            self.worker = None
+
+
+def interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` is, or was raised while handling, a ``KeyboardInterrupt`` (Beam re-raises an exception
+    in a DoFn as another, with the step's name)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def download_graph(pipeline: beam.Pipeline, options: DownloadOptions, tasks: list[ShardTask],
-                   column_types: tuple = ()) -> None:
+                   column_types: tuple = (), local_processes: int = 0) -> None:
     config = dataclasses.replace(options.config(), column_types=column_types)
     _ = (pipeline
          | "Shards" >> beam.Create(tasks)
          | "Spread" >> beam.Reshuffle()
          | "Download" >> beam.ParDo(DownloadShard(options.out, config, options.retry_failed,
-                                                  options.output_settings())))
+                                                  options.output_settings(), local_processes)))
 
 
 # -- 3. exact duplicates ----------------------------------------------------------------------------------
@@ -567,9 +671,16 @@ def _download(options: DownloadOptions, beam_args: list[str] | None, lock: Outpu
     plan_seconds = time.monotonic() - planning
     with StageRun(STAGE, options.out, settings=options, lock=lock, partial_inputs=partial) as stage:
         if work.tasks:
-            pipeline = stage.pipeline(beam_args, workers=options.processes)
-            download_graph(pipeline, options, work.tasks, work.column_types)
-            stage.run(pipeline)
+            forked = local_worker_processes(beam_args, options.processes)
+            pipeline = stage.pipeline(in_memory_args(beam_args), workers=1) if forked else \
+                stage.pipeline(beam_args, workers=options.processes)
+            download_graph(pipeline, options, work.tasks, work.column_types, forked)
+            try:
+                stage.run(pipeline)
+            except Exception as exc:
+                if interrupted(exc):        # Ctrl-C, which Beam re-raised as "... [while running 'Download']"
+                    raise KeyboardInterrupt from None
+                raise
         if options.drop_duplicates:
             pipeline = stage.pipeline(beam_args, workers=1)
             dedup_graph(pipeline, options.out, list(range(work.shards)))

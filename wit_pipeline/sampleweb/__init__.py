@@ -3,11 +3,12 @@
 ``wit demo``, the tests and the benchmarks all run on it::
 
     with serve_sample_web(seed=0) as web:
-        files = web.write_files("out/sampleweb")   # WAT/WARC, urls.parquet, eval set, wiki dump ...
+        files = web.write_files("out/sampleweb")   # WAT/WARC, urls.parquet, eval set, wiki dumps ...
         web.base_url                               # http://127.0.0.1:PORT
 
-See ``site.py`` (what exists), ``server.py`` (routes), ``faults.py`` (fault kinds
-and their declared behaviour, the opt-out signals among them) and ``files.py`` (files on disk).
+See ``site.py`` (what exists; ``world.py``: its German, Chinese and Japanese part), ``server.py``
+(routes), ``faults.py`` (fault kinds and their declared behaviour, the opt-out signals among them) and
+``files.py`` (files on disk; ``wiki.py``, ``wikiworld.py``: the Wikipedia dumps in four languages).
 ``consent_web.py`` serves three origins for the consent and safety checks (``serve_consent_web``);
 ``signed_images.py`` makes images with an opt-out inside (XMP, C2PA).
 """

@@ -61,7 +61,8 @@ def register(subparsers) -> None:
     def common(p):
         p.add_argument("--seed", type=int, default=0, help="content seed (default 0)")
         p.add_argument("--images", type=checked_type(int, "--images", minimum=1), default=240,
-                       help="number of images (default 240)")
+                       help="number of images of the mostly English web (default 240); the German, Chinese and "
+                       "Japanese pages add 1/24 of it each")
         p.add_argument("--no-faults", action="store_true", help="switch the fault pages off")
 
     serve = commands.add_parser("serve", help="serve on 127.0.0.1 until Ctrl-C")

@@ -1,4 +1,5 @@
-"""Writing the sample web's files: Common Crawl WAT/WARC, a URL table, the eval set, Wikipedia inputs."""
+"""Writing the sample web's files: Common Crawl WAT/WARC, a URL table, the eval set, Wikipedia inputs
+(English, German, Chinese and Japanese dumps, pageviews, WordNet)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ class SampleFiles:
     eval_dir: str                  # ImageFolder: eval/images/<colour of the shape>/<NNNNN>.jpg
     eval_truth: str                # json: classes, the planted eval images with their web URLs, the fault kinds,
     #                                and per image URL whether its caption matches and what it copies (``images``)
-    wikipedia: list[str] = field(default_factory=list)   # pages-articles XML, bz2
+    wikipedia: list[str] = field(default_factory=list)   # the English pages-articles XML, bz2
+    wikipedia_by_lang: dict[str, str] = field(default_factory=dict)   # en, de, zh, ja -> that wiki's dump
     pageviews: list[str] = field(default_factory=list)   # hourly pageview dumps, gz
     wordnet: str = ""              # WordNet 3.0 wndb-format directory
 
@@ -88,4 +90,5 @@ def write_files(web, root: str) -> SampleFiles:
     wiki = write_wiki_inputs(os.path.join(root, "wiki"), site.seed)
     return SampleFiles(root=root, wat=wat, warc=warc, broken_wat=broken, urls_table=urls_table,
                        eval_dir=eval_dir, eval_truth=eval_truth, wikipedia=wiki["wikipedia"],
+                       wikipedia_by_lang=wiki["wikipedia_by_lang"],
                        pageviews=wiki["pageviews"], wordnet=wiki["wordnet"])

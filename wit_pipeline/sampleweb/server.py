@@ -2,7 +2,8 @@
 
 Routes (all rendered from the ``Site`` model):
 
-- ``/``, ``/page/NNN.html``, ``/gallery/NNN.html``: HTML pages with ``<img src alt>``
+- ``/``, ``/page/NNN.html``, ``/gallery/NNN.html``, ``/de/page/NNN.html`` (``zh``, ``ja``): HTML pages with
+  ``<img src alt>``
 - ``/img/NNNNN.jpg|png`` (also under ``/media/``): the images
 - ``/static/logo.png``, ``/static/pixel.gif``: boilerplate images
 - ``/robots.txt``: disallows ``/private/``, plus the opt-out faults' path-scoped rules (``faults.ROBOTS_TXT``)
@@ -40,7 +41,7 @@ from .site import Site, WebImage, page_html, tdm_reserved_page
 log = logging.getLogger(__name__)
 
 _IMAGE_PATH = re.compile(r"^(?:/media)?/img/(\d{5})\.(jpg|png)$")
-_PAGE_PATH = re.compile(r"^/(?:page|gallery)/\d{3}\.html$")
+_PAGE_PATH = re.compile(r"^/(?:[a-z]{2}/)?(?:page|gallery)/\d{3}\.html$")
 LICENSES = (("by", "4.0"), ("by-sa", "4.0"), ("cc0", "1.0"), ("by-nc", "2.0"))
 
 

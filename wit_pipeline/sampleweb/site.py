@@ -8,6 +8,10 @@ Besides well-captioned images the web holds what a model-based filter must remov
 ``WebImage`` (and in ``eval/truth.json``, ``files.py``): mismatched pairs, whose English alt text describes
 another image (``caption_of``: a colour the image does not have), and near duplicates, an image served
 again under its own URL as a re-encoded, resized, slightly cropped copy (``copy_of``, ``copy_geometry``).
+
+The web also speaks German, Chinese and Japanese (``world.py``): ``WORLD_SHARE`` of the image count per language,
+each alt text describing its image in that language, on pages of their own (``/de/page/NNN.html`` ...) listed
+first. They are drawn from a generator of their own, so the English web of a seed is the same with or without them.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field, replace
 
+from . import world
 from .draw import COLOURS, SHAPES
 
 ENGLISH_TEMPLATES = (
@@ -25,7 +30,9 @@ ENGLISH_TEMPLATES = (
     "the {s} is {c} and the background is {b}",
     "{c} {s} icon against a {b} backdrop",
 )
-# Non-English alt texts, so the language filter has something to remove.
+# Non-English alt texts on random images, so the language filter has something to remove: ``--lang en`` drops
+# all five; ``--lang all`` drops four (no list of their language) and matches the German one against the German
+# list (``world.py``), which selects it although it describes no image of the web.
 FOREIGN_CAPTIONS = (
     "un cercle rouge sur un fond bleu clair",
     "ein großes gelbes Dreieck auf grünem Hintergrund",
@@ -54,7 +61,7 @@ class WebImage:
     height: int
     fmt: str                      # "jpg" or "png"
     caption: str                  # the alt text used on its pages
-    language: str                 # "en", "xx" (foreign) or "boilerplate"
+    language: str                 # "en", "de", "zh", "ja" (world.LANGUAGES), "xx" (other) or "boilerplate"
     eval_copy_of: str | None = None   # eval image id (``colour/NNNNN.jpg``) this is a transformed copy of
     caption_of: int | None = None     # a mismatched pair: the id of the other image its alt text describes
     copy_of: int | None = None        # a near duplicate: the id of the image it is a transformed copy of
@@ -129,11 +136,12 @@ def _size(rng: random.Random) -> tuple[int, int]:
 
 
 def build_site(seed: int = 0, n_images: int = 240, images_per_page: int = 8, n_eval_per_class: int = 8,
-               n_planted: int = 9, mismatched_share: float = MISMATCHED_SHARE, copy_share: float = COPY_SHARE
-               ) -> Site:
+               n_planted: int = 9, mismatched_share: float = MISMATCHED_SHARE, copy_share: float = COPY_SHARE,
+               world_share: float = world.WORLD_SHARE) -> Site:
     """The whole sample web as data. ``n_planted`` eval images also appear on the web, transformed;
     ``mismatched_share`` of the plain English-captioned images get another image's description and
     ``copy_share`` of all images are near-duplicate copies of others (``add_mismatches_and_copies``).
+    ``world_share`` of ``n_images`` more images per language of ``world.LANGUAGES`` follow, with their pages.
 
     The eval set's classes are the colours of the drawn shapes: a tiny CLIP trained for seconds on a
     CPU learns colour words from these captions well before it tells shapes apart at 32 px, so a
@@ -181,7 +189,45 @@ def build_site(seed: int = 0, n_images: int = 240, images_per_page: int = 8, n_e
     images = add_mismatches_and_copies(random.Random(seed * 7_368_787 + 1), images, seed, mismatched_share,
                                        copy_share)
     pages = _build_pages(rng, images, images_per_page)
-    return Site(seed=seed, images=images, pages=pages, eval_images=eval_images)
+    world_images, world_pages = _build_world(random.Random(f"world-{seed}"), len(images),
+                                             int(n_images * world_share))
+    return Site(seed=seed, images=images + world_images, pages=world_pages + pages, eval_images=eval_images)
+
+
+def _build_world(rng: random.Random, first_id: int, per_language: int) -> tuple[list[WebImage], list[WebPage]]:
+    """``per_language`` images per language of ``world.LANGUAGES``, ids from ``first_id``, with their pages."""
+    images: list[WebImage] = []
+    pages: list[WebPage] = []
+    for lang in world.LANGUAGES:
+        start = len(images)
+        for _ in range(per_language):
+            colour, background = _pick_colours(rng)
+            shape = rng.choice(SHAPES)
+            images.append(WebImage(
+                id=first_id + len(images), shape=shape, colour=colour, background=background,
+                width=rng.randint(224, 640), height=rng.randint(224, 520), fmt="png" if rng.random() < 0.25 else "jpg",
+                caption=world.caption(rng, lang, colour, shape, background), language=lang))
+        pages += _world_pages(rng, lang, images[start:])
+    return images, pages
+
+
+def _world_pages(rng: random.Random, lang: str, images: list[WebImage]) -> list[WebPage]:
+    per_page = world.IMAGES_PER_PAGE
+    chunks = [images[i:i + per_page] for i in range(0, len(images), per_page)]
+    pages = []
+    for index, chunk in enumerate(chunks):
+        tags = []
+        for image in chunk:
+            src, srcset = _img_src(rng, image, index, None)
+            if src.startswith("../"):   # one folder deeper than /page/
+                src = "../" + src
+            tags.append(ImgTag(src=src, alt=image.caption, image_id=image.id, srcset=srcset))
+        tags.append(ImgTag(src="/static/logo.png", alt="logo", image_id=None))
+        path = f"/{lang}/page/{index:03d}.html"
+        links = tuple(p for p in (f"/{lang}/page/{(index + 1) % len(chunks):03d}.html", "/") if p != path)
+        pages.append(WebPage(path=path, title=f"{world.GALLERY_TITLES[lang]} {index}", base_href=None,
+                             imgs=tuple(tags), links=links))
+    return pages
 
 
 def copy_geometry(seed: int, image_id: int, source_size: tuple[int, int]

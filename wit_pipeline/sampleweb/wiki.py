@@ -9,9 +9,13 @@
   file links with captions, piped links, categories, interlanguage links,
   comments, headings, lists); also a ``Talk:`` page, a ``File:`` page, a
   ``Template:`` page and redirects, which a query build must leave out.
+* ``dewiki-``, ``zhwiki-`` and ``jawiki-sample-pages-articles-multistream.xml.bz2`` (and
+  their indexes): the same in German, Chinese and Japanese (``wikiworld.py``), the words of
+  that language's sample alt texts in their inflected (German) or unsegmented (Chinese,
+  Japanese) forms, with each wiki's namespace names.
 * ``pageviews/pageviews-20240101-HH0000.gz``: three hourly pageview dumps with
-  ``en``, ``en.m``, other wikis, namespaced titles, a percent-encoded title and
-  one malformed line.
+  ``en``, ``en.m``, ``de``, ``de.m``, ``zh``, ``zh.m``, ``ja``, ``ja.m``, other wikis,
+  namespaced titles, percent-encoded titles and one malformed line.
 * ``wordnet/``: a WordNet 3.0 ``wndb`` directory (``data.*`` and ``index.*``,
   licence header included, synset offsets equal to byte offsets) whose synsets
   include every colour and shape of the sample web.
@@ -30,6 +34,8 @@ import random
 from xml.sax.saxutils import escape, quoteattr
 
 from .draw import COLOURS, SHAPES
+from .wikiworld import world_pages, world_pageview_lines
+from .world import LANGUAGES
 
 DUMP_NAME = "enwiki-sample-pages-articles-multistream.xml.bz2"
 INDEX_NAME = "enwiki-sample-pages-articles-multistream-index.txt.bz2"
@@ -209,33 +215,45 @@ def _page_xml(page: dict, timestamp: str) -> str:
     )
 
 
-# The <mediawiki> element's attributes, as a real dump writes them on one line.
-_HEADER = ("""<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" """
-           """xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" """
-           """xsi:schemaLocation="http://www.mediawiki.org/xml/export-0.10/ """
-           """http://www.mediawiki.org/xml/export-0.10.xsd" version="0.10" xml:lang="en">
+# Each wiki's names of the namespaces its sample dump uses (1 talk, 6 file, 10 template, 14 category).
+NAMESPACE_NAMES = {
+    "en": ("Talk", "File", "Template", "Category"),
+    "de": ("Diskussion", "Datei", "Vorlage", "Kategorie"),
+    "zh": ("Talk", "File", "Template", "Category"),
+    "ja": ("ノート", "ファイル", "Template", "Category"),
+}
+
+
+def _header(lang: str) -> str:
+    """The dump's opening: the <mediawiki> element's attributes on one line, as a real dump writes them."""
+    talk, file, template, category = NAMESPACE_NAMES[lang]
+    return ("""<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" """
+            """xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" """
+            """xsi:schemaLocation="http://www.mediawiki.org/xml/export-0.10/ """
+            f"""http://www.mediawiki.org/xml/export-0.10.xsd" version="0.10" xml:lang="{lang}">
   <siteinfo>
     <sitename>Wikipedia</sitename>
-    <dbname>enwiki</dbname>
-    <base>https://en.wikipedia.org/wiki/Main_Page</base>
+    <dbname>{lang}wiki</dbname>
+    <base>https://{lang}.wikipedia.org/wiki/Main_Page</base>
     <generator>MediaWiki 1.41.0</generator>
     <case>first-letter</case>
     <namespaces>
       <namespace key="0" case="first-letter" />
-      <namespace key="1" case="first-letter">Talk</namespace>
-      <namespace key="6" case="first-letter">File</namespace>
-      <namespace key="10" case="first-letter">Template</namespace>
-      <namespace key="14" case="first-letter">Category</namespace>
+      <namespace key="1" case="first-letter">{talk}</namespace>
+      <namespace key="6" case="first-letter">{file}</namespace>
+      <namespace key="10" case="first-letter">{template}</namespace>
+      <namespace key="14" case="first-letter">{category}</namespace>
     </namespaces>
   </siteinfo>
 """)
 
 
-def write_dump(path: str, index_path: str, pages: list[dict]) -> None:
-    """A multistream bz2 export: header stream, streams of PAGES_PER_STREAM pages, footer stream."""
-    streams = [_HEADER]
+def write_dump(path: str, index_path: str, pages: list[dict], lang: str = "en") -> None:
+    """A multistream bz2 export of ``lang``'s wiki: header stream, streams of PAGES_PER_STREAM pages, footer."""
+    header = _header(lang)
+    streams = [header]
     index_lines = []
-    offset = len(bz2.compress(_HEADER.encode("utf-8"), 9))
+    offset = len(bz2.compress(header.encode("utf-8"), 9))
     for i in range(0, len(pages), PAGES_PER_STREAM):
         chunk = pages[i:i + PAGES_PER_STREAM]
         xml = "".join(_page_xml(p, f"2024-01-01T00:{p['id'] % 60:02d}:00Z") for p in chunk)
@@ -251,7 +269,9 @@ def write_dump(path: str, index_path: str, pages: list[dict]) -> None:
 # --- pageviews -------------------------------------------------------------------------------------
 
 
-def _pageview_files(rng: random.Random, pages: list[dict]) -> list[tuple[str, bytes]]:
+def _pageview_files(rng: random.Random, pages: list[dict], other_wikis: list[list[str]]
+                    ) -> list[tuple[str, bytes]]:
+    """The hourly files: ``pages``' lines (the English wiki's), then ``other_wikis[hour]``'s, sorted together."""
     articles = [p["title"] for p in pages if p["ns"] == 0 and not p["redirect"]]
     # Some articles are popular, some are not: a per-article base rate, fixed for the seed.
     base = {title: rng.choice((1, 3, 8, 15, 30, 60)) for title in articles}
@@ -276,6 +296,7 @@ def _pageview_files(rng: random.Random, pages: list[dict]) -> list[tuple[str, by
             f"en.wikibooks Shapes {rng.randint(10, 50)} 0",
             "en Broken_line_without_counts",
         ]
+        lines += other_wikis[len(files)]
         lines.sort()
         buffer = io.BytesIO()
         with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0) as handle:
@@ -413,20 +434,31 @@ def _write_atomic(path: str, data: bytes) -> None:
 
 
 def write_wiki_inputs(root: str, seed: int) -> dict:
-    """Write the mini dump, pageview dumps and WordNet db under ``root``; returns their paths.
+    """Write the mini dumps, pageview dumps and WordNet db under ``root``; returns their paths.
 
-    ``{"wikipedia": [dump], "pageviews": [hourly files], "wordnet": directory}``.
+    ``{"wikipedia": [English dump], "wikipedia_by_lang": {lang: dump}, "pageviews": [hourly files],
+    "wordnet": directory}``; ``wikipedia_by_lang`` holds English and every language of ``world.LANGUAGES``.
     """
     rng = random.Random(f"wiki-{seed}")
     root = os.path.abspath(root)
     pages = _dump_pages(rng)
     dump = os.path.join(root, DUMP_NAME)
     write_dump(dump, os.path.join(root, INDEX_NAME), pages)
+    dumps = {"en": dump}
+    # The other wikis draw from a generator of their own: the English dump and its pageviews stay as they are.
+    world_rng = random.Random(f"wiki-world-{seed}")
+    other_wikis: list[list[str]] = [[] for _ in PAGEVIEW_HOURS]
+    for lang in LANGUAGES:
+        lang_pages = world_pages(world_rng, lang)
+        dumps[lang] = os.path.join(root, DUMP_NAME.replace("enwiki", f"{lang}wiki"))
+        write_dump(dumps[lang], os.path.join(root, INDEX_NAME.replace("enwiki", f"{lang}wiki")), lang_pages, lang)
+        for hour, lines in enumerate(world_pageview_lines(world_rng, lang, lang_pages, len(PAGEVIEW_HOURS))):
+            other_wikis[hour] += lines
     pageview_paths = []
-    for name, data in _pageview_files(rng, pages):
+    for name, data in _pageview_files(rng, pages, other_wikis):
         path = os.path.join(root, "pageviews", name)
         _write_atomic(path, data)
         pageview_paths.append(path)
     wordnet_dir = os.path.join(root, "wordnet")
     write_wordnet(wordnet_dir)
-    return {"wikipedia": [dump], "pageviews": pageview_paths, "wordnet": wordnet_dir}
+    return {"wikipedia": [dump], "wikipedia_by_lang": dumps, "pageviews": pageview_paths, "wordnet": wordnet_dir}

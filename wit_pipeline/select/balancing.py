@@ -7,10 +7,14 @@ Two rules, both deterministic for a seed:
 pair's uid); a pair is selected when any of its queries keeps it. A query with
 at most ``cap`` matches keeps them all. The rank of a pair does not depend on
 where or when it is seen, and "the ``cap`` smallest" is a commutative,
-associative combine (``beam.combiners.Top``), so input order and worker count
-cannot change the answer. Each query keeps exactly ``min(count, cap)`` pairs
-through its own cap; it can end up *listed* by more selected pairs than
-``cap`` when pairs kept through other queries also match it.
+associative combine, so input order and worker count cannot change the answer.
+The job computes it as one number per query (``top_thresholds``: the
+``cap``-th smallest rank), from (query id, rank) arrays gathered by a lifted
+combine (``GatherIncidences``), so no per-pair element crosses a shuffle.
+Each query keeps exactly ``min(count, cap)`` pairs through its own cap; it
+can end up *listed* by more selected pairs than ``cap`` when pairs kept
+through other queries also match it. With languages, ``cap`` is the query's
+language's (``caps.py``).
 
 ``probabilistic`` (MetaCLIP) — with ``count_q`` the matches of query ``q``,
 ``p_q = cap / max(count_q, cap)`` and a pair is kept with probability
@@ -28,6 +32,7 @@ import hashlib
 import math
 
 import apache_beam as beam
+import numpy as np
 
 BALANCES = ("top", "probabilistic")
 
@@ -45,8 +50,13 @@ def rank_unit(uid: str, seed: int = 0) -> float:
 
 def keep_probability(query_counts: list[int], cap: int) -> float:
     """MetaCLIP: 1 - Π (1 - p_q) with p_q = cap / max(count_q, cap)."""
+    return keep_probability_each(query_counts, [cap] * len(query_counts))
+
+
+def keep_probability_each(query_counts: list[int], caps: list[int]) -> float:
+    """``keep_probability`` with a cap per query (its language's): p_q = cap_q / max(count_q, cap_q)."""
     log_miss = 0.0
-    for count in query_counts:
+    for count, cap in zip(query_counts, caps, strict=True):
         p = cap / max(count, cap)
         if p >= 1.0:
             return 1.0
@@ -71,45 +81,102 @@ def select_top(matches: dict[str, list[str]], cap: int, seed: int = 0) -> dict[s
     return {uid: sorted(queries) for uid, queries in kept.items()}
 
 
+NO_LIMIT = np.uint64(2**64 - 1)   # the threshold of a query with at most its cap matches: all kept
+
+
+def smallest_per_query(entries: np.ndarray, ranks: np.ndarray, caps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Of the (entry, rank) pairs, the ``caps[entry]`` smallest ranks of each entry (in (entry, rank) order)."""
+    if not len(entries):
+        return entries, ranks
+    order = np.lexsort((ranks, entries))
+    entries, ranks = entries[order], ranks[order]
+    starts = np.flatnonzero(np.r_[True, entries[1:] != entries[:-1]])
+    lengths = np.diff(np.r_[starts, len(entries)])
+    position = np.arange(len(entries)) - np.repeat(starts, lengths)
+    keep = position < caps[entries]
+    return entries[keep], ranks[keep]
+
+
+def top_thresholds(entries: np.ndarray, ranks: np.ndarray, matched: np.ndarray, caps: np.ndarray) -> np.ndarray:
+    """The ``top`` rule as one rank per query: a pair is kept through query ``q`` iff its rank is at most
+    ``thresholds[q]``, the ``caps[q]``-th smallest rank of q's pairs (``NO_LIMIT`` when q has at most
+    ``caps[q]`` pairs). ``entries``/``ranks``: every (query, pair rank) incidence, or any superset of
+    each query's ``caps[q]`` smallest; ``matched``: each query's number of pairs."""
+    thresholds = np.full(len(matched), NO_LIMIT, dtype=np.uint64)
+    entries, ranks = smallest_per_query(entries, ranks, caps)
+    capped = matched[entries] > caps[entries]
+    if capped.any():
+        last = np.r_[entries[1:] != entries[:-1], True]   # the largest kept rank of each query
+        pick = last & capped
+        thresholds[entries[pick]] = ranks[pick]
+    return thresholds
+
+
 # -- Beam ------------------------------------------------------------------------------------
-class CapPerQuery(beam.PTransform):
-    """``(uid, [queries])`` -> ``(uid, [queries that kept it])`` for selected pairs, and per-query counts.
+class SumArrays(beam.CombineFn):
+    """Element-wise sum of equally shaped integer arrays (per-query counts of many batches)."""
 
-    Returns a dict of PCollections: ``kept`` (uid, [query]), ``matched`` (query, n),
-    ``kept_counts`` (query, n kept through its own cap).
-    """
+    def __init__(self, shape: tuple[int, ...]):
+        self.shape = shape
 
-    def __init__(self, cap: int, seed: int = 0, balance: str = "top"):
-        super().__init__()
-        if balance not in BALANCES:
-            raise ValueError(f"balance must be one of {BALANCES}")
-        self.cap, self.seed, self.balance = cap, seed, balance
+    def create_accumulator(self):
+        return np.zeros(self.shape, dtype=np.int64)
 
-    def expand(self, pairs):
-        cap, seed = self.cap, self.seed
-        matched = (pairs
-                   | "QueryOnes" >> beam.FlatMap(lambda item: [(q, 1) for q in item[1]])
-                   | "CountMatched" >> beam.CombinePerKey(sum))
-        if self.balance == "top":
-            kept_lists = (pairs
-                          | "RankPerQuery" >> beam.FlatMap(
-                              lambda item: [(q, (pair_rank(item[0], seed), item[0])) for q in item[1]])
-                          | "SmallestRanks" >> beam.combiners.Top.SmallestPerKey(cap))
-            kept = (kept_lists
-                    | "KeptByQuery" >> beam.FlatMap(lambda item: [(uid, item[0]) for _rank, uid in item[1]])
-                    | "GroupKept" >> beam.GroupByKey()
-                    | "SortKept" >> beam.MapTuple(lambda uid, queries: (uid, sorted(queries))))
-            kept_counts = kept_lists | "CountKept" >> beam.MapTuple(lambda q, ranked: (q, len(ranked)))
-        else:
-            counts = beam.pvalue.AsDict(matched)
+    def add_input(self, total, counts):
+        total += counts
+        return total
 
-            def decide(item, counts):
-                uid, queries = item
-                if keep_probabilistic(uid, [counts[q] for q in queries], cap, seed):
-                    yield uid, sorted(queries)
+    def merge_accumulators(self, totals):
+        totals = iter(totals)
+        merged = next(totals).copy()
+        for total in totals:
+            merged += total
+        return merged
 
-            kept = pairs | "Coin" >> beam.FlatMap(decide, counts)
-            kept_counts = (kept
-                           | "KeptOnes" >> beam.FlatMap(lambda item: [(q, 1) for q in item[1]])
-                           | "CountKept" >> beam.CombinePerKey(sum))
-        return {"kept": kept, "matched": matched, "kept_counts": kept_counts}
+    def extract_output(self, total):
+        return total
+
+
+class GatherIncidences(beam.CombineFn):
+    """(entry ids, ranks) arrays of many batches -> one pair of arrays, pruned to each entry's ``cap``
+    smallest ranks whenever it has grown by ``PRUNE_AT`` (``cap`` None: no pruning, when the caps are
+    only known later). The accumulator is a list of array pairs, so adding a batch copies nothing."""
+
+    PRUNE_AT = 1 << 21
+
+    def __init__(self, cap: int | None):
+        self.cap = cap
+
+    def create_accumulator(self):
+        return []
+
+    def add_input(self, acc, incidences):
+        acc.append(incidences)
+        if self.cap is not None:   # prune once the batches outgrow the last pruned whole: linear overall
+            size = sum(len(entries) for entries, _ranks in acc)
+            if size > max(self.PRUNE_AT, 2 * len(acc[0][0])):
+                acc[:] = [self._joined(acc, prune=True)]
+        return acc
+
+    def merge_accumulators(self, accs):
+        return [pair for acc in accs for pair in acc]
+
+    def extract_output(self, acc):
+        return self._joined(acc, prune=self.cap is not None)
+
+    def _joined(self, acc, prune: bool):
+        if not acc:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint64)
+        entries = np.concatenate([e for e, _r in acc]).astype(np.int64, copy=False)
+        ranks = np.concatenate([r for _e, r in acc]).astype(np.uint64, copy=False)
+        return smallest_per_query(entries, ranks, _Fill(self.cap)) if prune else (entries, ranks)
+
+
+class _Fill:
+    """An array-like whose every element is ``value`` (a cap for all queries)."""
+
+    def __init__(self, value: int):
+        self.value = value
+
+    def __getitem__(self, index):
+        return np.full(np.shape(index), self.value, dtype=np.int64)

@@ -13,6 +13,14 @@ forms and white space never decide a match.
 The automaton finds every occurrence of every query in one pass over the
 caption, so the cost per caption does not grow with the list (the naive
 ``for q in queries: q in text`` loop does ~500k substring searches per caption).
+
+A query list with languages (queries.parquet's ``lang`` column) is matched by
+``QueryIndex``: one automaton per language, the word rule where the language
+is written with spaces (``segment.uses_spaces``) and the substring rule where
+it is not (MetaCLIP's rule for Chinese, Japanese, Thai ...), and entries
+without a language (a plain text list) matched by ``--match`` for every text.
+Entries are numbered (``entry ids``) in (language, query) order; ``route``
+keeps the ids of one language's list plus the language-neutral ones.
 """
 
 from __future__ import annotations
@@ -22,7 +30,8 @@ from operator import itemgetter
 
 import ahocorasick
 
-from ..querylist import load_query_list
+from ..querylist import load_query_list, load_query_lists
+from ..segment import uses_spaces
 from ..text import canonical, canonical_fast
 
 _value = itemgetter(1)
@@ -45,6 +54,9 @@ class QueryMatcher:
             self.automaton.add_word(f"{pad}{query}{pad}", index)
         if self.queries:
             self.automaton.make_automaton()
+        # A substring list of another script (a Chinese list, an English caption) cannot match a text
+        # holding none of its queries' first characters: one C-level set test skips the automaton walk.
+        self.first_chars = frozenset(q[0] for q in self.queries) if mode == "substring" else None
 
     def __len__(self) -> int:
         return len(self.queries)
@@ -53,8 +65,11 @@ class QueryMatcher:
         """Indices (into ``self.queries``) of every query ``text`` contains, ascending."""
         if not self.queries:
             return []
-        form = canonical_fast(text, self.keep_case)
-        if not form:
+        return self.match_form(canonical_fast(text, self.keep_case))
+
+    def match_form(self, form: str) -> list[int]:
+        """``match_indices`` of a text already in canonical form."""
+        if not form or not self.queries or (self.first_chars is not None and self.first_chars.isdisjoint(form)):
             return []
         return sorted(set(map(_value, self.automaton.iter(f" {form} " if self.mode == "word" else form))))
 
@@ -72,7 +87,62 @@ def naive_match(queries: list[str], text: str, mode: str = "word", keep_case: bo
     return sorted({q for q in queries if q and q in form})
 
 
-_cache: dict[tuple, QueryMatcher] = {}
+def language_mode(lang: str | None, mode: str) -> str:
+    """The rule a language's queries are matched by: ``word`` becomes ``substring`` for a language written
+    without spaces (a word boundary is not in the text); a language-neutral list keeps ``mode``."""
+    if lang is not None and mode == "word" and not uses_spaces(lang):
+        return "substring"
+    return mode
+
+
+class QueryIndex:
+    """Every entry ``(lang, query)`` of a query list, numbered, and one ``QueryMatcher`` per language.
+
+    ``langs``: the languages whose lists are matched (``None``: all of them); a language-neutral entry
+    (``lang`` None) is always matched. ``match_ids(text)`` gives the ids of every entry the text
+    contains, ascending; ``route(ids, lang)`` those of ``lang``'s list and the neutral ones.
+    """
+
+    def __init__(self, lists: dict[str | None, list[str]], mode: str = "word", keep_case: bool = False,
+                 langs: frozenset[str] | None = None):
+        self.keep_case = keep_case
+        self.entries: list[tuple[str | None, str]] = []
+        self.matchers: list[tuple[int, QueryMatcher]] = []       # (first entry id, matcher)
+        for lang in sorted(lists, key=lambda code: code or ""):   # neutral first: "" sorts first
+            if lang is not None and langs is not None and lang not in langs:
+                continue
+            matcher = QueryMatcher(lists[lang], language_mode(lang, mode), keep_case)
+            if matcher.queries:
+                self.matchers.append((len(self.entries), matcher))
+                self.entries.extend((lang, query) for query in matcher.queries)
+        self.entry_langs = [lang for lang, _query in self.entries]
+        self.entry_queries = [query for _lang, query in self.entries]
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def match_ids(self, text: str) -> list[int]:
+        """The ids of every entry ``text`` contains, ascending."""
+        form = canonical_fast(text, self.keep_case)
+        if not form:
+            return []
+        if len(self.matchers) == 1:
+            first, matcher = self.matchers[0]
+            found = matcher.match_form(form)
+            return [first + i for i in found] if first else found
+        return [first + i for first, matcher in self.matchers for i in matcher.match_form(form)]
+
+    def route(self, ids: list[int], lang: str | None) -> list[int]:
+        """The ids of ``lang``'s entries and of the language-neutral ones."""
+        langs = self.entry_langs
+        return [i for i in ids if langs[i] is None or langs[i] == lang]
+
+    def queries_of(self, ids: list[int]) -> list[str]:
+        """The query strings of ``ids``, sorted and distinct."""
+        return sorted({self.entry_queries[i] for i in ids})
+
+
+_cache: dict[tuple, QueryMatcher | QueryIndex] = {}
 _cache_lock = threading.Lock()
 
 
@@ -84,3 +154,13 @@ def shared_matcher(path: str, mode: str, keep_case: bool) -> QueryMatcher:
         if matcher is None:
             matcher = _cache[key] = QueryMatcher(load_query_list(path, keep_case), mode, keep_case)
         return matcher
+
+
+def shared_index(path: str, mode: str, keep_case: bool, langs: frozenset[str] | None = None) -> QueryIndex:
+    """One ``QueryIndex`` per (queries path, mode, case, languages) per process."""
+    key = ("index", path, mode, keep_case, langs)
+    with _cache_lock:
+        index = _cache.get(key)
+        if index is None:
+            index = _cache[key] = QueryIndex(load_query_lists(path, keep_case), mode, keep_case, langs)
+        return index

@@ -1,8 +1,10 @@
 """Candidate sources: the registry ``SOURCES`` and the Beam steps that read them.
 
 Each source is one ``Source`` record: a driver-side ``check`` of the options (one line, before
-anything runs) and ``read``, the transform from the pipeline's start to raw candidate rows (before
-clean-up). The file sources share ``ReadFiles`` over a reader with one signature,
+anything runs), ``read``, the transform from the pipeline's start to raw candidate rows (before
+clean-up), optionally ``read_batches``, the same rows as lists of up to ``READ_BATCH`` (what the job
+reads: one element per batch, not per row), and ``inputs``, how many inputs it reads (sizes the job's
+de-duplication). The file sources share ``ReadFiles`` over a reader with one signature,
 ``read(path, options, counts) -> Iterator[row]``; ``search`` crawls an API per query instead.
 
 ==========  =============================  ===============================================
@@ -42,6 +44,7 @@ from .wat import read_wat_file
 log = logging.getLogger(__name__)
 
 STAGE = "candidates"
+READ_BATCH = 4096   # raw rows per element of a batched read
 
 
 def valid_row(row: dict) -> dict:
@@ -51,18 +54,24 @@ def valid_row(row: dict) -> dict:
 
 
 class ReadFilesFn(beam.DoFn):
-    """One input file -> raw candidate rows; file damage and record outcomes counted."""
+    """One input file -> raw candidate rows (lists of up to ``batch_rows`` of them when that is set); file
+    damage and record outcomes counted. The rows read before a file turns out damaged are kept."""
 
-    def __init__(self, read: Callable, options):
-        self.read, self.options = read, options
+    def __init__(self, read: Callable, options, batch_rows: int = 0):
+        self.read, self.options, self.batch_rows = read, options, batch_rows
 
     def setup(self):
         self.counters = StageCounters(STAGE)
 
     def process(self, path: str):
         counts = Counter(files=1)
+        batch: list[dict] = []
         try:
-            yield from map(valid_row, self.read(path, self.options, counts))
+            for row in self.read(path, self.options, counts):
+                batch.append(valid_row(row))
+                if len(batch) >= max(1, self.batch_rows):
+                    yield from self._emit(batch)
+                    batch = []
         except Exception as exc:  # noqa: BLE001 - an unreadable file is counted, never fatal...
             if isinstance(exc, UserError) and self.options.strict:
                 raise   # ...unless --strict: then the first malformed row stops the run, in one line
@@ -70,21 +79,27 @@ class ReadFilesFn(beam.DoFn):
             log.warning("skipping unreadable input %s: %s", path, exc)
         finally:
             self.counters.add(counts)
+        yield from self._emit(batch)
+
+    def _emit(self, batch: list[dict]):
+        if batch:
+            yield from ([batch] if self.batch_rows else batch)
 
 
 class ReadFiles(beam.PTransform):
-    """The input files (globs and directories expanded on the driver), spread over workers and read."""
+    """The input files (globs and directories expanded on the driver), spread over workers and read: rows,
+    or lists of up to ``batch_rows`` rows."""
 
-    def __init__(self, read: Callable, options, what: str):
+    def __init__(self, read: Callable, options, what: str, batch_rows: int = 0):
         super().__init__()
-        self.read, self.options, self.what = read, options, what
+        self.read, self.options, self.what, self.batch_rows = read, options, what, batch_rows
 
     def expand(self, begin):
         files = fileio.expand(self.options.inputs, what=self.what)
         return (begin
                 | "Files" >> beam.Create(files)
                 | "SpreadFiles" >> beam.Reshuffle()
-                | "Read" >> beam.ParDo(ReadFilesFn(self.read, self.options)))
+                | "Read" >> beam.ParDo(ReadFilesFn(self.read, self.options, self.batch_rows)))
 
 
 class CrawlQueriesFn(beam.DoFn):
@@ -139,22 +154,31 @@ def _no_check(options) -> None:
     return None
 
 
-def _files(read: Callable, what: str) -> Callable[[Any], beam.PTransform]:
-    return lambda options: ReadFiles(read, options, what)
+def _one_input(options) -> int:
+    return 1
+
+
+def _file_source(read: Callable, what: str, check: Callable[[Any], None] = _no_check) -> Source:
+    return Source(read=lambda options: ReadFiles(read, options, what),
+                  read_batches=lambda options: ReadFiles(read, options, what, batch_rows=READ_BATCH),
+                  check=check, inputs=lambda options: len(fileio.expand(options.inputs, what=what)))
 
 
 @dataclass(frozen=True)
 class Source:
-    """One candidate source: ``read(options)`` is the transform from the pipeline's start to raw rows;
-    ``check(options)`` validates its settings on the driver (a ``UserError`` before the job)."""
+    """One candidate source: ``read(options)`` is the transform from the pipeline's start to raw rows,
+    ``read_batches(options)`` (when set) to lists of them; ``check(options)`` validates its settings on the
+    driver (a ``UserError`` before the job); ``inputs(options)`` is how many inputs (files) it reads."""
 
     read: Callable[[Any], beam.PTransform]
     check: Callable[[Any], None] = _no_check
+    read_batches: Callable[[Any], beam.PTransform] | None = None
+    inputs: Callable[[Any], int] = _one_input
 
 
 SOURCES: dict[str, Source] = {
-    "wat": Source(read=_files(read_wat_file, "wat input")),
-    "warc": Source(read=_files(read_warc_file, "warc input")),
-    "table": Source(read=_files(read_table_file, "table input"), check=check_tables),
+    "wat": _file_source(read_wat_file, "wat input"),
+    "warc": _file_source(read_warc_file, "warc input"),
+    "table": _file_source(read_table_file, "table input", check=check_tables),
     "search": Source(read=CrawlSearch, check=check_search),
 }
