@@ -34,19 +34,31 @@ import logging
 import pickle
 import threading
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
-from datasketch import MinHash, MinHashLSH
 
 from wit_pipeline import fileio
 
 from .signatures import CODE_BITS
 
+if TYPE_CHECKING:
+    import datasketch
+
 log = logging.getLogger(__name__)
 
 NUM_PERM = 128
 SEED = 1
+
+
+def _datasketch():
+    """datasketch, imported on first use: it imports scipy.integrate (~1 s of CPU), which every ``wit``
+    command would otherwise pay when the CLI registers ``wit overlap``."""
+    import datasketch
+
+    return datasketch
+
+
 LSH_WEIGHTS = (0.2, 0.8)          # (false positive, false negative) weights for datasketch's band choice
 MIN_LSH_THRESHOLD = 0.15          # below this datasketch picks 1-row bands: a candidate list the size of the index
 STOP_DF = 0.02                    # an image element in more than 2% of eval images is a stop element
@@ -78,7 +90,7 @@ class MinHasher:
     def __init__(self, num_perm: int = NUM_PERM, seed: int = SEED):
         self.num_perm = num_perm
         self.seed = seed
-        template = MinHash(num_perm=num_perm, seed=seed, hashfunc=identity_hash)
+        template = _datasketch().MinHash(num_perm=num_perm, seed=seed, hashfunc=identity_hash)
         self.permutations = template.permutations
         self._a = np.ascontiguousarray(self.permutations[0], dtype=np.uint32)
         self._b_column = np.ascontiguousarray(self.permutations[1][:, None], dtype=np.uint32)
@@ -97,11 +109,11 @@ class MinHasher:
             out = chunk_min if out is None else np.minimum(out, chunk_min, out=out)
         return out
 
-    def minhash(self, codes: np.ndarray = None, hashvalues: np.ndarray | None = None) -> MinHash:
+    def minhash(self, codes: np.ndarray = None, hashvalues: np.ndarray | None = None) -> datasketch.MinHash:
         if hashvalues is None:
             hashvalues = self.hashvalues(codes)
-        return MinHash(num_perm=self.num_perm, seed=self.seed, hashfunc=identity_hash, hashvalues=hashvalues,
-                       permutations=self.permutations, scheme="affine32")
+        return _datasketch().MinHash(num_perm=self.num_perm, seed=self.seed, hashfunc=identity_hash,
+                                     hashvalues=hashvalues, permutations=self.permutations, scheme="affine32")
 
 
 @dataclass
@@ -181,8 +193,9 @@ class OverlapIndex:
             member = self._local.member = np.zeros(1 << CODE_BITS, dtype=bool)
         return member
 
-    def _make_lsh(self, threshold: float) -> MinHashLSH:
-        return MinHashLSH(threshold=min(max(threshold, 0.01), 0.99), num_perm=self.num_perm, weights=self.weights)
+    def _make_lsh(self, threshold: float) -> datasketch.MinHashLSH:
+        return _datasketch().MinHashLSH(threshold=min(max(threshold, 0.01), 0.99), num_perm=self.num_perm,
+                                        weights=self.weights)
 
     def _build_lsh(self) -> None:
         # Thresholds under MIN_LSH_THRESHOLD keep the 0.15 bands (64 x 2): a pair at 0.1 is then a
