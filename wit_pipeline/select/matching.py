@@ -30,7 +30,7 @@ from operator import itemgetter
 
 import ahocorasick
 
-from ..querylist import load_query_list, load_query_lists
+from ..querylist import load_query_lists
 from ..segment import uses_spaces
 from ..text import canonical, canonical_fast
 
@@ -142,18 +142,8 @@ class QueryIndex:
         return sorted({self.entry_queries[i] for i in ids})
 
 
-_cache: dict[tuple, QueryMatcher | QueryIndex] = {}
+_cache: dict[tuple, QueryIndex] = {}
 _cache_lock = threading.Lock()
-
-
-def shared_matcher(path: str, mode: str, keep_case: bool) -> QueryMatcher:
-    """One matcher per (queries path, mode, case) per process: Beam workers build the automaton once."""
-    key = (path, mode, keep_case)
-    with _cache_lock:
-        matcher = _cache.get(key)
-        if matcher is None:
-            matcher = _cache[key] = QueryMatcher(load_query_list(path, keep_case), mode, keep_case)
-        return matcher
 
 
 def shared_index(path: str, mode: str, keep_case: bool, langs: frozenset[str] | None = None) -> QueryIndex:

@@ -236,7 +236,7 @@ class DecideFn(beam.DoFn):
         if self.lang == "any":
             langs = [None] * len(texts)
         else:
-            langs = [normalise(found) for found in detect_languages(texts, self.seed, detector=self.detector)]
+            langs = detect_languages(texts, self.seed, detector=self.detector)   # langcodes.normalise codes
             counts["lang_detect_calls"] += len(texts)
         survivors = []
         for text, lang in zip(texts, langs, strict=True):
