@@ -1,6 +1,7 @@
 """The sample chain (queries → candidates → select → download → overlap scan) on real Beam engines gives
 exactly the DirectRunner's outputs: the same keys, rows and counters (each engine's counters read back
-from its metrics into every stage's stats.json).
+from its metrics into every stage's stats.json). On Prism, the download's counters also add up when its
+shards end together, with the runner's metric ids resolved late (as on a busy machine).
 
 Each engine comes from ``scripts/engines.sh`` exactly as docs/cluster.md tells a user: Prism built by
 ``go install`` through the Go module proxy; a standalone Spark cluster (master + 2 workers on 127.0.0.1)
@@ -18,6 +19,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -145,6 +147,59 @@ def flink_flags():
 @pytest.mark.timeout(FETCH_LIMIT_S + 600)
 def test_prism_runs_the_chain_like_the_direct_runner(prism_flags, sample_files, eval_dir, direct_chain, tmp_path):
     assert_same_chain(chain(sample_files, eval_dir, str(tmp_path / "prism"), prism_flags), direct_chain)
+
+
+def _ending_together(download, after_s: float = 2.0):
+    """``ShardWorker.download`` returning no sooner than ``after_s`` after the output's first shard started:
+    Prism splits a slow bundle and runs the halves at once, so by then each shard is a bundle of its own, and
+    all of them end together."""
+    ends: dict[str, float] = {}
+
+    def download_then_wait(self, task):
+        end = ends.setdefault(self.out, time.monotonic() + after_s)
+        result = download(self, task)
+        time.sleep(max(0.0, end - time.monotonic()))
+        return result
+
+    return download_then_wait
+
+
+def _answering_late(get_infos, delay_s: float = 0.3):
+    """The SDK harness's answer to the runner's question "which metric is this short id?", late, as on a busy
+    machine: Prism holds a bundle's values of unresolved ids until the answer comes."""
+    def late(short_ids):
+        time.sleep(delay_s)
+        return get_infos(short_ids)
+
+    return late
+
+
+@pytest.mark.timeout(FETCH_LIMIT_S + 300)
+def test_prism_counts_every_download_shard_when_shards_end_together(prism_flags, sample_web, tmp_path,
+                                                                    monkeypatch):
+    """Prism (v2.77) keeps one pending value per unresolved metric id: of bundles that end together with the
+    same new counters it counts one, unless their counts reach the counters from one bundle
+    (``beam.CountOnce``). The download's counters must add up to its status parquets even then."""
+    from apache_beam.runners.worker import sdk_worker
+
+    from wit_pipeline.download.pipeline import ShardWorker
+
+    # Prism runs the SDK harness in this process (LOOPBACK), so both patches reach it.
+    monkeypatch.setattr(ShardWorker, "download", _ending_together(ShardWorker.download))
+    monkeypatch.setattr(sdk_worker.SHORT_ID_CACHE, "get_infos", _answering_late(sdk_worker.SHORT_ID_CACHE.get_infos))
+    source = tmp_path / "in.csv"     # 3 shards; a few images too small or too narrow for the flags below
+    source.write_text("url,text\n" + "".join(f"{sample_web.url(image.path)},caption {i}\n"
+                                             for i, image in enumerate(sample_web.site.images[:12])))
+    out = tmp_path / "out"
+    assert main(["download", "--input", str(source), "--out", str(out), "--samples-per-shard", "4",
+                 "--min-image-size", "250", "--max-aspect-ratio", "2", "--allow-private-networks", "--timeout", "5",
+                 *prism_flags]) == 0
+    stats = json.loads((out / "stats.json").read_text())
+    counters = stats["counters"]
+    dropped = {name[len("dropped_"):]: n for name, n in counters.items() if name.startswith("dropped_")}
+    assert stats["dropped"] and stats["out"], "the input should give both samples and dropped rows"
+    assert (counters["shards_written"], counters["in"], counters["out"], dropped) == \
+        (3, stats["in"], stats["out"], stats["dropped"])
 
 
 @pytest.mark.timeout(FETCH_LIMIT_S + 900)

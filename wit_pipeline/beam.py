@@ -4,7 +4,11 @@ Stages run through ``wit_pipeline.stage.StageRun``, which builds the pipeline wi
 ``make_pipeline(beam_args)`` and finishes with ``run(pipeline)``: it waits for the
 job and returns its counters for the stage's stats.json. DoFns create their counters
 once (``counter(stage, name)`` in ``__init__`` or ``setup``), never per element. The
-graph is the same whatever runner the options name.
+graph is the same whatever runner the options name. A DoFn whose slow bundles may end together hands
+its counts on as data to ``CountOnce``, which increments the counters from one bundle (Prism loses
+updates of concurrent bundles otherwise). The hot loops of DoFns run with the cyclic garbage
+collector paused (``collector_paused``), and a worker's long-lived objects are frozen out of its reach
+once (``freeze_long_lived``).
 
 A job that fails on a user's mistake or a full disk ends in one line: ``run`` finds the
 ``UserError`` or the disk's ``OSError`` in whatever the runner raised (``find_user_error``,
@@ -25,9 +29,13 @@ adds the loopback names to ``no_grpc_proxy`` (worker processes inherit the envir
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import re
+import threading
+from collections import Counter
+from contextlib import contextmanager
 from typing import Any, Iterator, Mapping, Sequence
 
 import apache_beam as beam
@@ -207,6 +215,55 @@ class LocalBatchRunner(PipelineRunner):
         return fn_runner.FnApiRunner(provision_info=provision).run_pipeline(pipeline, options)
 
 
+_collector_lock = threading.Lock()
+_collector_pauses = 0          # hot loops now running in this process (threads of one worker included)
+_collector_was_enabled = False
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while a DoFn's hot loop runs; back on (if it was) when the last
+    such loop of the process ends, so threads and nested loops may overlap.
+
+    Such a loop makes millions of short-lived objects without cycles (row values, records, parsed JSON):
+    reference counting frees them, but their allocations keep setting off the collector, and each of its
+    full passes walks every object the process holds (Beam's and pyarrow's modules, the query index ...).
+    That was a third of ``wit select``'s CPU time per candidate row (``bench/bench_candidates.py --beam``;
+    docs/benchmarks.md). A cycle made meanwhile is collected once the collector is back on.
+    """
+    global _collector_pauses, _collector_was_enabled
+    with _collector_lock:
+        if _collector_pauses == 0:
+            _collector_was_enabled = gc.isenabled()
+            gc.disable()
+        _collector_pauses += 1
+    try:
+        yield
+    finally:
+        with _collector_lock:
+            _collector_pauses -= 1
+            if _collector_pauses == 0 and _collector_was_enabled:
+                gc.enable()
+
+
+_frozen = False
+
+
+def freeze_long_lived() -> None:
+    """Once per process, from the setup of a DoFn that builds long-lived state (the query index): collect,
+    then take every object the collector tracks out of its reach (``gc.freeze``): the modules, the index,
+    the runner. The collector's full passes, which a job's allocations set off now and then, then walk only
+    the job's own objects: ~30 ms instead of ~250 ms each in ``wit select``'s worker. A frozen object is
+    never collected as part of a cycle, hence once, when what is alive is what the process keeps.
+    """
+    global _frozen
+    with _collector_lock:
+        if not _frozen:
+            _frozen = True
+            gc.collect()
+            gc.freeze()
+
+
 def counter(stage: str, name: str):
     """A Beam counter; every drop reason and every in/out count is one of these."""
     return Metrics.counter(stage, name)
@@ -226,6 +283,41 @@ class StageCounters:
                 if name not in self.counters:
                     self.counters[name] = counter(self.stage, name)
                 self.counters[name].inc(value)
+
+
+def add_counts(counts) -> Counter:
+    """The sum of ``{name: n}`` counts (negative ones too, which ``Counter``'s ``+`` would drop)."""
+    total = Counter()
+    for part in counts:
+        total.update(part)
+    return total
+
+
+def _increment_counters(counts: Counter, stage: str) -> tuple:
+    StageCounters(stage).add(counts)
+    return ()
+
+
+class CountOnce(beam.PTransform):
+    """``{counter name: n}`` elements -> the stage's counters, summed first and incremented in one bundle.
+
+    For a DoFn whose slow bundles may end side by side (the download's shards): it hands its counts on as
+    data instead of counting where the work is done, because Prism (v2.77) loses counter values of
+    concurrent bundles. A bundle's value of a metric whose short id Prism has not resolved yet waits for the
+    id's metadata keyed by that id alone, so when two bundles of one step end before the id is resolved, the
+    second bundle's value replaces the first's. Prism splits a slow bundle (a shard downloading shows no
+    element progress) and runs the parts at once, so shards can end together, and a counter new to both
+    (``dropped_bad_aspect_ratio``, or ``in`` itself) is then a shard short. Elements are not lost that way,
+    and the summed counts reach the counters as one element: one bundle reports them, whatever the runner."""
+
+    def __init__(self, stage: str):
+        super().__init__()
+        self.stage = stage
+
+    def expand(self, counts):
+        return (counts
+                | "Sum" >> beam.CombineGlobally(add_counts)
+                | "Count" >> beam.FlatMap(_increment_counters, self.stage))
 
 
 def run(pipeline: beam.Pipeline, stage: str | None = None) -> dict[str, int]:

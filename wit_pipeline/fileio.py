@@ -28,7 +28,7 @@ import shutil
 import tempfile
 import uuid
 from contextlib import contextmanager
-from typing import IO, Iterator
+from typing import IO, Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -234,6 +234,15 @@ def write_parquet_atomic(path: str, table: pa.Table, *, compression: str = "zstd
     """Write ``table`` as a parquet file that appears at ``path`` whole or not at all."""
     with open_write_atomic(path) as handle:
         pq.write_table(table, handle, compression=compression)
+
+
+def write_parquet_groups_atomic(path: str, schema: pa.Schema, tables: Iterable[pa.Table], *,
+                                compression: str = "zstd") -> None:
+    """``write_parquet_atomic`` of ``tables`` (of ``schema``), one row group each, made one at a time: the
+    whole table is never in memory at once."""
+    with open_write_atomic(path) as handle, pq.ParquetWriter(handle, schema, compression=compression) as writer:
+        for table in tables:
+            writer.write_table(table)
 
 
 def remove(path: str) -> None:

@@ -3,17 +3,19 @@
 Rows are spread over ``ceil(count / rows_per_part)`` parts by a hash of their
 ``uid`` column and sorted by it inside each part, so the same rows give the
 same files whatever the input order, the batching, the runner or the worker count.
-Each part is written atomically (``fileio.write_parquet_atomic``); part files of an
+Each part is written atomically, a row group of up to ``ROW_GROUP_ROWS`` rows at a time
+(``fileio.write_parquet_groups_atomic``); part files of an
 earlier run that this run did not write are removed, and an empty input still gives
 one (empty) part, so readers always find the schema.
 
-- ``WriteParquetTables``: the writer, on ``pa.Table`` batches of the part schema. Only packed tables
-  cross its shuffle, one per (input batch, part): a compact element, however many rows it holds.
+- ``WriteParquetTables``: the writer, on ``pa.Table`` batches of the part schema. Tables are packed as they
+  come (the job holds them, compressed, until every row is counted), and only packed tables cross its
+  shuffle, one per (input batch, part): a compact element, however many rows it holds.
 - ``pack`` / ``unpack``: a table as zstd-compressed Arrow IPC bytes and back, the form tables take across a
   shuffle (several times smaller than their pickle, which is what a local runner holds in memory).
 - ``WriteParquetParts``: the same on row dicts (batched into tables first).
 - ``split_table``: a table's rows grouped by an integer key per row (parts here, de-dup buckets in
-  ``pairs``); ``sorted_by_uid``: a table in uid order, as one chunk.
+  ``pairs``); ``sorted_by_uid``: a table in uid order, as row-group tables.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from . import fileio
 
 PART_NAME = re.compile(r"^part-\d{5}-of-\d{5}\.parquet$")
 ROWS_PER_TABLE = 4096   # rows of one batch when row dicts are turned into tables
+ROW_GROUP_ROWS = 65536  # rows of one row group of a part
 
 
 def part_name(index: int, count: int) -> str:
@@ -47,12 +50,13 @@ def part_of(uid: str, parts: int) -> int:
     return int(uid[:12] or "0", 16) % parts
 
 
-def sorted_by_uid(table: pa.Table) -> pa.Table:
-    """``table`` in uid order (a stable sort), as one chunk: the bytes of a part depend on its rows only,
-    not on their order or batching."""
-    if table.num_rows > 1:
-        table = table.take(pc.sort_indices(table, sort_keys=[("uid", "ascending")]))
-    return table.combine_chunks()
+def sorted_by_uid(table: pa.Table, group_rows: int = ROW_GROUP_ROWS) -> Iterator[pa.Table]:
+    """``table``'s rows in uid order (a stable sort), as tables of up to ``group_rows`` rows made one at a
+    time (a part's row groups): the bytes of a part depend on its rows only, not on their order or batching,
+    and a sorted copy of the whole part is never held."""
+    order = pc.sort_indices(table, sort_keys=[("uid", "ascending")])
+    for start in range(0, len(order), group_rows):
+        yield table.take(order[start:start + group_rows])
 
 
 def split_table(table: pa.Table, keys: np.ndarray) -> Iterator[tuple[int, pa.Table]]:
@@ -110,18 +114,23 @@ class WriteParquetTables(beam.PTransform):
     def expand(self, tables):
         directory, schema, rows_per_part = self.directory, self.schema, self.rows_per_part
 
-        def by_part(table, total):
+        def packed(table):   # held until every row is counted: as compressed bytes, a few times smaller
+            return (table.num_rows, pack(table)) if table.num_rows else None
+
+        def by_part(item, total):
+            rows, data = item
             parts = parts_for(total, rows_per_part)
             if parts == 1:
-                return [(0, pack(table))] if table.num_rows else []
-            return ((index, pack(rows)) for index, rows in split_table(table, part_keys(table, parts)))
+                return [(0, data)]
+            table = unpack(data)
+            return ((index, pack(part)) for index, part in split_table(table, part_keys(table, parts)))
 
         def write(item, total):
-            index, packed = item
+            index, packed_tables = item
             name = part_name(index, parts_for(total, rows_per_part))
-            tables = map(unpack, packed)
+            tables = map(unpack, packed_tables)
             table = pa.concat_tables([t if t.schema == schema else t.cast(schema) for t in tables])
-            fileio.write_parquet_atomic(fileio.join(directory, name), sorted_by_uid(table))
+            fileio.write_parquet_groups_atomic(fileio.join(directory, name), schema, sorted_by_uid(table))
             return name
 
         def finish(names, total):
@@ -135,10 +144,11 @@ class WriteParquetTables(beam.PTransform):
                 FileSystems.delete(stale)
             return sorted(names)
 
-        total = beam.pvalue.AsSingleton(tables
-                                         | "Rows" >> beam.Map(lambda table: table.num_rows)
+        packed_tables = tables | "Pack" >> beam.Map(packed) | "NonEmpty" >> beam.Filter(lambda item: item is not None)
+        total = beam.pvalue.AsSingleton(packed_tables
+                                         | "Rows" >> beam.Map(lambda item: item[0])
                                          | "Count" >> beam.CombineGlobally(sum))
-        written = (tables
+        written = (packed_tables
                    | "SplitByPart" >> beam.FlatMap(by_part, total)
                    | "GroupParts" >> beam.GroupByKey()
                    | "WritePart" >> beam.Map(write, total))

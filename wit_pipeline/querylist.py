@@ -25,7 +25,7 @@ from queries.output import MAX_QUERY_BYTES, PARQUET_NAME, load_queries
 from . import fileio
 from .errors import UserError
 from .langcodes import normalise
-from .tables import format_or_none, iter_table_rows, table_columns
+from .tables import format_or_none, iter_table_batches, table_columns
 
 __all__ = ["MAX_QUERY_BYTES", "load_query_list", "load_query_lists"]
 
@@ -55,15 +55,17 @@ def load_query_lists(path: str, keep_case: bool = False, skipped: Counter | None
         return {None: load_query_list(path, keep_case, skipped)}
     skipped = Counter() if skipped is None else skipped
     lists: dict[str | None, dict[str, None]] = {}
-    for row in iter_table_rows(table, columns=["query", "lang"], required=["query"], as_text=True):
-        query = row["query"]
-        if not query:
-            continue
-        if len(query) > MAX_QUERY_BYTES // 4 and len(query.encode()) > MAX_QUERY_BYTES:
-            skipped["line_too_long"] += 1
-            continue
-        lang = normalise(row["lang"]) if row["lang"] else None
-        lists.setdefault(lang, {})[query] = None
+    codes: dict[str, str] = {}   # a list has a handful of distinct lang values: normalise each once
+    for batch in iter_table_batches(table, columns=["query", "lang"], required=["query"], as_text=True):
+        for query, lang in zip(batch["query"], batch["lang"], strict=True):
+            if not query:
+                continue
+            if len(query) > MAX_QUERY_BYTES // 4 and len(query.encode()) > MAX_QUERY_BYTES:
+                skipped["line_too_long"] += 1
+                continue
+            if lang:
+                lang = codes[lang] if lang in codes else codes.setdefault(lang, normalise(lang))
+            lists.setdefault(lang or None, {})[query] = None
     if not lists:
         raise UserError(f"query list {path!r} is empty")
     return {lang: list(queries) for lang, queries in lists.items()}

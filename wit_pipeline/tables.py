@@ -1,8 +1,8 @@
 """Reading url/text tables: the one reader for parquet, CSV, TSV, JSON(L) and url-list files.
 
 ``wit candidates --source table``, ``wit download --input``, ``wit select`` and
-query loading all read through ``iter_table_rows``, so a file type behaves the
-same in every stage.
+query loading all read through ``iter_table_rows`` (or ``iter_table_batches``, the same rows by column),
+so a file type behaves the same in every stage.
 
 Formats come from the file name: ``.parquet`` / ``.pq``, ``.csv``, ``.tsv``,
 ``.jsonl`` (also ``.ndjson``, one object a line), ``.json`` (one object a line,
@@ -41,6 +41,7 @@ judge it (an empty url is dropped later). JSON strings with lone surrogates
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import posixpath
 from collections import Counter
@@ -170,6 +171,24 @@ def iter_table_rows(path: str, *, columns: Iterable[str] | None = None, required
     return _text_rows(path, kind, columns, required, _BadRows(path, counts, strict, unit=unit), as_text)
 
 
+def iter_table_batches(path: str, *, columns: Iterable[str], required: Iterable[str] = (),
+                       counts: Counter | None = None, strict: bool = False, as_text: bool = False,
+                       batch_rows: int = PARQUET_BATCH_ROWS) -> Iterator[dict[str, list]]:
+    """``iter_table_rows`` by column: the same good rows in the same order (bad ones counted the same way),
+    as ``{column: [values]}`` batches of up to ``batch_rows`` rows, none empty. A caller that works
+    column-wise (matching a text column, picking a few rows) makes no dict per row."""
+    kind = _read_kind(path)
+    required, columns = list(required), list(columns)
+    if kind == "parquet":
+        for _size, values in _parquet_batches(path, columns, required, _BadRows(path, counts, strict, unit="row"),
+                                              as_text, batch_rows):
+            yield values
+        return
+    rows = iter_table_rows(path, columns=columns, required=required, counts=counts, strict=strict, as_text=as_text)
+    while batch := list(itertools.islice(rows, batch_rows)):
+        yield {name: [row[name] for row in batch] for name in columns}
+
+
 def _read_kind(path: str) -> str:
     """``table_format``, with a ``.json`` file that holds a JSON array (not JSON lines) as ``json_array``."""
     kind = table_format(path)
@@ -261,6 +280,17 @@ def _value_problem(row: dict, names: Iterable[str]) -> str | None:
 
 def _parquet_rows(path: str, columns: list[str] | None, required: list[str], bad: _BadRows,
                   as_text: bool) -> Iterator[dict]:
+    for size, values in _parquet_batches(path, columns, required, bad, as_text, PARQUET_BATCH_ROWS):
+        if not values:   # no column asked for: the rows still count
+            yield from ({} for _ in range(size))
+        names = list(values)
+        for row in zip(*values.values(), strict=True):
+            yield dict(zip(names, row, strict=True))
+
+
+def _parquet_batches(path: str, columns: list[str] | None, required: list[str], bad: _BadRows,
+                     as_text: bool, batch_rows: int) -> Iterator[tuple[int, dict[str, list]]]:
+    """``(rows, {column: values})`` of each record batch's good rows (``rows`` > 0)."""
     with fileio.open_parquet(path) as parquet:
         schema = parquet.schema_arrow
         _check_columns(path, schema.names, required)
@@ -272,31 +302,45 @@ def _parquet_rows(path: str, columns: list[str] | None, required: list[str], bad
         numeric = [name for name in present if as_text and _numeric(schema.field(name).type)]
         wanted = list(dict.fromkeys(present + checked))
         if not wanted:   # no column to read: the rows still count
-            yield from ({name: None for name in names} for _ in range(parquet.metadata.num_rows))
+            total = parquet.metadata.num_rows
+            for start in range(0, total, batch_rows):
+                size = min(batch_rows, total - start)
+                yield size, {name: [None] * size for name in names}
             return
         first = 1
-        for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=wanted):
+        for batch in parquet.iter_batches(batch_size=batch_rows, columns=wanted):
             if numeric:   # numbers as their text, cast by arrow column-wise
                 batch = pa.RecordBatch.from_arrays(
                     [column.cast(pa.string()) if name in numeric else column
                      for name, column in zip(batch.schema.names, batch.columns, strict=True)],
                     names=batch.schema.names)
             data, undecodable = _batch_values(batch)
-            values = [data[name] if name in data else [None] * batch.num_rows for name in names]
-            if not checked and not undecodable:
-                for row in zip(*values, strict=True):
-                    yield dict(zip(names, row, strict=True))
-            else:
-                for index, row in enumerate(zip(*values, strict=True)):
-                    if index in undecodable:
-                        bad(first + index, f"{undecodable[index]!r} holds bytes that are not UTF-8", "bad_encoding")
-                        continue
-                    problem = _value_problem({name: data[name][index] for name in checked}, checked)
-                    if problem:
-                        bad(first + index, problem, "wrong_type")
-                    else:
-                        yield dict(zip(names, row, strict=True))
+            values = {name: data[name] if name in data else [None] * batch.num_rows for name in names}
+            size = batch.num_rows
+            if checked or undecodable:
+                good = _good_rows(data, checked, undecodable, bad, first, batch.num_rows)
+                if len(good) < size:
+                    size, values = len(good), {name: [column[i] for i in good] for name, column in values.items()}
+            if size:
+                yield size, values
             first += batch.num_rows
+
+
+def _good_rows(data: dict[str, list], checked: list[str], undecodable: dict[int, str], bad: _BadRows,
+               first: int, rows: int) -> list[int]:
+    """The indices of a batch's good rows; each bad one reported to ``bad`` (``first``: the batch's first
+    row number)."""
+    good = []
+    for index in range(rows):
+        if index in undecodable:
+            bad(first + index, f"{undecodable[index]!r} holds bytes that are not UTF-8", "bad_encoding")
+            continue
+        problem = _value_problem({name: data[name][index] for name in checked}, checked)
+        if problem:
+            bad(first + index, problem, "wrong_type")
+        else:
+            good.append(index)
+    return good
 
 
 def _batch_values(batch: pa.RecordBatch) -> tuple[dict[str, list], dict[int, str]]:

@@ -177,6 +177,24 @@ def test_rows_of_every_source_encode_as_utf8_lone_surrogates_replaced():
                               "source": "wat"}
 
 
+def _wat_member(payload: bytes) -> bytes:
+    head = (b"WARC/1.0\r\nWARC-Type: metadata\r\nWARC-Target-URI: http://page.example/\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(payload))
+    return gzip.compress(head + payload + b"\r\n\r\n")
+
+
+def test_wat_rows_are_valid_utf8_a_lone_surrogate_escape_replaced_a_paired_one_kept():
+    links = [{"path": "IMG@/src", "url": "/a.jpg", "alt": "caf\u00e9 PLACEHOLDER_LONE ok"},
+             {"path": "IMG@/src", "url": "/b.jpg", "alt": "smile PLACEHOLDER_PAIR"}]
+    envelope = {"Envelope": {"WARC-Header-Metadata": {"WARC-Type": "response", "WARC-Target-URI": "http://page.example/"},
+                             "Payload-Metadata": {"HTTP-Response-Metadata": {"HTML-Metadata": {"Links": links}}}}}
+    payload = (json.dumps(envelope).replace("PLACEHOLDER_LONE", "\\ud800").replace("PLACEHOLDER_PAIR", "\\ud83d\\ude00")
+               .encode())
+    rows = list(read_wat(io.BytesIO(_wat_member(payload)), "x.wat.gz", Counter()))
+    assert [row["text"] for row in rows] == ["caf\u00e9 \ufffd ok", "smile \U0001f600"]
+    "".join(value for row in rows for value in row.values() if isinstance(value, str)).encode("utf-8")   # no raise
+
+
 def test_resolve_shortcut_joins_exactly_as_urljoin():
     """The absolute-path shortcut must give urljoin's answer for every reference it takes."""
     import itertools

@@ -74,3 +74,11 @@ def test_per_query_caps_reduce_to_metaclips_single_cap():
 
     assert keep_probability_each([1000, 400], [100, 100]) == keep_probability([1000, 400], 100)
     assert keep_probability_each([1000, 400], [100, 400]) == 1.0   # one query within its own cap
+
+
+def test_ranks_of_a_batch_are_each_pairs_rank():
+    from wit_pipeline.select.balancing import pair_rank, pair_ranks
+
+    uids = [f"{i:032x}" for i in range(0, 10**6, 9973)]
+    for seed in (0, 7, -3):
+        assert pair_ranks(uids, seed) == [pair_rank(uid, seed) for uid in uids]

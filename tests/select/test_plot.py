@@ -75,3 +75,13 @@ def test_languages_beyond_the_plotted_ones_and_languages_without_matches_draw_wi
         warnings.simplefilter("error")
         assert plot_languages_png(by_language(counts, 2)).startswith(PNG_SIGNATURE)
         assert plot_languages_png(by_language(rows("a", [0], 2) + rows("b", [0], 2), 2)).startswith(PNG_SIGNATURE)
+
+
+def test_a_long_curve_is_drawn_through_log_spaced_ranks_from_the_first_to_the_last():
+    from wit_pipeline.select.plot import MAX_CURVE_POINTS, curve
+
+    counts = [0] * 10 + list(range(1, 300_001))
+    ranks, values = curve(counts)
+    assert len(ranks) <= MAX_CURVE_POINTS and ranks[0] == 1 and ranks[-1] == 300_000
+    assert ranks == sorted(set(ranks)) and values == [300_001 - rank for rank in ranks]   # descending, zeros out
+    assert curve([0, 5, 3]) == ([1, 2], [5, 3])

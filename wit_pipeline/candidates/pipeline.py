@@ -30,7 +30,7 @@ import apache_beam as beam
 import pyarrow as pa
 
 from .. import fileio
-from ..beam import StageCounters, counter
+from ..beam import StageCounters, collector_paused, counter
 from ..language import DEFAULT_DETECTOR, DETECTORS
 from ..options import check_values, defaults, option
 from ..pairs import DedupPairs, DedupTables, LanguageAndDedup, dedup_buckets, parse_lang
@@ -183,7 +183,8 @@ class CleanAndFilterFn(beam.DoFn):
         self.counters = StageCounters(STAGE)
 
     def process(self, rows: list[dict]):
-        table, counts = clean_batch(rows, self.config)
+        with collector_paused():
+            table, counts = clean_batch(rows, self.config)
         self.counters.add(counts)
         if table.num_rows:
             yield table

@@ -8,16 +8,19 @@ them with Beam, and writes the manifest and ``stats.json``.
    complete shards with retryable failures are redone too (successes copied).
    It also types the carried input columns over every row (``ColumnKinds``), so
    every shard's status parquet gets the same schema.
-2. **Download** (Beam): ``Create(shards) | Reshuffle | ParDo(DownloadShard)``; a
-   shard is the unit of work, each worker (``ShardWorker``) holds one guarded
-   session and a thread pool. ``--processes N`` is the DirectRunner's worker
+2. **Download** (Beam): ``Create(shards) | Reshuffle | ParDo(DownloadShard) | CountOnce``;
+   a shard is the unit of work, each worker (``ShardWorker``) holds one guarded
+   session and a thread pool. Each shard's counts travel as data and reach the
+   stage's counters summed, from one bundle (``CountOnce`` says why).
+   ``--processes N`` is the DirectRunner's worker
    count (the shared Beam wiring, ``wit_pipeline.beam``); where that runner would
    start N worker processes (its multi-process mode), the job runs in memory and
    ``DownloadShard`` forks the N workers from the driver instead
    (``local_worker_processes``: no new interpreter importing Beam per worker).
    Other runners and running modes run ``DownloadShard`` in their own workers.
 3. **Drop duplicates** (optional, Beam): successes grouped by sha256 of the
-   original bytes; all but the lowest key become ``duplicate`` and leave their tar.
+   original bytes; all but the lowest key become ``duplicate`` and leave their tar
+   (counted through ``CountOnce`` too).
 4. **Manifest and stats**: ``manifest.json`` (``wit_pipeline.shardset``: every shard's
    samples, bytes, sha256), OpenCLIP's ``sizes.json``, any missing ``NNNNN_stats.json`` and
    ``stats.json`` through ``StageRun``, over every shard of the output (not only those this run
@@ -46,9 +49,10 @@ from dataclasses import dataclass
 import apache_beam as beam
 import pyarrow as pa
 from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
+from apache_beam.transforms.window import GlobalWindows
 
 from .. import USER_AGENT, __version__, fileio
-from ..beam import counter, pipeline_options
+from ..beam import CountOnce, add_counts, pipeline_options
 from ..consent import check_user_agent, consent_file_counts, obeyed_agents, parse_agents, parse_signals
 from ..errors import UserError
 from ..options import check_values, option
@@ -459,13 +463,24 @@ def in_memory_args(beam_args: list[str] | None) -> list[str]:
     return [*kept, "--direct_running_mode=in_memory"]
 
 
+def download_counts(statuses: Counter, signal_files: Counter) -> Counter:
+    """A downloaded shard's counts by counter name: ``in`` rows, ``out`` samples, ``dropped_<status>`` failed
+    rows, ``shards_written``, ``signal_file_<file>_<outcome>`` origins whose robots.txt/tdmrep.json/ai.txt
+    was read (``consent.FILE_OUTCOMES``; a worker's cache lives as long as the worker)."""
+    counts = Counter({"in": sum(statuses.values()), "shards_written": 1})
+    for status, n in statuses.items():
+        counts["out" if status == "success" else f"dropped_{status}"] += n
+    for (kind, outcome), n in signal_files.items():
+        counts[f"signal_file_{kind}_{outcome}"] += n
+    return counts
+
+
 class DownloadShard(beam.DoFn):
     """Downloads whole shards: in this worker (one ``ShardWorker``), or, with ``local_processes`` > 1, in that
     many worker processes forked from it (``local_worker_processes``), each with its own ``ShardWorker``.
 
-    Counters (this run's shards): ``in`` rows, ``out`` samples, ``dropped_<status>`` failed rows,
-    ``shards_written``, ``signal_file_<file>_<outcome>`` origins whose robots.txt/tdmrep.json/ai.txt was read
-    (``consent.FILE_OUTCOMES``; a worker's cache lives as long as the worker).
+    Outputs this run's counts (``download_counts``), for ``CountOnce``: one per shard, or one per bundle from
+    the forked workers.
     """
 
     def __init__(self, out: str, config: DownloadConfig, retry_failed: tuple[str, ...] | None, settings: dict,
@@ -475,9 +490,6 @@ class DownloadShard(beam.DoFn):
         self.worker = self.pool = None
 
     def setup(self):
-        self.rows_in, self.samples_out = counter(STAGE, "in"), counter(STAGE, "out")
-        self.shards = counter(STAGE, "shards_written")
-        self.dropped = {}     # status -> counter, made on a status's first row (http_<status> has no fixed list)
         self.pending = []
         worker_args = (self.out, self.config, self.retry_failed, self.settings)
         if self.local_processes > 1:
@@ -486,29 +498,16 @@ class DownloadShard(beam.DoFn):
         else:
             self.worker = ShardWorker(*worker_args)
 
-    def _count(self, statuses: Counter, signal_files: Counter) -> None:
-        for status, n in statuses.items():
-            if status == "success":
-                self.samples_out.inc(n)
-                continue
-            if status not in self.dropped:
-                self.dropped[status] = counter(STAGE, f"dropped_{status}")
-            self.dropped[status].inc(n)
-        self.rows_in.inc(sum(statuses.values()))
-        self.shards.inc()
-        for (kind, outcome), n in signal_files.items():
-            counter(STAGE, f"signal_file_{kind}_{outcome}").inc(n)
-
     def process(self, task: ShardTask):
         if self.pool is None:
-            self._count(*self.worker.download(task))
+            yield download_counts(*self.worker.download(task))
         else:
             self.pending.append(self.pool.submit(_download_in_forked_worker, task))
 
     def finish_bundle(self):
         pending, self.pending = self.pending, []
-        for future in pending:
-            self._count(*future.result())
+        if pending:
+            yield GlobalWindows.windowed_value(add_counts(download_counts(*future.result()) for future in pending))
 
     def teardown(self):
         if self.pool is not None:
@@ -539,7 +538,8 @@ def download_graph(pipeline: beam.Pipeline, options: DownloadOptions, tasks: lis
          | "Shards" >> beam.Create(tasks)
          | "Spread" >> beam.Reshuffle()
          | "Download" >> beam.ParDo(DownloadShard(options.out, config, options.retry_failed,
-                                                  options.output_settings(), local_processes)))
+                                                  options.output_settings(), local_processes))
+         | "Counters" >> CountOnce(STAGE))
 
 
 # -- 3. exact duplicates ----------------------------------------------------------------------------------
@@ -581,22 +581,17 @@ def drop_from_shard(out: str, shard_id: int, drops: dict[str, str]) -> None:
 
 
 class DropDuplicates(beam.DoFn):
-    """Rewrites one shard without its duplicates; they move from the ``out`` counter to ``dropped_duplicate``."""
+    """Rewrites one shard without its duplicates; they move from the ``out`` count to ``dropped_duplicate``
+    (its output, for ``CountOnce``)."""
 
     def __init__(self, out: str):
         self.out = out
-
-    def setup(self):
-        self.samples_out = counter(STAGE, "out")
-        self.duplicates = counter(STAGE, "dropped_duplicate")
 
     def process(self, item):
         shard_id, drops = item
         drops = dict(drops)
         drop_from_shard(self.out, shard_id, drops)
-        self.samples_out.dec(len(drops))
-        self.duplicates.inc(len(drops))
-        yield shard_id
+        yield Counter({"out": -len(drops), "dropped_duplicate": len(drops)})
 
 
 class FindDuplicates(beam.PTransform):
@@ -615,7 +610,8 @@ def dedup_graph(pipeline: beam.Pipeline, out: str, shard_ids: list[int]) -> None
          | "Shards" >> beam.Create(shard_ids)
          | "Successes" >> beam.FlatMap(lambda s: _successes(out, s))
          | "FindDuplicates" >> FindDuplicates()
-         | "Rewrite" >> beam.ParDo(DropDuplicates(out)))
+         | "Rewrite" >> beam.ParDo(DropDuplicates(out))
+         | "Counters" >> CountOnce(STAGE))
 
 
 # -- 4. manifest and stats ---------------------------------------------------------------------------------

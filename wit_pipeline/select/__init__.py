@@ -6,8 +6,9 @@
   probabilistic rule; the lifted combines over numpy arrays that compute them.
 - ``caps.py``: the cap of each language, ``same`` or MetaCLIP 2's tail-share rule (pure).
 - ``plot.py``: the matched-vs-selected head/tail plot (a curve and cap per language) and the HTML summary.
-- ``pipeline.py``: ``SelectOptions`` (every flag) and the Beam job ``run_select``: ``MatchFileFn`` (compact
-  records of matched rows), ``DecideFn`` (language, routing, one pair per uid), ``CapFn`` and ``ReadSelectedFn``
+- ``pipeline.py``: ``SelectOptions`` (every flag) and the Beam job ``run_select``: ``candidate_batches`` (a
+  candidate file by column), ``MatchFileFn`` (compact records of matched rows), ``DecideFn`` (language,
+  routing, one pair per uid, as ``Survivors`` batches of numpy columns), ``CapFn`` and ``ReadSelectedFn``
   (kept rows read again from their files).
 - ``cli.py``: the command; ``demo.py``: the ``wit demo`` step.
 

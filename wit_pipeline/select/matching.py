@@ -25,11 +25,14 @@ keeps the ids of one language's list plus the language-neutral ones.
 
 from __future__ import annotations
 
+import os
 import threading
+from collections import Counter
 from operator import itemgetter
 
 import ahocorasick
 
+from .. import fileio
 from ..querylist import load_query_lists
 from ..segment import uses_spaces
 from ..text import canonical, canonical_fast
@@ -47,7 +50,8 @@ class QueryMatcher:
             raise ValueError(f"match mode must be one of {MODES}, not {mode!r}")
         self.mode, self.keep_case = mode, keep_case
         # Sorted, so ascending indices are also the queries in sorted order (match() needs no string sort).
-        self.queries = sorted(set(q for q in queries if q))
+        # A tuple of strings: the collector stops tracking it, so it never walks this list in a collection.
+        self.queries = tuple(sorted(set(q for q in queries if q)))
         self.automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
         pad = " " if mode == "word" else ""
         for index, query in enumerate(self.queries):
@@ -106,17 +110,24 @@ class QueryIndex:
     def __init__(self, lists: dict[str | None, list[str]], mode: str = "word", keep_case: bool = False,
                  langs: frozenset[str] | None = None):
         self.keep_case = keep_case
-        self.entries: list[tuple[str | None, str]] = []
+        entries: list[tuple[str | None, str]] = []
         self.matchers: list[tuple[int, QueryMatcher]] = []       # (first entry id, matcher)
         for lang in sorted(lists, key=lambda code: code or ""):   # neutral first: "" sorts first
             if lang is not None and langs is not None and lang not in langs:
                 continue
             matcher = QueryMatcher(lists[lang], language_mode(lang, mode), keep_case)
             if matcher.queries:
-                self.matchers.append((len(self.entries), matcher))
-                self.entries.extend((lang, query) for query in matcher.queries)
-        self.entry_langs = [lang for lang, _query in self.entries]
-        self.entry_queries = [query for _lang, query in self.entries]
+                self.matchers.append((len(entries), matcher))
+                entries.extend((lang, query) for query in matcher.queries)
+        # Tuples of strings (and None): the collector stops tracking them, so its full collections, which
+        # a job's many short-lived objects set off again and again, never walk these hundreds of thousands
+        # of items (lists would be walked every time).
+        self.entries = tuple(entries)
+        self.entry_langs = tuple(lang for lang, _query in entries)
+        self.entry_queries = tuple(query for _lang, query in entries)
+        self.languages = frozenset(self.entry_langs)
+        self.skipped: Counter = Counter()      # lines of the list left out by reason (shared_index sets it)
+        self.version: tuple | None = None      # the list's files when read (shared_index sets it)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -134,23 +145,45 @@ class QueryIndex:
 
     def route(self, ids: list[int], lang: str | None) -> list[int]:
         """The ids of ``lang``'s entries and of the language-neutral ones."""
+        if self.languages <= {lang, None}:   # every entry is lang's or neutral (one list, the usual case)
+            return ids
         langs = self.entry_langs
         return [i for i in ids if langs[i] is None or langs[i] == lang]
 
     def queries_of(self, ids: list[int]) -> list[str]:
-        """The query strings of ``ids``, sorted and distinct."""
-        return sorted({self.entry_queries[i] for i in ids})
+        """The query strings of ``ids`` (ascending), sorted and distinct."""
+        queries = [self.entry_queries[i] for i in ids]
+        if len(self.matchers) == 1 or len(queries) < 2:   # one list's entries are numbered in query order
+            return queries
+        return sorted(set(queries))
 
 
 _cache: dict[tuple, QueryIndex] = {}
 _cache_lock = threading.Lock()
 
 
+def _version(path: str) -> tuple:
+    """What changes when a local query list is rewritten (its files' sizes and modification times), so a
+    process that runs the job again after that builds the index again; () for a remote list."""
+    if fileio.is_remote(path) or not os.path.exists(path):
+        return ()
+    paths = [os.path.join(path, name) for name in sorted(os.listdir(path))] if os.path.isdir(path) else [path]
+    version = []
+    for name in paths:
+        stat = os.stat(name)
+        version.append((name, stat.st_size, stat.st_mtime_ns))
+    return tuple(version)
+
+
 def shared_index(path: str, mode: str, keep_case: bool, langs: frozenset[str] | None = None) -> QueryIndex:
-    """One ``QueryIndex`` per (queries path, mode, case, languages) per process."""
+    """One ``QueryIndex`` per (query list, mode, case, languages) per process; ``index.skipped`` counts the
+    list's lines left out (``querylist.load_query_lists``)."""
     key = ("index", path, mode, keep_case, langs)
+    version = _version(path)
     with _cache_lock:
         index = _cache.get(key)
-        if index is None:
-            index = _cache[key] = QueryIndex(load_query_lists(path, keep_case), mode, keep_case, langs)
+        if index is None or index.version not in (None, version):
+            skipped = Counter()
+            index = _cache[key] = QueryIndex(load_query_lists(path, keep_case, skipped), mode, keep_case, langs)
+            index.skipped, index.version = skipped, version
         return index

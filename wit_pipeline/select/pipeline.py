@@ -2,19 +2,25 @@
 
 ::
 
-    candidate files ─► MatchFiles: read in file order, match (one automaton per language); matched rows
-        as compact records (text, uid, provenance, file, row, entry ids) in batches keyed by a hash of the text
+    candidate files ─► MatchFiles: read in file order by column batches, match (one automaton per
+        language); matched rows as compact records (text, uid, provenance, file, row, entry ids), pickled
+        in batches keyed by a hash of the text
       ─► GroupByKey(text bucket) ─► Decide: language once per distinct matched text (batched), routed to
-          that language's list; one pair per uid (smallest provenance); survivors (uid, rank, lang, ids, file, row)
-      ─► per-query matched counts and rank incidences (lifted combines over numpy arrays)
-          ─► caps per language (--cap-rule) and, for top, the rank threshold of each query
-      ─► Cap: each survivor kept or not (side inputs: thresholds or counts, caps); kept refs keyed by file
+          that language's list; one pair per uid (smallest provenance); ``Survivors`` batches (numpy
+          columns: rank, file, row, entry ids; and lang)
+      ─► per-query matched counts (a lifted combine over numpy arrays) ─► caps per language (--cap-rule);
+          for top, the (query, rank) incidences of the queries over their cap only, gathered
+          ─► the rank threshold of each query
+      ─► Cap: each survivor kept or not, vectorised (side inputs: thresholds or counts, caps); kept
+          survivors split by file
       ─► GroupByKey(file) ─► ReadSelected: each file read again, the kept rows with queries and lang
       ─► selected/part-*.parquet
       └► kept / selected counts ─► query_counts.parquet; then stats.json, query_counts.png, summary.html
 
-Only compact records and numpy arrays cross a shuffle; full rows exist only while a file is read, so
-the job holds per matched row about a hundred bytes, not the row.
+Only pickled record batches and numpy arrays cross a shuffle; full rows exist only while a file is read,
+so the job holds per matched row about a hundred bytes, not the row, and per surviving pair a few dozen.
+The loops that make many short-lived objects (reading, matching, grouping, deciding) run with the
+garbage collector paused (``beam.collector_paused``).
 
 Every candidate row ends in exactly one place:
 ``in = out (selected) + dropped[no_match] + dropped[lang] + dropped[duplicate] + dropped[cap]
@@ -25,30 +31,32 @@ Every candidate row ends in exactly one place:
 
 from __future__ import annotations
 
+import itertools
 import logging
 import pickle
 import re
 import zlib
 from collections import Counter
 from dataclasses import dataclass
+from typing import Iterator
 
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 
 from .. import fileio
-from ..beam import StageCounters, counter
+from ..beam import StageCounters, collector_paused, counter, freeze_long_lived
 from ..errors import UserError
 from ..langcodes import normalise
 from ..language import DEFAULT_DETECTOR, DETECTORS, detect_languages
 from ..options import check_values, option
-from ..pairs import TEXT_BATCH, provenance_key
+from ..pairs import PROVENANCE, TEXT_BATCH
 from ..parquet_parts import WriteParquetTables
-from ..querylist import MAX_QUERY_BYTES, load_query_lists
+from ..querylist import MAX_QUERY_BYTES
 from ..schemas import CANDIDATE_COLUMNS, QUERY_COUNTS_SCHEMA, SELECTED_SCHEMA, pair_uid
 from ..stage import StageRun, dropped_counts, require_finished
-from ..tables import MissingColumns, iter_table_rows
-from .balancing import BALANCES, GatherIncidences, SumArrays, keep_probability_each, pair_rank, top_thresholds
+from ..tables import MissingColumns, iter_table_batches
+from .balancing import BALANCES, GatherIncidences, SumArrays, keep_probability_each, pair_ranks, top_thresholds
 from .caps import CAP_RULES, choose_caps
 from .matching import MODES, QueryIndex, shared_index
 from .plot import write_summary
@@ -60,7 +68,6 @@ SELECTED_DIR = "selected"
 QUERY_COUNTS = "query_counts.parquet"
 DROP_REASONS = ("no_match", "lang", "duplicate", "cap")
 TEXT_BUCKETS = 256    # shuffle keys of the matched records: a text's copies all land in one bucket
-RECORDS_PER_BATCH = 4096
 _CODE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$")
 
 
@@ -122,20 +129,26 @@ def candidate_files(patterns: list[str]) -> list[str]:
     return files
 
 
-def read_rows(path: str, counts: Counter, strict: bool = False):
-    """Row dicts of one candidate parquet file (missing provenance columns as None, numbers as their text,
-    uid filled in); each row counted ``in``, a row the table reader finds bad (a list where a string
-    belongs, bytes that are not UTF-8 ...) counted ``in`` and ``dropped_bad_row`` (by reason as
-    ``bad_rows_<reason>``), a file without url/text columns counted ``unreadable_files``."""
+def candidate_batches(path: str, counts: Counter, strict: bool = False) -> Iterator[tuple[int, dict[str, list]]]:
+    """The rows of one candidate parquet file by column (``tables.iter_table_batches``): ``(number of the
+    batch's first row, {column: values})``, rows numbered in file order among the good ones. Missing
+    provenance columns come as None, numbers as their text, a null url or text as "", a missing source as
+    "table", a missing uid filled in. Each row is counted ``in``; a row the table reader finds bad (a list
+    where a string belongs, bytes that are not UTF-8 ...) ``in`` and ``dropped_bad_row`` (by reason as
+    ``bad_rows_<reason>``); a file without url/text columns ``unreadable_files``."""
+    first = 0
     try:
-        for row in iter_table_rows(path, columns=CANDIDATE_COLUMNS, required=("url", "text"), counts=counts,
-                                   strict=strict, as_text=True):
-            counts["in"] += 1
-            row["url"], row["text"] = row["url"] or "", row["text"] or ""
-            row["source"] = row["source"] or "table"
-            if not row["uid"]:
-                row["uid"] = pair_uid(row["url"], row["text"])
-            yield row
+        for batch in iter_table_batches(path, columns=CANDIDATE_COLUMNS, required=("url", "text"), counts=counts,
+                                        strict=strict, as_text=True):
+            size = len(batch["text"])
+            counts["in"] += size
+            for name, default in (("url", ""), ("text", ""), ("source", "table")):
+                batch[name] = [value or default for value in batch[name]]
+            if not all(batch["uid"]):
+                batch["uid"] = [uid or pair_uid(url, text)
+                                for uid, url, text in zip(batch["uid"], batch["url"], batch["text"], strict=True)]
+            yield first, batch
+            first += size
     except MissingColumns:
         counts["unreadable_files"] += 1
         log.warning("skipping %s: no url/text columns", path)
@@ -145,9 +158,16 @@ def read_rows(path: str, counts: Counter, strict: bool = False):
 
 
 def packed(records: list) -> bytes:
-    """A batch of records as one bytes value: a runner that holds a shuffle in memory (the DirectRunner)
-    keeps one compact object per batch, not a tuple of Python objects per record."""
-    return pickle.dumps(records, protocol=pickle.HIGHEST_PROTOCOL)
+    """A batch of records as one bytes value, pickled and zstd-compressed (about 3x smaller; ~1 µs a
+    record): a runner that holds a shuffle in memory (the DirectRunner) keeps one compact object per
+    batch, not a tuple of Python objects per record. ``unpacked`` reads it back."""
+    data = pickle.dumps(records, protocol=pickle.HIGHEST_PROTOCOL)
+    return len(data).to_bytes(8, "little") + pa.compress(data, codec="zstd", asbytes=True)
+
+
+def unpacked(blob: bytes) -> list:
+    size = int.from_bytes(blob[:8], "little")
+    return pickle.loads(pa.decompress(memoryview(blob)[8:], decompressed_size=size, codec="zstd", asbytes=True))
 
 
 def text_bucket(text: str, buckets: int = TEXT_BUCKETS) -> int:
@@ -169,9 +189,9 @@ class IndexSpec:
 
 
 class MatchFileFn(beam.DoFn):
-    """``(file number, path)`` -> ``(text bucket, [record])`` batches of the file's matched rows, a record
-    being ``(text, uid, provenance key, file number, row number, entry ids)``; rows are counted ``in``,
-    ``matched`` or ``dropped_no_match``."""
+    """``(file number, path)`` -> ``(text bucket, (record count, packed records))`` of the file's matched
+    rows, per bucket and read batch, a record being ``(text, uid, provenance key, file number, row number,
+    entry ids)``; rows are counted ``in``, ``matched`` or ``dropped_no_match``."""
 
     def __init__(self, spec: IndexSpec, strict: bool):
         self.spec, self.strict = spec, strict
@@ -179,47 +199,118 @@ class MatchFileFn(beam.DoFn):
     def setup(self):
         self.index = self.spec.index()
         self.counters = StageCounters(STAGE)
+        freeze_long_lived()
 
     def process(self, item):
-        file_number, path = item
-        counts = Counter()
-        pending: dict[int, list] = {}
-        match_ids = self.index.match_ids
-        try:
-            for row_number, row in enumerate(read_rows(path, counts, self.strict)):
-                text = row["text"]
-                ids = match_ids(text)
-                if not ids:
-                    counts["dropped_no_match"] += 1
-                    continue
-                counts["matched"] += 1
-                bucket = text_bucket(text)
-                batch = pending.setdefault(bucket, [])
-                batch.append((text, row["uid"], provenance_key(row), file_number, row_number, ids))
-                if len(batch) >= RECORDS_PER_BATCH:
-                    yield bucket, packed(pending.pop(bucket))
-            for bucket, batch in pending.items():
-                yield bucket, packed(batch)
-        finally:
-            self.counters.add(counts)
+        with collector_paused():
+            file_number, path = item
+            counts = Counter()
+            pending: dict[int, list] = {}
+            match_ids = self.index.match_ids
+            try:
+                for first, batch in candidate_batches(path, counts, self.strict):
+                    uids, provenance = batch["uid"], [batch[name] for name in PROVENANCE]
+                    matched = 0
+                    for index, text in enumerate(batch["text"]):
+                        ids = match_ids(text)
+                        if not ids:
+                            continue
+                        matched += 1
+                        bucket = text_bucket(text)
+                        records = pending.setdefault(bucket, [])
+                        # the provenance as pairs.provenance_key gives it for the row
+                        records.append((text, uids[index], tuple([column[index] or "" for column in provenance]),
+                                        file_number, first + index, ids))
+                    counts["matched"] += matched
+                    counts["dropped_no_match"] += len(uids) - matched
+                    for bucket, records in pending.items():   # a read batch's records, never a file's, held
+                        yield bucket, (len(records), packed(records))
+                    pending.clear()
+            finally:
+                self.counters.add(counts)
 
 
-def texts_of_bucket(item) -> list[tuple[str, list]]:
-    """``(bucket, [packed records])`` -> ``[(text, its records)]``, one entry per distinct text."""
-    _bucket, batches = item
+def records_of_buckets(buckets: list) -> dict[str, list]:
+    """``[(bucket, [(record count, packed records)])]`` -> ``{text: its records}``."""
     by_text: dict[str, list] = {}
-    for batch in batches:
-        for record in pickle.loads(batch):
-            by_text.setdefault(record[0], []).append(record)
-    return sorted(by_text.items())
+    for _bucket, batches in buckets:
+        for _count, batch in batches:
+            for record in unpacked(batch):
+                by_text.setdefault(record[0], []).append(record)
+    return by_text
+
+
+def records_in_bucket(item) -> int:
+    """How many records a grouped bucket holds (``BatchElements``' measure of a batch)."""
+    return sum(count for count, _batch in item[1])
+
+
+@dataclass
+class Survivors:
+    """A batch of surviving pairs, column by column (numpy arrays cross a shuffle and sit in a local
+    runner's memory as a few compact objects, not a tuple per pair): each pair's ``rank`` (uint64),
+    ``lang`` (its detected language; None under ``--lang any``), candidate ``file`` and ``row`` numbers,
+    and its entry ids, all pairs' concatenated in ``ids`` with ``id_counts`` of each pair."""
+
+    ranks: np.ndarray
+    langs: list
+    files: np.ndarray
+    rows: np.ndarray
+    ids: np.ndarray
+    id_counts: np.ndarray
+
+    @classmethod
+    def from_lists(cls, ranks: list[int], langs: list, files: list[int], rows: list[int],
+                   ids: list[list[int]]) -> Survivors:
+        counts = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+        return cls(np.array(ranks, dtype=np.uint64), langs, np.array(files, dtype=np.int64),
+                   np.array(rows, dtype=np.int64),
+                   np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=int(counts.sum())), counts)
+
+    @classmethod
+    def concat(cls, batches: list[Survivors]) -> Survivors:
+        def joined(name: str) -> np.ndarray:
+            return np.concatenate([getattr(batch, name) for batch in batches])
+
+        return cls(joined("ranks"), [lang for batch in batches for lang in batch.langs], joined("files"),
+                   joined("rows"), joined("ids"), joined("id_counts"))
+
+    def __len__(self) -> int:
+        return len(self.ranks)
+
+    def owners(self) -> np.ndarray:
+        """The pair (index) of every entry id in ``ids``."""
+        return np.repeat(np.arange(len(self)), self.id_counts)
+
+    def id_lists(self) -> list[list[int]]:
+        """Each pair's entry ids."""
+        flat, ends = self.ids.tolist(), np.cumsum(self.id_counts).tolist()
+        return [flat[start:end] for start, end in zip([0, *ends[:-1]], ends, strict=True)]
+
+    def take(self, indices: np.ndarray) -> Survivors:
+        """The pairs at ``indices``, in that order."""
+        starts = np.cumsum(self.id_counts) - self.id_counts
+        counts = self.id_counts[indices]
+        positions = np.repeat(starts[indices] - (np.cumsum(counts) - counts), counts) + np.arange(int(counts.sum()))
+        return Survivors(self.ranks[indices], [self.langs[i] for i in indices.tolist()], self.files[indices],
+                         self.rows[indices], self.ids[positions], counts)
+
+    def by_file(self) -> Iterator[tuple[int, Survivors]]:
+        """``(file number, its pairs)`` for each file the batch holds pairs of."""
+        if not len(self):
+            return
+        order = np.argsort(self.files, kind="stable")
+        files = self.files[order]
+        bounds = [0, *(np.flatnonzero(np.diff(files)) + 1).tolist(), len(files)]
+        for start, end in zip(bounds[:-1], bounds[1:], strict=True):
+            yield int(files[start]), self.take(order[start:end])
 
 
 class DecideFn(beam.DoFn):
-    """A batch of buckets' ``[(text, records)]`` -> one batch of survivors ``(uid, rank, lang, entry ids,
-    file, row)``: language ID once per distinct text (``lang_detect_calls``; many texts per call: each call
-    has a fixed cost, and langdetect's runs until its slowest text converges), only the ids of its
-    language's list and the neutral ones, one copy per uid (the smallest provenance; ``dropped_duplicate``),
-    ``dropped_lang``."""
+    """A batch of grouped buckets of records -> one ``Survivors`` batch: language ID once per distinct
+    text (``lang_detect_calls``; many texts per call: each call has a fixed cost, and langdetect's runs
+    until its slowest text converges), only the ids of its language's list and the neutral ones, one copy
+    per uid (the smallest provenance; ``dropped_duplicate``), ``dropped_lang``."""
 
     def __init__(self, spec: IndexSpec, lang: str, seed: int, detector: str = DEFAULT_DETECTOR):
         self.spec, self.lang, self.seed, self.detector = spec, lang, seed, detector
@@ -228,51 +319,61 @@ class DecideFn(beam.DoFn):
         self.index = self.spec.index()
         self.kept = kept_languages(self.lang)
         self.counters = StageCounters(STAGE)
+        freeze_long_lived()
 
     def process(self, buckets):
-        by_text = dict(group for bucket in buckets for group in bucket)
-        texts = list(by_text)
-        counts = Counter()
-        if self.lang == "any":
-            langs = [None] * len(texts)
-        else:
-            langs = detect_languages(texts, self.seed, detector=self.detector)   # langcodes.normalise codes
-            counts["lang_detect_calls"] += len(texts)
-        survivors = []
-        for text, lang in zip(texts, langs, strict=True):
-            records = by_text[text]
-            ids = records[0][5]   # matching is a function of the text: every copy has the same ids
-            if lang is not None:
-                ids = self.index.route(ids, lang) if self.kept is None or lang in self.kept else []
-                if not ids:
-                    counts["dropped_lang"] += len(records)
-                    continue
-            survivors.extend(self._one_per_pair(records, lang, ids, counts))
-        self.counters.add(counts)
-        if survivors:
-            yield survivors
+        with collector_paused():
+            by_text = records_of_buckets(buckets)
+            texts = list(by_text)
+            counts = Counter()
+            if self.lang == "any":
+                langs = [None] * len(texts)
+            else:
+                langs = detect_languages(texts, self.seed, detector=self.detector)   # langcodes.normalise codes
+                counts["lang_detect_calls"] += len(texts)
+            uids, kept_langs, files, rows, kept_ids = [], [], [], [], []
+            route = self.index.route
+            for text, lang in zip(texts, langs, strict=True):
+                records = by_text[text]
+                ids = records[0][5]   # matching is a function of the text: every copy has the same ids
+                if lang is not None:
+                    ids = route(ids, lang) if self.kept is None or lang in self.kept else []
+                    if not ids:
+                        counts["dropped_lang"] += len(records)
+                        continue
+                if len(records) > 1:
+                    records = self._one_per_pair(records, counts)
+                for _text, uid, _provenance, file_number, row_number, _ids in records:
+                    uids.append(uid)
+                    kept_langs.append(lang)
+                    files.append(file_number)
+                    rows.append(row_number)
+                    kept_ids.append(ids)
+            self.counters.add(counts)
+            if uids:
+                yield Survivors.from_lists(pair_ranks(uids, self.seed), kept_langs, files, rows, kept_ids)
 
-    def _one_per_pair(self, records: list, lang: str | None, ids: list[int], counts: Counter):
+    @staticmethod
+    def _one_per_pair(records: list, counts: Counter) -> list:
+        """One record per uid: the smallest (provenance, file, row); the other copies ``dropped_duplicate``."""
         by_uid: dict[str, list] = {}
         for record in records:
             by_uid.setdefault(record[1], []).append(record)
-        for uid, copies in by_uid.items():
-            if len(copies) > 1:
-                counts["dropped_duplicate"] += len(copies) - 1
-            _text, _uid, _provenance, file_number, row_number, _ids = min(copies, key=lambda r: r[2:5])
-            yield uid, pair_rank(uid, self.seed), lang, ids, file_number, row_number
+        if len(by_uid) < len(records):
+            counts["dropped_duplicate"] += len(records) - len(by_uid)
+        return [min(copies, key=lambda r: r[2:5]) for copies in by_uid.values()]
 
 
-def incidence_arrays(survivors: list) -> tuple[np.ndarray, np.ndarray]:
-    """One (entry id, pair rank) per query each survivor matched."""
-    lengths = [len(s[3]) for s in survivors]
-    entries = np.fromiter((i for s in survivors for i in s[3]), dtype=np.int64, count=sum(lengths))
-    ranks = np.repeat(np.array([s[1] for s in survivors], dtype=np.uint64), lengths)
-    return entries, ranks
+def capped_incidences(survivors: Survivors, matched: np.ndarray, caps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One (entry id, pair rank) per query each survivor matched, for the queries with more matches than
+    their cap only: the others keep every pair (``top_thresholds`` needs no rank of theirs), so what is
+    gathered grows with the capped queries, not with the input."""
+    capped = matched[survivors.ids] > caps[survivors.ids]
+    return survivors.ids[capped], np.repeat(survivors.ranks, survivors.id_counts)[capped]
 
 
-def matched_counts(survivors: list, entries: int) -> np.ndarray:
-    return np.bincount(np.fromiter((i for s in survivors for i in s[3]), dtype=np.int64), minlength=entries)
+def matched_counts(survivors: Survivors, entries: int) -> np.ndarray:
+    return np.bincount(survivors.ids, minlength=entries)
 
 
 def entry_caps(index: QueryIndex, matched: np.ndarray, cap: int, rule: str) -> tuple[np.ndarray, dict[str, int]]:
@@ -286,7 +387,7 @@ def entry_caps(index: QueryIndex, matched: np.ndarray, cap: int, rule: str) -> t
 
 
 class CapFn(beam.DoFn):
-    """A batch of survivors -> kept refs ``(file, [(row, lang, ids)])`` and a ``(2, entries)`` array of
+    """A ``Survivors`` batch -> kept pairs by file ``(file, Survivors)`` and a ``(2, entries)`` array of
     kept / selected counts; the others counted ``dropped_cap``. ``top``: kept when the pair's rank is
     within some query's threshold; ``probabilistic``: MetaCLIP's coin with each query's language cap."""
 
@@ -303,33 +404,32 @@ class CapFn(beam.DoFn):
             self.limits, self.lists = limits, (limits[0].tolist(), limits[1].tolist())
         return self.lists
 
-    def process(self, survivors, limits):
-        thresholds_or_matched, caps = self._lists(limits)
-        kept_refs: dict[int, list] = {}
-        through_ids, selected_ids = [], []
-        for _uid, rank, lang, ids, file_number, row_number in survivors:
-            if self.balance == "top":
-                through = [i for i in ids if rank <= thresholds_or_matched[i]]
-            else:
-                chance = keep_probability_each([thresholds_or_matched[i] for i in ids], [caps[i] for i in ids])
-                through = ids if rank / 2.0**64 < chance else []
-            if through:
-                through_ids.extend(through)
-                selected_ids.extend(ids)
-                kept_refs.setdefault(file_number, []).append((row_number, lang, ids))
-        dropped = len(survivors) - sum(map(len, kept_refs.values()))
+    def process(self, survivors: Survivors, limits):
+        owners = survivors.owners()
+        if self.balance == "top":   # uint64 against uint64: exact
+            through = np.repeat(survivors.ranks, survivors.id_counts) <= limits[0][survivors.ids]
+            kept = np.zeros(len(survivors), dtype=bool)
+            kept[owners[through]] = True
+        else:
+            matched, caps = self._lists(limits)
+            kept = np.array([rank / 2.0**64 < keep_probability_each([matched[i] for i in ids], [caps[i] for i in ids])
+                             for rank, ids in zip(survivors.ranks.tolist(), survivors.id_lists(), strict=True)],
+                            dtype=bool)
+            through = kept[owners]
+        dropped = len(survivors) - int(kept.sum())
         if dropped:   # a zero would add a counter that stats.json lists
             self.dropped_cap.inc(dropped)
-        yield from kept_refs.items()
+        if dropped < len(survivors):
+            yield from survivors.take(np.flatnonzero(kept)).by_file()
         yield beam.pvalue.TaggedOutput("counts", np.stack([
-            np.bincount(np.asarray(through_ids, dtype=np.int64), minlength=self.entries),
-            np.bincount(np.asarray(selected_ids, dtype=np.int64), minlength=self.entries)]))
+            np.bincount(survivors.ids[through], minlength=self.entries),
+            np.bincount(survivors.ids[kept[owners]], minlength=self.entries)]))
 
 
 class ReadSelectedFn(beam.DoFn):
-    """``(file number, [[(row, lang, ids)]])`` -> the file's selected rows, read again, with ``queries``
-    (every query of its language's list and neutral ones it matched, sorted) and ``lang``, as tables of up
-    to ``RECORDS_PER_BATCH`` rows; counted ``out``."""
+    """``(file number, [Survivors])`` -> the file's selected rows, read again, with ``queries`` (every
+    query of its language's list and neutral ones it matched, sorted) and ``lang``, as a table per read
+    batch; counted ``out``."""
 
     def __init__(self, files: list[str], spec: IndexSpec):
         self.files, self.spec = files, spec
@@ -339,25 +439,27 @@ class ReadSelectedFn(beam.DoFn):
         self.selected = counter(STAGE, "out")
 
     def process(self, item):
-        file_number, groups = item
-        wanted = {row: (lang, ids) for group in groups for row, lang, ids in group}
-        found, rows = 0, []
-        for row_number, row in enumerate(read_rows(self.files[file_number], Counter())):
-            chosen = wanted.get(row_number)
-            if chosen is None:
-                continue
-            lang, ids = chosen
-            row["queries"], row["lang"] = self.index.queries_of(ids), lang
-            rows.append(row)
-            found += 1
-            if len(rows) >= RECORDS_PER_BATCH:
-                yield pa.Table.from_pylist(rows, schema=SELECTED_SCHEMA)
-                rows = []
-            if found == len(wanted):
-                break
-        if rows:
-            yield pa.Table.from_pylist(rows, schema=SELECTED_SCHEMA)
-        self.selected.inc(found)
+        with collector_paused():
+            file_number, groups = item
+            kept = Survivors.concat(list(groups))
+            order = np.argsort(kept.rows, kind="stable")
+            rows = kept.rows[order]
+            id_lists = kept.id_lists()
+            found = 0
+            for first, batch in candidate_batches(self.files[file_number], Counter()):
+                size = len(batch["text"])
+                low, high = np.searchsorted(rows, [first, first + size]).tolist()
+                if low == high:
+                    continue
+                picks, positions = order[low:high].tolist(), (rows[low:high] - first).tolist()
+                columns = {name: [values[p] for p in positions] for name, values in batch.items()}
+                columns["queries"] = [self.index.queries_of(id_lists[k]) for k in picks]
+                columns["lang"] = [kept.langs[k] for k in picks]
+                yield pa.Table.from_pydict(columns, schema=SELECTED_SCHEMA)
+                found += high - low
+                if found == len(kept):
+                    break
+            self.selected.inc(found)
 
 
 def query_count_rows(index: QueryIndex, matched: np.ndarray, kept_selected: np.ndarray) -> list[dict]:
@@ -376,14 +478,13 @@ def write_query_counts(kept_selected: np.ndarray, matched: np.ndarray, path: str
     return len(rows)
 
 
-def cap_limits(incidences, matched: np.ndarray, spec: IndexSpec, cap: int, rule: str, balance: str) -> tuple:
-    """``CapFn``'s side input: ``(thresholds, caps)`` per entry for ``top`` (``(matched counts, caps)``
-    for ``probabilistic``)."""
-    caps, _by_lang = entry_caps(spec.index(), matched, cap, rule)
-    if balance != "top":
-        return matched, caps
-    entries, ranks = incidences
-    return top_thresholds(entries, ranks, matched, caps), caps
+def caps_of_entries(matched: np.ndarray, spec: IndexSpec, cap: int, rule: str) -> np.ndarray:
+    return entry_caps(spec.index(), matched, cap, rule)[0]
+
+
+def thresholds_and_caps(incidences, matched: np.ndarray, caps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``CapFn``'s side input for ``top``: each entry's rank threshold and cap."""
+    return top_thresholds(*incidences, matched, caps), caps
 
 
 def build(pipeline: beam.Pipeline, options: SelectOptions) -> None:
@@ -395,19 +496,24 @@ def build(pipeline: beam.Pipeline, options: SelectOptions) -> None:
                  | "SpreadFiles" >> beam.Reshuffle()
                  | "MatchFiles" >> beam.ParDo(MatchFileFn(spec, options.strict))
                  | "GroupTexts" >> beam.GroupByKey()
-                 | "TextsOfBucket" >> beam.Map(texts_of_bucket)
-                 | "BatchTexts" >> beam.BatchElements(min_batch_size=TEXT_BATCH, max_batch_size=TEXT_BATCH,
-                                                      element_size_fn=len)
+                 | "BatchBuckets" >> beam.BatchElements(min_batch_size=TEXT_BATCH, max_batch_size=TEXT_BATCH,
+                                                        element_size_fn=records_in_bucket)
                  | "Decide" >> beam.ParDo(DecideFn(spec, options.lang, options.seed, options.lang_detector)))
     matched = (survivors
                | "MatchedCounts" >> beam.Map(matched_counts, entries)
                | "SumMatched" >> beam.CombineGlobally(SumArrays((entries,))))
-    same_caps = options.cap_rule == "same"
-    incidences = (survivors
-                  | "Incidences" >> beam.Map(incidence_arrays)
-                  | "Gather" >> beam.CombineGlobally(GatherIncidences(options.cap if same_caps else None)))
-    limits = incidences | "Limits" >> beam.Map(cap_limits, beam.pvalue.AsSingleton(matched), spec, options.cap,
-                                               options.cap_rule, options.balance)
+    caps = matched | "EntryCaps" >> beam.Map(caps_of_entries, spec, options.cap, options.cap_rule)
+    if options.balance == "top":   # CapFn's side input: (rank threshold, cap) of each entry
+        limits = (survivors
+                  | "Incidences" >> beam.Map(capped_incidences, beam.pvalue.AsSingleton(matched),
+                                             beam.pvalue.AsSingleton(caps))
+                  | "Gather" >> beam.CombineGlobally(GatherIncidences(
+                      options.cap if options.cap_rule == "same" else None))
+                  | "Thresholds" >> beam.Map(thresholds_and_caps, beam.pvalue.AsSingleton(matched),
+                                             beam.pvalue.AsSingleton(caps)))
+    else:   # (matched count, cap) of each entry
+        limits = matched | "Limits" >> beam.Map(lambda counts, entry_cap: (counts, entry_cap),
+                                                beam.pvalue.AsSingleton(caps))
     capped = (survivors
               | "Cap" >> beam.ParDo(CapFn(options.balance, entries), beam.pvalue.AsSingleton(limits))
               .with_outputs("counts", main="kept"))
@@ -422,20 +528,20 @@ def build(pipeline: beam.Pipeline, options: SelectOptions) -> None:
                                  fileio.join(options.out, QUERY_COUNTS), spec))
 
 
-def check_options(options: SelectOptions) -> tuple[dict[str | None, list[str]], Counter]:
-    """Settings a library caller may get wrong (the command line checks them as it parses); the query
-    lists, and the query-list lines left out by reason (``line_too_long``)."""
+def check_options(options: SelectOptions) -> Counter:
+    """Settings a library caller may get wrong (the command line checks them as it parses); the query-list
+    lines left out by reason (``line_too_long``). The query index is built here, once per process
+    (``matching.shared_index``): a bad list fails in one line before the job starts."""
     check_values(options)
     options.lang = parse_select_lang(options.lang)
     fileio.check_readable(options.queries, "--queries")   # every worker reads the list again: no http(s)
     for path in options.candidates:
         fileio.check_readable(path, "--candidates", http=True)
-    skipped = Counter()
-    lists = load_query_lists(options.queries, options.keep_case, skipped)   # a bad list fails here, in one line
+    skipped = IndexSpec(options.queries, options.match, options.keep_case, kept_languages(options.lang)).index().skipped
     if skipped:
         log.warning("--queries %s: left out %d line(s) longer than %d bytes", options.queries,
                     skipped["line_too_long"], MAX_QUERY_BYTES)
-    return lists, skipped
+    return skipped
 
 
 def counts_in_entry_order(index: QueryIndex, query_counts: list[dict]) -> np.ndarray:
@@ -463,7 +569,7 @@ def summary_figures(options: SelectOptions, stats: dict) -> dict:
 
 def run_select(options: SelectOptions, beam_args: list[str] | None = None) -> dict:
     """Run the selection job; returns (and writes as ``OUT/stats.json``) its statistics."""
-    _lists, skipped = check_options(options)
+    skipped = check_options(options)
     partial = require_finished([*options.candidates, options.queries], allow_partial=options.allow_partial)
     with StageRun(STAGE, options.out, settings=options, partial_inputs=partial) as stage:
         pipeline = stage.pipeline(beam_args)

@@ -17,11 +17,13 @@ de-duplication). The file sources share ``ReadFiles`` over a reader with one sig
 Adding a source is a module with its reader plus one record here. Outcomes are counted in the
 stage's namespace: ``files`` and ``unreadable_files`` (an unreadable file is counted and skipped,
 never fatal) and each reader's own record counters. Every row leaves its reader through
-``valid_row``: text from JSON may hold lone surrogates, which Beam's coders cannot encode.
+``valid_row`` (text from JSON may hold lone surrogates, which Beam's coders cannot encode), except the
+WAT reader's, which repairs the few records whose JSON escapes a surrogate itself.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections import Counter
 from dataclasses import dataclass
@@ -30,7 +32,7 @@ from typing import Any, Callable
 import apache_beam as beam
 
 from ... import fileio
-from ...beam import StageCounters
+from ...beam import StageCounters, collector_paused, freeze_long_lived
 from ...consent import OriginSignals
 from ...errors import UserError
 from ...http import make_session
@@ -55,23 +57,32 @@ def valid_row(row: dict) -> dict:
 
 class ReadFilesFn(beam.DoFn):
     """One input file -> raw candidate rows (lists of up to ``batch_rows`` of them when that is set); file
-    damage and record outcomes counted. The rows read before a file turns out damaged are kept."""
+    damage and record outcomes counted. The rows read before a file turns out damaged are kept. Each row
+    goes through ``valid_row`` unless the reader gives valid strings itself (``valid_strings``)."""
 
-    def __init__(self, read: Callable, options, batch_rows: int = 0):
+    def __init__(self, read: Callable, options, batch_rows: int = 0, valid_strings: bool = False):
         self.read, self.options, self.batch_rows = read, options, batch_rows
+        self.valid_strings = valid_strings
 
     def setup(self):
         self.counters = StageCounters(STAGE)
+        freeze_long_lived()
 
     def process(self, path: str):
+        rows = self._rows(path)
+        while True:
+            with collector_paused():   # parsing makes many short-lived objects (JSON, rows)
+                batch = list(itertools.islice(rows, max(1, self.batch_rows)))
+            if not batch:
+                return
+            yield from self._emit(batch)
+
+    def _rows(self, path: str):
         counts = Counter(files=1)
-        batch: list[dict] = []
+        valid = (lambda row: row) if self.valid_strings else valid_row
         try:
             for row in self.read(path, self.options, counts):
-                batch.append(valid_row(row))
-                if len(batch) >= max(1, self.batch_rows):
-                    yield from self._emit(batch)
-                    batch = []
+                yield valid(row)
         except Exception as exc:  # noqa: BLE001 - an unreadable file is counted, never fatal...
             if isinstance(exc, UserError) and self.options.strict:
                 raise   # ...unless --strict: then the first malformed row stops the run, in one line
@@ -79,7 +90,6 @@ class ReadFilesFn(beam.DoFn):
             log.warning("skipping unreadable input %s: %s", path, exc)
         finally:
             self.counters.add(counts)
-        yield from self._emit(batch)
 
     def _emit(self, batch: list[dict]):
         if batch:
@@ -90,16 +100,17 @@ class ReadFiles(beam.PTransform):
     """The input files (globs and directories expanded on the driver), spread over workers and read: rows,
     or lists of up to ``batch_rows`` rows."""
 
-    def __init__(self, read: Callable, options, what: str, batch_rows: int = 0):
+    def __init__(self, read: Callable, options, what: str, batch_rows: int = 0, valid_strings: bool = False):
         super().__init__()
         self.read, self.options, self.what, self.batch_rows = read, options, what, batch_rows
+        self.valid_strings = valid_strings
 
     def expand(self, begin):
         files = fileio.expand(self.options.inputs, what=self.what)
         return (begin
                 | "Files" >> beam.Create(files)
                 | "SpreadFiles" >> beam.Reshuffle()
-                | "Read" >> beam.ParDo(ReadFilesFn(self.read, self.options, self.batch_rows)))
+                | "Read" >> beam.ParDo(ReadFilesFn(self.read, self.options, self.batch_rows, self.valid_strings)))
 
 
 class CrawlQueriesFn(beam.DoFn):
@@ -158,9 +169,12 @@ def _one_input(options) -> int:
     return 1
 
 
-def _file_source(read: Callable, what: str, check: Callable[[Any], None] = _no_check) -> Source:
-    return Source(read=lambda options: ReadFiles(read, options, what),
-                  read_batches=lambda options: ReadFiles(read, options, what, batch_rows=READ_BATCH),
+def _file_source(read: Callable, what: str, check: Callable[[Any], None] = _no_check,
+                 valid_strings: bool = False) -> Source:
+    """A source that reads files with ``read``; ``valid_strings``: its rows need no ``valid_row``."""
+    return Source(read=lambda options: ReadFiles(read, options, what, valid_strings=valid_strings),
+                  read_batches=lambda options: ReadFiles(read, options, what, batch_rows=READ_BATCH,
+                                                         valid_strings=valid_strings),
                   check=check, inputs=lambda options: len(fileio.expand(options.inputs, what=what)))
 
 
@@ -177,7 +191,7 @@ class Source:
 
 
 SOURCES: dict[str, Source] = {
-    "wat": _file_source(read_wat_file, "wat input"),
+    "wat": _file_source(read_wat_file, "wat input", valid_strings=True),   # read_wat repairs its JSON strings
     "warc": _file_source(read_warc_file, "warc input"),
     "table": _file_source(read_table_file, "table input", check=check_tables),
     "search": Source(read=CrawlSearch, check=check_search),

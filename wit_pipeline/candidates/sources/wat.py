@@ -21,6 +21,7 @@ as read (``in``) and dropped as ``opt_out_tdmrep`` (``count_reserved``).
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from typing import Iterator
 from urllib.parse import urljoin, urlsplit
@@ -28,9 +29,11 @@ from urllib.parse import urljoin, urlsplit
 from ... import fileio
 from ...consent import page_reserves_tdm
 from ...schemas import candidate_row
+from ...text import valid_strings
 from ..warc_records import iter_records
 
 IMG_PATH = "IMG@/src"
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")   # a JSON escape of a surrogate, paired or lone
 # A page-level drop: counted by the readers, outside the per-pair filters (see ``count_reserved``).
 PAGE_DROP_REASONS = ("opt_out_tdmrep",)
 
@@ -135,9 +138,12 @@ def parse_wat_record(headers: dict, payload: bytes, counts: Counter) -> tuple[st
 
 
 def read_wat(stream, source_file: str, counts: Counter) -> Iterator[dict]:
-    """Raw candidate rows (before clean-up) of every image link in a WAT stream."""
+    """Raw candidate rows (before clean-up) of every image link in a WAT stream; strings valid UTF-8 (a lone
+    surrogate from a JSON escape replaced by U+FFFD, ``text.valid_strings``)."""
     for headers, payload in iter_records(stream, counts):
         page_url, pairs = parse_wat_record(headers, payload, counts)
+        if pairs and _SURROGATE_ESCAPE.search(payload):   # only such an escape gives a lone surrogate
+            page_url, pairs = valid_strings(page_url), valid_strings(pairs)
         for url, alt in pairs:
             yield candidate_row(url, alt or "", source="wat", page_url=page_url, source_file=source_file)
 
