@@ -179,7 +179,19 @@ def run_train(options: TrainOptions) -> TrainResult:
     options.validate()
     require_finished(options.shards, allow_partial=options.allow_partial)
     with _run_dir_lock(options.out):
-        return _train(options)
+        result = _train(options)
+        _leave_together()
+        return result
+
+
+def _leave_together() -> None:
+    """With several ranks, wait here for every one: rank 0 writes the last checkpoint after the others are
+    done, and a rank that tears its process group down meanwhile can abort in gloo's teardown
+    ("terminate called without an active exception", SIGABRT), failing a run that succeeded."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
 
 
 def _run_dir_lock(out: str) -> contextlib.AbstractContextManager:

@@ -253,7 +253,7 @@ def freeze_long_lived() -> None:
     """Once per process, from the setup of a DoFn that builds long-lived state (the query index): collect,
     then take every object the collector tracks out of its reach (``gc.freeze``): the modules, the index,
     the runner. The collector's full passes, which a job's allocations set off now and then, then walk only
-    the job's own objects: ~30 ms instead of ~250 ms each in ``wit select``'s worker. A frozen object is
+    the job's own objects: ~50 ms instead of ~250 ms each in ``wit select``'s worker. A frozen object is
     never collected as part of a cycle, hence once, when what is alive is what the process keeps.
     """
     global _frozen
