@@ -115,7 +115,7 @@ class WriteParquetTables(beam.PTransform):
         directory, schema, rows_per_part = self.directory, self.schema, self.rows_per_part
 
         def packed(table):   # held until every row is counted: as compressed bytes, a few times smaller
-            return (table.num_rows, pack(table)) if table.num_rows else None
+            return [(table.num_rows, pack(table))] if table.num_rows else []
 
         def by_part(item, total):
             rows, data = item
@@ -144,7 +144,7 @@ class WriteParquetTables(beam.PTransform):
                 FileSystems.delete(stale)
             return sorted(names)
 
-        packed_tables = tables | "Pack" >> beam.Map(packed) | "NonEmpty" >> beam.Filter(lambda item: item is not None)
+        packed_tables = tables | "Pack" >> beam.FlatMap(packed)
         total = beam.pvalue.AsSingleton(packed_tables
                                          | "Rows" >> beam.Map(lambda item: item[0])
                                          | "Count" >> beam.CombineGlobally(sum))

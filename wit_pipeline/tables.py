@@ -283,6 +283,7 @@ def _parquet_rows(path: str, columns: list[str] | None, required: list[str], bad
     for size, values in _parquet_batches(path, columns, required, bad, as_text, PARQUET_BATCH_ROWS):
         if not values:   # no column asked for: the rows still count
             yield from ({} for _ in range(size))
+            continue
         names = list(values)
         for row in zip(*values.values(), strict=True):
             yield dict(zip(names, row, strict=True))

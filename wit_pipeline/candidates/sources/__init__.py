@@ -79,10 +79,9 @@ class ReadFilesFn(beam.DoFn):
 
     def _rows(self, path: str):
         counts = Counter(files=1)
-        valid = (lambda row: row) if self.valid_strings else valid_row
         try:
             for row in self.read(path, self.options, counts):
-                yield valid(row)
+                yield row if self.valid_strings else valid_row(row)
         except Exception as exc:  # noqa: BLE001 - an unreadable file is counted, never fatal...
             if isinstance(exc, UserError) and self.options.strict:
                 raise   # ...unless --strict: then the first malformed row stops the run, in one line
